@@ -1,0 +1,202 @@
+//! The error type of the core runner.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::unit::{BoxError, Step};
+
+/// Everything that can stop a run.
+///
+/// Every message names the change unit, option or document involved. Errors raised before a
+/// unit runs (configuration, registry, dependencies, lock) leave the database untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No change unit is registered in this binary.
+    #[error(
+        "no change units are registered in this binary; if they live in a library crate, \
+         reference it from the application (for example `use my_migrations as _;`), \
+         otherwise the linker drops it"
+    )]
+    NoChangeUnits,
+
+    /// Two units share an id and author.
+    #[error("change unit `{id}` by `{author}` is declared twice: by `{first}` and by `{second}`")]
+    DuplicateChangeUnit {
+        /// The shared id.
+        id: String,
+        /// The shared author.
+        author: String,
+        /// The first type declaring it.
+        first: &'static str,
+        /// The second type declaring it.
+        second: &'static str,
+    },
+
+    /// A unit declaration is invalid at run time (for example an invalid system version).
+    #[error("change unit `{id}`: invalid `{field}`: {reason}")]
+    InvalidChangeUnit {
+        /// The unit id.
+        id: String,
+        /// The attribute key.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A runner option is invalid.
+    #[error("invalid runner option `{option}`: {reason}")]
+    InvalidConfig {
+        /// The option (builder method) name.
+        option: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Pending units need dependencies that are not registered. Nothing ran.
+    #[error("{}", MissingList(.0))]
+    MissingDependencies(Vec<MissingDependency>),
+
+    /// The history names units by this crate's code that the binary does not contain.
+    #[error(
+        "the history records change units this binary does not contain: {}; if they live in a \
+         library crate, reference it from the application (`use my_migrations as _;`)",
+        .ids.join(", ")
+    )]
+    UnknownHistory {
+        /// The `changeId`s, as `id (author)`.
+        ids: Vec<String>,
+    },
+
+    /// Transactions were requested but the store cannot run them.
+    #[error("transactions were requested with `transactional(true)`, but {reason}")]
+    TransactionsUnsupported {
+        /// Why the store cannot run transactions.
+        reason: String,
+    },
+
+    /// Another runner held the lock for longer than `lock_quit_trying_after`.
+    #[error("the migration lock is held by `{owner}` until {} and could not be acquired in time", DisplayTime(*.expires_at))]
+    Locked {
+        /// The holder.
+        owner: String,
+        /// When the holder's lease ends.
+        expires_at: SystemTime,
+    },
+
+    /// The lock was lost during the run; nothing ran after the loss was noticed.
+    #[error("the migration lock was lost {}; the run stopped", match .unit_id { Some(id) => format!("before change unit `{id}`"), None => "during the run".to_owned() })]
+    LockLost {
+        /// The unit the run stopped at, if any.
+        unit_id: Option<String>,
+    },
+
+    /// A change unit failed.
+    #[error(transparent)]
+    Execution(Box<ExecutionError>),
+
+    /// The store failed.
+    #[error("{operation} failed: {source}")]
+    Store {
+        /// What the runner was doing.
+        operation: String,
+        /// The store's error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// Wraps a store error with what the runner was doing.
+    pub fn store(operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Store {
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+
+    /// The execution failure, if this is one.
+    pub fn as_execution(&self) -> Option<&ExecutionError> {
+        match self {
+            Error::Execution(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// A dependency a pending unit needs and the runner does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingDependency {
+    /// The unit id.
+    pub unit_id: String,
+    /// The missing type.
+    pub type_name: &'static str,
+    /// The injection site (field or parameter).
+    pub site: &'static str,
+}
+
+struct MissingList<'a>(&'a [MissingDependency]);
+
+impl fmt::Display for MissingList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "missing dependencies, nothing ran:")?;
+        for m in self.0 {
+            write!(
+                f,
+                "\n  change unit `{}` needs `{}` for {}",
+                m.unit_id, m.type_name, m.site
+            )?;
+        }
+        write!(f, "\nregister them with `Runner::dependency(value)`")
+    }
+}
+
+/// A change unit failed; carries the step's error and any rollback errors.
+#[derive(Debug)]
+pub struct ExecutionError {
+    /// The unit id.
+    pub unit_id: String,
+    /// The step that failed.
+    pub step: Step,
+    /// The step's error.
+    pub source: BoxError,
+    /// Rollback steps that failed too, in the order they ran.
+    pub rollback_errors: Vec<(Step, BoxError)>,
+    /// Whether every rollback the unit defines ran successfully (or the transaction was
+    /// aborted).
+    pub rolled_back: bool,
+}
+
+impl fmt::Display for ExecutionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "change unit `{}` failed in `#[{}]`: {}",
+            self.unit_id,
+            self.step.attribute(),
+            self.source
+        )?;
+        for (step, error) in &self.rollback_errors {
+            write!(f, "; `#[{}]` also failed: {error}", step.attribute())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ExecutionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Formats a `SystemTime` as seconds since the Unix epoch (no date library needed).
+pub(crate) struct DisplayTime(pub(crate) SystemTime);
+
+impl fmt::Display for DisplayTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => write!(f, "{}.{:03}s after the Unix epoch", d.as_secs(), d.subsec_millis()),
+            Err(_) => write!(f, "a time before the Unix epoch"),
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The history model: one entry per step per run, in Mongock's vocabulary.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::SystemTime;
+
+/// The state of one recorded step (`state` in the history collection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// The step completed.
+    Executed,
+    /// The step failed.
+    Failed,
+    /// The step completed and was later undone.
+    RolledBack,
+    /// The step failed and undoing it failed too.
+    RollbackFailed,
+    /// The unit was skipped and the runner tracks ignored units.
+    Ignored,
+}
+
+impl State {
+    /// The stored string (`"EXECUTED"`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Executed => "EXECUTED",
+            State::Failed => "FAILED",
+            State::RolledBack => "ROLLED_BACK",
+            State::RollbackFailed => "ROLLBACK_FAILED",
+            State::Ignored => "IGNORED",
+        }
+    }
+
+    /// Parses a stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "EXECUTED" => State::Executed,
+            "FAILED" => State::Failed,
+            "ROLLED_BACK" => State::RolledBack,
+            "ROLLBACK_FAILED" => State::RollbackFailed,
+            "IGNORED" => State::Ignored,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which method an entry records (`type` in the history collection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryType {
+    /// The `#[execution]` method; `changeId` is the unit id.
+    Execution,
+    /// The `#[before_execution]` method; `changeId` is `<id>_before`.
+    BeforeExecution,
+}
+
+impl EntryType {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryType::Execution => "EXECUTION",
+            EntryType::BeforeExecution => "BEFORE_EXECUTION",
+        }
+    }
+
+    /// Parses a stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EXECUTION" => Some(EntryType::Execution),
+            "BEFORE_EXECUTION" => Some(EntryType::BeforeExecution),
+            _ => None,
+        }
+    }
+}
+
+/// One history entry. `M` is the store's metadata type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry<M = ()> {
+    /// One id per run.
+    pub execution_id: String,
+    /// The unit id, or `<id>_before` for a before-step.
+    pub change_id: String,
+    /// The unit author.
+    pub author: String,
+    /// When the step ended.
+    pub timestamp: SystemTime,
+    /// The outcome.
+    pub state: State,
+    /// Which method ran.
+    pub entry_type: EntryType,
+    /// The unit's type path (`changeLogClass`).
+    pub change_log_class: String,
+    /// The method name (`changeSetMethod`).
+    pub change_set_method: String,
+    /// The runner's metadata.
+    pub metadata: Option<M>,
+    /// Duration in milliseconds, or −1 when the step did not execute.
+    pub execution_millis: i64,
+    /// Host name and service identifier of the runner.
+    pub execution_hostname: String,
+    /// The JSON error trace of a failed step.
+    pub error_trace: Option<String>,
+    /// Whether the unit is a system change.
+    pub system_change: bool,
+    /// Checksum of the unit's source, if recorded.
+    pub checksum: Option<String>,
+}
+
+/// The suffix of a before-step's `changeId`.
+pub const BEFORE_SUFFIX: &str = "_before";
+
+/// The latest effective state of every (changeId, author) pair in a history.
+///
+/// Entries in IGNORED, FAILED or ROLLBACK_FAILED state do not change whether a step counts as
+/// executed; of the others, the newest by timestamp decides, so a later ROLLED_BACK makes the
+/// step pending again.
+#[derive(Debug, Default, Clone)]
+pub struct ExecutedSet {
+    latest: HashMap<(String, String), (SystemTime, State)>,
+}
+
+impl ExecutedSet {
+    /// Builds the set from stored entries.
+    pub fn from_entries<'a, M: 'a>(entries: impl IntoIterator<Item = &'a HistoryEntry<M>>) -> Self {
+        let mut latest: HashMap<(String, String), (SystemTime, State)> = HashMap::new();
+        for entry in entries {
+            if matches!(
+                entry.state,
+                State::Ignored | State::Failed | State::RollbackFailed
+            ) {
+                continue;
+            }
+            let key = (entry.change_id.clone(), entry.author.clone());
+            match latest.get(&key) {
+                Some((time, _)) if *time > entry.timestamp => {}
+                _ => {
+                    latest.insert(key, (entry.timestamp, entry.state));
+                }
+            }
+        }
+        ExecutedSet { latest }
+    }
+
+    /// Whether `change_id` by `author` currently counts as executed.
+    pub fn is_executed(&self, change_id: &str, author: &str) -> bool {
+        self.latest
+            .get(&(change_id.to_owned(), author.to_owned()))
+            .is_some_and(|(_, state)| *state == State::Executed)
+    }
+
+    /// The (changeId, author) pairs that count as executed.
+    pub fn executed(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.latest
+            .iter()
+            .filter(|(_, (_, state))| *state == State::Executed)
+            .map(|((id, author), _)| (id.as_str(), author.as_str()))
+    }
+}
+
+/// Builds the JSON `errorTrace` of a failed step, with the rollback error if there was one.
+pub fn error_trace(execution: &str, rollback: Option<&str>) -> String {
+    let mut out = String::from("{\"execution-error\": ");
+    push_json_string(&mut out, execution);
+    if let Some(rollback) = rollback {
+        out.push_str(", \"rollback-error\": ");
+        push_json_string(&mut out, rollback);
+    }
+    out.push('}');
+    out
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn entry(id: &str, secs: u64, state: State) -> HistoryEntry {
+        HistoryEntry {
+            execution_id: format!("run-{secs}"),
+            change_id: id.into(),
+            author: "a".into(),
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            state,
+            entry_type: EntryType::Execution,
+            change_log_class: "T".into(),
+            change_set_method: "execute".into(),
+            metadata: None,
+            execution_millis: 1,
+            execution_hostname: "h".into(),
+            error_trace: None,
+            system_change: false,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn newest_effective_state_decides() {
+        let set = ExecutedSet::from_entries(&[
+            entry("x", 1, State::Executed),
+            entry("x", 2, State::RolledBack),
+            entry("y", 1, State::RolledBack),
+            entry("y", 2, State::Executed),
+            entry("z", 1, State::Executed),
+            entry("z", 2, State::Failed),
+            entry("w", 1, State::Ignored),
+        ]);
+        assert!(!set.is_executed("x", "a"), "a later rollback makes x pending");
+        assert!(set.is_executed("y", "a"), "a later execution wins");
+        assert!(set.is_executed("z", "a"), "failed entries do not count");
+        assert!(!set.is_executed("w", "a"), "ignored entries do not count");
+        assert!(!set.is_executed("x", "b"), "author is part of the key");
+    }
+
+    #[test]
+    fn error_trace_is_json_with_both_errors() {
+        assert_eq!(
+            error_trace("bad \"quote\"\n", Some("undo")),
+            r#"{"execution-error": "bad \"quote\"\n", "rollback-error": "undo"}"#
+        );
+        assert_eq!(error_trace("x", None), r#"{"execution-error": "x"}"#);
+    }
+}

@@ -1,0 +1,151 @@
+//! The plan of a run: every unit in order with the decision for it.
+
+use crate::error::Error;
+use crate::history::{ExecutedSet, HistoryEntry};
+use crate::report::SkipReason;
+use crate::unit::ChangeUnit;
+use crate::version::{Version, VersionWindow};
+
+/// What the runner will do with one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// It has not run: it will.
+    Run,
+    /// A `run_always` unit that ran before: it runs again, unrecorded.
+    RunAgain,
+    /// It will not run.
+    Skip(SkipReason),
+}
+
+/// One unit of a [`Plan`].
+#[derive(Debug, Clone)]
+pub struct PlannedUnit {
+    /// The unit.
+    pub unit: &'static ChangeUnit,
+    /// The author it runs as.
+    pub author: String,
+    /// The decision.
+    pub decision: Decision,
+}
+
+impl PlannedUnit {
+    /// Whether the unit will run.
+    pub fn is_pending(&self) -> bool {
+        matches!(self.decision, Decision::Run | Decision::RunAgain)
+    }
+}
+
+/// The units of a run in execution order, each with its decision.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    units: Vec<PlannedUnit>,
+}
+
+/// What a plan is computed from, besides the history.
+pub(crate) struct PlanInput<'a> {
+    pub(crate) units: &'a [&'static ChangeUnit],
+    pub(crate) window: &'a VersionWindow,
+    pub(crate) profiles: &'a [String],
+    pub(crate) default_author: &'a str,
+}
+
+impl Plan {
+    /// Sorts `units` (order as plain strings, ties by id) and decides each one.
+    pub(crate) fn new<M>(input: &PlanInput<'_>, history: &[HistoryEntry<M>]) -> Result<Self, Error> {
+        let executed = ExecutedSet::from_entries(history);
+        let mut units = Vec::with_capacity(input.units.len());
+        for &unit in sorted(input.units).iter() {
+            let author = unit.declared_author().unwrap_or(input.default_author).to_owned();
+            let version = Version::parse(unit.system_version()).map_err(|e| {
+                Error::InvalidChangeUnit {
+                    id: unit.id().to_owned(),
+                    field: "system_version",
+                    reason: e.to_string(),
+                }
+            })?;
+            let decision = if !profiles_match(unit.profiles(), input.profiles) {
+                Decision::Skip(SkipReason::Profile)
+            } else if !input.window.contains(&version) {
+                Decision::Skip(SkipReason::SystemVersion {
+                    version: unit.system_version().to_owned(),
+                })
+            } else if !executed.is_executed(unit.id(), &author) {
+                Decision::Run
+            } else if unit.run_always() {
+                Decision::RunAgain
+            } else {
+                Decision::Skip(SkipReason::AlreadyExecuted)
+            };
+            units.push(PlannedUnit {
+                unit,
+                author,
+                decision,
+            });
+        }
+        Ok(Plan { units })
+    }
+
+    /// Every unit in execution order.
+    pub fn units(&self) -> &[PlannedUnit] {
+        &self.units
+    }
+
+    /// Whether any unit will run.
+    pub fn has_pending(&self) -> bool {
+        self.units.iter().any(PlannedUnit::is_pending)
+    }
+
+    /// The units that will run.
+    pub fn pending(&self) -> impl Iterator<Item = &PlannedUnit> {
+        self.units.iter().filter(|u| u.is_pending())
+    }
+}
+
+/// Units sorted by order (plain string comparison, as Mongock does), ties broken by id.
+pub fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
+    let mut sorted = units.to_vec();
+    sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
+    sorted
+}
+
+/// Whether a unit with `declared` profile expressions runs under the `active` profiles.
+///
+/// No expressions: always. `!p` excludes the unit when `p` is active. Plain `p` entries
+/// require at least one of them to be active.
+pub fn profiles_match(declared: &[&str], active: &[String]) -> bool {
+    let is_active = |p: &str| active.iter().any(|a| a == p);
+    let (excluded, required): (Vec<&str>, Vec<&str>) =
+        declared.iter().partition(|p| p.starts_with('!'));
+    if excluded.iter().any(|p| is_active(&p[1..])) {
+        return false;
+    }
+    required.is_empty() || required.iter().any(|p| is_active(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profiles_match;
+
+    #[test]
+    fn profile_expressions() {
+        let active = |ps: &[&str]| ps.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &[&str], bool)] = &[
+            (&[], &["default"], true),
+            (&[], &[], true),
+            (&["dev"], &["default"], false),
+            (&["dev"], &["dev"], true),
+            (&["dev", "test"], &["test"], true),
+            (&["!prod"], &["default"], true),
+            (&["!prod"], &["prod"], false),
+            (&["dev", "!prod"], &["dev", "prod"], false),
+            (&["default"], &["default"], true),
+        ];
+        for (declared, on, expected) in cases {
+            assert_eq!(
+                profiles_match(declared, &active(on)),
+                *expected,
+                "declared {declared:?}, active {on:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The storage interface the runner drives.
+
+use std::fmt;
+use std::future::Future;
+use std::time::SystemTime;
+
+use crate::history::HistoryEntry;
+use crate::inject::Dependencies;
+use crate::unit::BoxError;
+
+/// Settings a runner hands to its store before the first operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Name of the history collection (Mongock: `mongockChangeLog`).
+    pub change_log_collection: String,
+    /// Name of the lock collection (Mongock: `mongockLock`).
+    pub lock_collection: String,
+    /// Whether the store creates its indexes (otherwise it verifies that they exist).
+    pub index_creation: bool,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            change_log_collection: "mongockChangeLog".into(),
+            lock_collection: "mongockLock".into(),
+            index_creation: true,
+        }
+    }
+}
+
+/// A lock claim: who wants the lock and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockClaim {
+    /// The runner's owner id (random per run).
+    pub owner: String,
+    /// When the lease ends unless refreshed.
+    pub expires_at: SystemTime,
+}
+
+/// The stored lock, as another runner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock key (`DEFAULT_KEY`).
+    pub key: String,
+    /// The holder's owner id.
+    pub owner: String,
+    /// When the holder's lease ends.
+    pub expires_at: SystemTime,
+}
+
+/// The result of one acquisition attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// The claim is now stored.
+    Acquired,
+    /// Another owner holds an unexpired lease (`None` when it vanished in between).
+    HeldBy(Option<LockInfo>),
+}
+
+/// A storage backend: history, lock, sessions and transactions.
+///
+/// The runner owns every decision; a store only performs single operations and owns every
+/// storage detail. Methods return `Send` futures so a run can be spawned on a multi-threaded
+/// runtime.
+pub trait Store: Send + Sync + 'static {
+    /// The session handed to change unit methods as `&mut Session`.
+    type Session: Send + 'static;
+    /// Metadata recorded with every history entry.
+    type Metadata: Clone + fmt::Debug + Send + Sync + 'static;
+
+    /// Applies the runner's settings. Called once, before any other method.
+    fn configure(&mut self, settings: &StoreSettings) -> Result<(), BoxError>;
+
+    /// Reads the whole history.
+    fn read_history(
+        &self,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry<Self::Metadata>>, BoxError>> + Send;
+
+    /// Creates (or, without index creation, verifies) what the store needs. Called only when
+    /// something is pending, before the lock is taken.
+    fn prepare(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Whether the store can run multi-statement transactions; `Err` explains why not when
+    /// detection itself fails.
+    fn supports_transactions(&self) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Why transactions are unavailable, for the error of a forced transactional run.
+    fn transactions_unsupported_reason(&self) -> String {
+        "this store does not support transactions".into()
+    }
+
+    /// Registers the store's own injectable handles (for MongoDB: `Database`, `Client`).
+    fn provide(&self, deps: &mut Dependencies);
+
+    /// Inserts or updates a history entry, keyed by (executionId, author, changeId). With a
+    /// session inside a transaction, the write is part of the transaction.
+    fn write_entry(
+        &self,
+        entry: &HistoryEntry<Self::Metadata>,
+        session: Option<&mut Self::Session>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Starts a session (no transaction).
+    fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
+
+    /// Starts a transaction on `session`.
+    fn start_transaction(
+        &self,
+        session: &mut Self::Session,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Writes to the lock document inside the transaction, so that the commit fails if
+    /// another runner took the lock over. Returns `false` when `claim.owner` no longer holds it.
+    fn fence_lock(
+        &self,
+        session: &mut Self::Session,
+        claim: &LockClaim,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Commits the transaction on `session`.
+    fn commit_transaction(
+        &self,
+        session: &mut Self::Session,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Aborts the transaction on `session`.
+    fn abort_transaction(
+        &self,
+        session: &mut Self::Session,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Whether `error` means the whole transaction may succeed if retried.
+    fn is_transient(&self, error: &BoxError) -> bool;
+
+    /// Whether `error` from a commit means the commit itself may be retried.
+    fn is_unknown_commit_result(&self, _error: &BoxError) -> bool {
+        false
+    }
+
+    /// Stores `claim` if the lock is free, expired, or already held by `claim.owner`.
+    fn acquire_lock(
+        &self,
+        claim: &LockClaim,
+    ) -> impl Future<Output = Result<LockAttempt, BoxError>> + Send;
+
+    /// Extends the lease; `false` when `claim.owner` no longer holds the lock.
+    fn refresh_lock(
+        &self,
+        claim: &LockClaim,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Deletes the lock if `owner` holds it.
+    fn release_lock(&self, owner: &str) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Reads the lock document, if any.
+    fn inspect_lock(&self) -> impl Future<Output = Result<Option<LockInfo>, BoxError>> + Send;
+
+    /// Deletes the lock whoever holds it.
+    fn force_release_lock(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// Converts a value into a store, so `Runner::new` accepts both stores and handles such as
+/// `&Database`. The `S` parameter lets storage crates implement it for types they do not own.
+pub trait IntoStore<S: Store> {
+    /// Builds the store.
+    fn into_store(self) -> S;
+}
+
+impl<S: Store> IntoStore<S> for S {
+    fn into_store(self) -> S {
+        self
+    }
+}

@@ -1,9 +1,59 @@
-//! `migrate`: ordered, recorded, lock-guarded data migrations for MongoDB.
-#![doc(hidden)]
+//! `migrate`: ordered, recorded, lock-guarded data migrations for MongoDB, compatible with
+//! Mongock's history format.
+//!
+//! ```no_run
+//! use migrate::{change_unit, execution, rollback_execution};
+//! use mongodb::{bson::doc, ClientSession, Database};
+//!
+//! #[change_unit(id = "add-clients-index", order = "001", author = "platform")]
+//! pub struct AddClientsIndex {
+//!     db: Database,
+//! }
+//!
+//! impl AddClientsIndex {
+//!     #[execution]
+//!     async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+//!         let clients = self.db.collection::<mongodb::bson::Document>("clients");
+//!         clients
+//!             .update_many(doc! {}, doc! { "$set": { "active": true } })
+//!             .session(session)
+//!             .await?;
+//!         Ok(())
+//!     }
+//!
+//!     #[rollback_execution]
+//!     async fn rollback(&self) -> mongodb::error::Result<()> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = mongodb::Client::with_uri_str("mongodb://localhost:27017").await?;
+//! let report = migrate::run(&client.database("app")).await?;
+//! println!("{report}");
+//! # Ok(())
+//! # }
+//! ```
 
 #[doc(hidden)]
 pub use migrate_core::__private;
-pub use migrate_core::*;
+pub use migrate_core::{
+    memory, BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error,
+    Event, ExecutionError, HistoryEntry, MissingDependency, Outcome, Plan, PlannedUnit, Report,
+    RunStatus, SkipReason, State, Step, Store, TransactionStrategy, UnitReport, Version,
+};
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
 };
+pub use migrate_mongodb::MongoStore;
+
+/// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
+/// `.run().await`.
+pub type Runner = migrate_core::Runner<MongoStore>;
+
+/// Runs every pending change unit against `db` with the default options.
+///
+/// Equivalent to `Runner::new(db).run().await`.
+pub async fn run(db: &mongodb::Database) -> Result<Report, Error> {
+    Runner::new(db).run().await
+}

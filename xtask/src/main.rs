@@ -1,0 +1,176 @@
+//! Project automation.
+//!
+//! - `cargo xtask test`: installs the test database if needed, starts it in replica-set and
+//!   standalone mode, runs formatting, lints, the whole test suite and the docs build against
+//!   it, and stops it.
+//! - `cargo xtask demo`: starts a local test database (unless `MONGODB_URI` is set), runs the
+//!   `client_service` example twice against it, and stops it.
+//! - `cargo xtask server [--standalone]`: starts a test database and keeps it running until
+//!   interrupted, printing its URI.
+
+mod server;
+
+use std::env;
+use std::process::{Command, ExitCode};
+
+use server::{Mode, Server};
+
+type Result<T = (), E = String> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("demo") => demo(),
+        Some("server") => serve(args.iter().any(|a| a == "--standalone")),
+        Some("install-server") => server::install().map(|bin| println!("{}", bin.display())),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 test [--quick]          fmt, clippy, every test against a local test database, docs\n  \
+                 demo                    run the client_service example against a local test database\n  \
+                 server [--standalone]   start a test database and keep it running\n  \
+                 install-server          install the test database and print its path"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command, failing with its description when it does not succeed.
+fn run(description: &str, command: &mut Command) -> Result {
+    eprintln!("xtask: {description}");
+    let status = command
+        .status()
+        .map_err(|e| format!("{description}: could not start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{description}: {status}"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(args: &[String]) -> Result {
+    let quick = args.iter().any(|a| a == "--quick");
+    if !quick {
+        run(
+            "cargo fmt --check",
+            cargo().args(["fmt", "--all", "--check"]),
+        )?;
+        run(
+            "cargo clippy",
+            cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    let servers = test_servers()?;
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    for (name, value) in servers.env() {
+        tests.env(name, value);
+    }
+    run("cargo test --workspace", &mut tests)?;
+    run(
+        "cargo test --release (registration)",
+        cargo().args(["test", "--release", "--test", "macros_registration"]),
+    )?;
+    drop(servers);
+    if !quick {
+        run(
+            "cargo doc",
+            cargo()
+                .args(["doc", "--workspace", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The servers a test run talks to: none when the user points at their own.
+struct TestServers {
+    servers: Vec<Server>,
+}
+
+impl TestServers {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        self.servers
+            .iter()
+            .map(|s| match s.mode() {
+                Mode::ReplicaSet => ("MIGRATE_TEST_URI", s.uri()),
+                Mode::Standalone => ("MIGRATE_TEST_URI_STANDALONE", s.uri()),
+            })
+            .collect()
+    }
+}
+
+fn test_servers() -> Result<TestServers> {
+    if let Ok(uri) = env::var("MONGODB_URI") {
+        eprintln!("xtask: MONGODB_URI is set; testing against {uri}");
+        return Ok(TestServers {
+            servers: Vec::new(),
+        });
+    }
+    let bin = server::install()?;
+    Ok(TestServers {
+        servers: vec![
+            Server::start(&bin, Mode::ReplicaSet)?,
+            Server::start(&bin, Mode::Standalone)?,
+        ],
+    })
+}
+
+fn demo() -> Result {
+    let (uri, server) = match env::var("MONGODB_URI") {
+        Ok(uri) => (uri, None),
+        Err(_) => {
+            let server = Server::start(&server::install()?, Mode::ReplicaSet)?;
+            (server.uri(), Some(server))
+        }
+    };
+    run(
+        "building the client_service example",
+        cargo().args(["build", "--quiet", "-p", "client_service"]),
+    )?;
+    for attempt in ["first run", "second run (nothing left to apply)"] {
+        println!("\n=== client_service, {attempt} ===");
+        run(
+            &format!("client_service, {attempt}"),
+            cargo()
+                .args(["run", "--quiet", "-p", "client_service"])
+                .env("MONGODB_URI", &uri),
+        )?;
+    }
+    drop(server);
+    Ok(())
+}
+
+fn serve(standalone: bool) -> Result {
+    let mode = if standalone {
+        Mode::Standalone
+    } else {
+        Mode::ReplicaSet
+    };
+    let server = Server::start(&server::install()?, mode)?;
+    println!("{}", server.uri());
+    println!("press Ctrl-C to stop");
+    server.wait();
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Installing, starting and stopping the test database (SecantusDB).
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::{run, Result};
+
+/// The pinned server release.
+const SECANTUS_VERSION: &str = "0.7.0b3";
+/// How long a server may take to print its `listening` line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether the server advertises a replica set (transactions) or runs standalone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    ReplicaSet,
+    Standalone,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn state_dir() -> PathBuf {
+    workspace_root().join("target").join("secantus")
+}
+
+/// Installs the server into `target/secantus/venv` unless it is there already (or
+/// `SECANTUSD` names a binary), and returns the binary's path.
+pub(crate) fn install() -> Result<PathBuf> {
+    if let Ok(bin) = std::env::var("SECANTUSD") {
+        return Ok(PathBuf::from(bin));
+    }
+    let venv = state_dir().join("venv");
+    let bin = venv.join("bin").join("secantusd-py");
+    let marker = venv.join(format!(".installed-{SECANTUS_VERSION}"));
+    if bin.exists() && marker.exists() {
+        return Ok(bin);
+    }
+    fs::create_dir_all(state_dir()).map_err(|e| format!("creating {:?}: {e}", state_dir()))?;
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .ok_or("the test database needs Python 3 (python3) to install")?;
+    run(
+        "creating a virtualenv for the test database",
+        Command::new(python).args(["-m", "venv"]).arg(&venv),
+    )?;
+    run(
+        &format!("installing secantusdb=={SECANTUS_VERSION}"),
+        Command::new(venv.join("bin").join("pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            &format!("secantusdb=={SECANTUS_VERSION}"),
+        ]),
+    )?;
+    if !bin.exists() {
+        return Err(format!("secantusdb installed but {bin:?} is missing"));
+    }
+    fs::write(&marker, "").map_err(|e| format!("writing {marker:?}: {e}"))?;
+    Ok(bin)
+}
+
+/// A running server, stopped when dropped.
+pub(crate) struct Server {
+    child: Child,
+    port: u16,
+    mode: Mode,
+}
+
+impl Server {
+    pub(crate) fn start(bin: &Path, mode: Mode) -> Result<Self> {
+        let port = free_port()?;
+        let log_path = state_dir().join(format!("server-{port}.log"));
+        let log = fs::File::create(&log_path).map_err(|e| format!("{log_path:?}: {e}"))?;
+        let mut command = Command::new(bin);
+        command
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--storage-path", ":memory:", "--enable-test-commands"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        if mode == Mode::Standalone {
+            command.arg("--standalone");
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting {bin:?}: {e}"))?;
+        let mut server = Server { child, port, mode };
+        server.wait_until_listening(&log_path)?;
+        eprintln!(
+            "xtask: test database ({mode:?}) listening on 127.0.0.1:{port}, pid {}",
+            server.child.id()
+        );
+        Ok(server)
+    }
+
+    fn wait_until_listening(&mut self, log_path: &Path) -> Result {
+        let started = Instant::now();
+        loop {
+            let log = fs::read_to_string(log_path).unwrap_or_default();
+            if log.contains("listening") {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "the test database exited ({status}) before listening:\n{}",
+                    tail(&log)
+                ));
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(format!(
+                    "the test database did not listen within {START_TIMEOUT:?}:\n{}",
+                    tail(&log)
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) fn uri(&self) -> String {
+        let mut uri = format!("mongodb://127.0.0.1:{}/", self.port);
+        if self.mode == Mode::Standalone {
+            uri.push_str("?directConnection=true");
+        }
+        uri
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Blocks until the server exits, echoing nothing.
+    pub(crate) fn wait(mut self) {
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM first so the server removes its temporary storage, then SIGKILL.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                eprintln!("xtask: test database on port {} stopped", self.port);
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eprintln!("xtask: test database on port {} killed", self.port);
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}

@@ -1,0 +1,238 @@
+//! Parsing the arguments of `#[change_unit(...)]` and of the method markers into typed
+//! literals. Checks syntax and literal types only; `unit.rs` validates the values.
+
+use proc_macro2::TokenStream;
+use std::collections::HashSet;
+use syn::ext::IdentExt;
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Path, Token};
+
+use crate::errors::Errors;
+
+/// The keys `#[change_unit]` accepts, in the order the docs list them.
+const UNIT_KEYS: &[&str] = &[
+    "id",
+    "order",
+    "author",
+    "system_version",
+    "run_always",
+    "transactional",
+    "fail_fast",
+    "profiles",
+    "crate",
+];
+
+/// The arguments of `#[change_unit(...)]`, each as written (`None` when absent).
+#[derive(Default)]
+pub(crate) struct UnitArgs {
+    pub(crate) id: Option<LitStr>,
+    pub(crate) order: Option<LitStr>,
+    pub(crate) author: Option<LitStr>,
+    pub(crate) system_version: Option<LitStr>,
+    pub(crate) run_always: Option<LitBool>,
+    pub(crate) transactional: Option<LitBool>,
+    pub(crate) fail_fast: Option<LitBool>,
+    pub(crate) profiles: Option<Vec<LitStr>>,
+    pub(crate) krate: Option<Path>,
+}
+
+/// One `key` or `key = value` of an attribute's argument list.
+struct Entry {
+    key: Ident,
+    value: Option<Expr>,
+}
+
+fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    while !input.is_empty() {
+        let key = input.call(Ident::parse_any).map_err(|error| {
+            syn::Error::new(error.span(), "expected a key such as `id = \"...\"`")
+        })?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse::<Expr>()?)
+        } else {
+            None
+        };
+        entries.push(Entry { key, value });
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    Ok(entries)
+}
+
+/// Parses the argument list of `#[change_unit(...)]`, recording every mistake in `errors`.
+pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
+    let mut parsed = UnitArgs::default();
+    let entries = match parse_entries.parse2(args) {
+        Ok(entries) => entries,
+        Err(error) => {
+            errors.push(error);
+            return parsed;
+        }
+    };
+    let mut seen = HashSet::new();
+    for Entry { key, value } in entries {
+        let name = key.unraw().to_string();
+        if !UNIT_KEYS.contains(&name.as_str()) {
+            let valid = UNIT_KEYS
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            errors.error(
+                key.span(),
+                format!("unknown key `{name}` in `#[change_unit]`; valid keys are {valid}"),
+            );
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            errors.error(
+                key.span(),
+                format!("duplicate key `{name}`: `#[change_unit]` already sets it"),
+            );
+            continue;
+        }
+        match name.as_str() {
+            "id" => parsed.id = string(&key, value, "client-initializer", errors),
+            "order" => parsed.order = string(&key, value, "001", errors),
+            "author" => parsed.author = string(&key, value, "platform", errors),
+            "system_version" => parsed.system_version = string(&key, value, "1", errors),
+            "run_always" => parsed.run_always = boolean(&key, value, errors),
+            "transactional" => parsed.transactional = boolean(&key, value, errors),
+            "fail_fast" => parsed.fail_fast = boolean(&key, value, errors),
+            "profiles" => parsed.profiles = strings(&key, value, errors),
+            "crate" => parsed.krate = crate_path(&key, value, errors),
+            _ => unreachable!("every key of UNIT_KEYS is handled"),
+        }
+    }
+    parsed
+}
+
+/// Parses the argument list of a method marker (`crate = path` or nothing).
+pub(crate) fn marker_args(marker: &str, args: TokenStream, errors: &mut Errors) -> Option<Path> {
+    let entries = match parse_entries.parse2(args) {
+        Ok(entries) => entries,
+        Err(error) => {
+            errors.push(error);
+            return None;
+        }
+    };
+    let mut krate = None;
+    for Entry { key, value } in entries {
+        let name = key.unraw().to_string();
+        if name != "crate" {
+            errors.error(
+                key.span(),
+                format!(
+                    "unknown key `{name}` in `#[{marker}]`; it takes no arguments \
+                     except `crate = path`"
+                ),
+            );
+        } else if krate.is_some() {
+            errors.error(
+                key.span(),
+                format!("duplicate key `crate`: `#[{marker}]` already sets it"),
+            );
+        } else {
+            krate = crate_path(&key, value, errors);
+        }
+    }
+    krate
+}
+
+fn string(key: &Ident, value: Option<Expr>, example: &str, errors: &mut Errors) -> Option<LitStr> {
+    match value {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        })) => Some(lit),
+        Some(other) => {
+            errors.error_spanned(
+                other,
+                format!("`{key}` expects a string literal, e.g. `{key} = \"{example}\"`"),
+            );
+            None
+        }
+        None => {
+            errors.error(
+                key.span(),
+                format!("`{key}` expects a value, e.g. `{key} = \"{example}\"`"),
+            );
+            None
+        }
+    }
+}
+
+fn boolean(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<LitBool> {
+    match value {
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        })) => Some(lit),
+        Some(other) => {
+            errors.error_spanned(
+                other,
+                format!("`{key}` expects `true` or `false`, e.g. `{key} = true`"),
+            );
+            None
+        }
+        // A bare flag means `true`, like `#[serde(default)]`.
+        None => Some(LitBool::new(true, key.span())),
+    }
+}
+
+fn strings(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Vec<LitStr>> {
+    let expected =
+        format!("`{key}` expects an array of strings, e.g. `{key} = [\"dev\", \"!prod\"]`");
+    let Some(value) = value else {
+        errors.error(key.span(), expected);
+        return None;
+    };
+    let Expr::Array(array) = value else {
+        errors.error_spanned(value, expected);
+        return None;
+    };
+    let elems: Punctuated<Expr, Token![,]> = array.elems;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for elem in elems {
+        match elem {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => out.push(lit),
+            other => {
+                errors.error_spanned(other, &expected);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn crate_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Path> {
+    let expected = "`crate` expects a path to the `migrate` crate, e.g. `crate = ::migrate`";
+    match value {
+        Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path),
+        // `crate = "..."`, as serde and tokio spell it.
+        Some(Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        })) => match lit.parse_with(Path::parse_mod_style) {
+            Ok(path) => Some(path),
+            Err(_) => {
+                errors.error(lit.span(), expected);
+                None
+            }
+        },
+        Some(other) => {
+            errors.error_spanned(other, expected);
+            None
+        }
+        None => {
+            errors.error(key.span(), expected);
+            None
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Attribute macros of the `migrate` framework. Use them through the `migrate` crate, which
+//! re-exports them next to the runtime items the generated code needs.
+//!
+//! `#[change_unit(...)]` goes on the struct of a change unit; `#[execution]`,
+//! `#[rollback_execution]`, `#[before_execution]` and `#[rollback_before_execution]` go on
+//! `async fn(&self, ...)` methods in a plain `impl` block of that struct. The struct macro
+//! registers the unit; each method marker adds hidden items to the impl that the struct macro
+//! finds by name.
+
+use proc_macro::TokenStream;
+
+mod attr;
+mod checksum;
+mod errors;
+mod expand;
+mod step;
+mod unit;
+
+/// Declares a change unit: registers the struct with the runner and builds it by resolving
+/// every field from the runner's dependencies.
+///
+/// ```ignore
+/// #[change_unit(id = "client-initializer", order = "001", author = "platform")]
+/// pub struct ClientInitializer {
+///     db: Database,
+///     api: Dep<ThirdPartyApi>,
+/// }
+/// ```
+///
+/// Keys: `id` and `order` (required strings), `author` (string; the runner's default author
+/// when absent), `system_version` (string, `"0"` when absent), `run_always` (bool, `false`),
+/// `transactional` (bool, `true`), `fail_fast` (bool, `true`), `profiles` (array of strings
+/// such as `["dev", "!prod"]`; always active when absent) and `crate` (path to the `migrate`
+/// crate, `::migrate` when absent).
+///
+/// The struct must not be generic. Its impl must mark one `#[execution]` and one
+/// `#[rollback_execution]` method, and may mark a `#[before_execution]` method together with a
+/// `#[rollback_before_execution]` one.
+#[proc_macro_attribute]
+pub fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::change_unit(args.into(), item.into()).into()
+}
+
+/// Marks the method that applies a change unit's change. Exactly one per unit.
+///
+/// The method is an `async fn(&self, ...) -> Result<(), E>` with `E: Into<BoxError>`; every
+/// other parameter is injected by type, and one `&mut` parameter may take the store's session
+/// (e.g. `&mut ClientSession`), which carries the transaction when the unit runs in one.
+/// Accepts `crate = path` like `#[change_unit]`.
+#[proc_macro_attribute]
+pub fn execution(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::step(step::StepKind::Execution, args.into(), item.into()).into()
+}
+
+/// Marks the method that undoes `#[execution]` when it fails or on an explicit rollback.
+/// Exactly one per unit; its body may be empty. Same signature rules as `#[execution]`.
+#[proc_macro_attribute]
+pub fn rollback_execution(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::step(step::StepKind::RollbackExecution, args.into(), item.into()).into()
+}
+
+/// Marks an optional method that runs before `#[execution]`, outside any transaction (for
+/// DDL such as creating collections or indexes). Requires a `#[rollback_before_execution]`
+/// method. Same signature rules as `#[execution]`.
+#[proc_macro_attribute]
+pub fn before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::step(step::StepKind::BeforeExecution, args.into(), item.into()).into()
+}
+
+/// Marks the method that undoes `#[before_execution]`. Required when the unit has a
+/// `#[before_execution]` method, and only then. Same signature rules as `#[execution]`.
+#[proc_macro_attribute]
+pub fn rollback_before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::step(
+        step::StepKind::RollbackBeforeExecution,
+        args.into(),
+        item.into(),
+    )
+    .into()
+}

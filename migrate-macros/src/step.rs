@@ -1,0 +1,383 @@
+//! The method markers: `#[execution]`, `#[rollback_execution]`, `#[before_execution]` and
+//! `#[rollback_before_execution]`.
+//!
+//! A marker sees only its method, so it leaves the user's method as it is and adds hidden
+//! items to the same impl: a step function that resolves the parameters and calls the method,
+//! a requirements function, and one associated const named after the step
+//! (`__MIGRATE_EXECUTION`, ...) that `#[change_unit]` reads. The const is the only item whose
+//! name is fixed, so a second `#[execution]` in the same unit is one "duplicate definitions"
+//! error naming it.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, ImplItemFn, Pat, Path, ReceiverKind, ReturnType, Safety, Type};
+
+use crate::checksum;
+use crate::errors::Errors;
+
+/// Which step a marker declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepKind {
+    BeforeExecution,
+    Execution,
+    RollbackExecution,
+    RollbackBeforeExecution,
+}
+
+impl StepKind {
+    pub(crate) const ALL: [StepKind; 4] = [
+        StepKind::BeforeExecution,
+        StepKind::Execution,
+        StepKind::RollbackExecution,
+        StepKind::RollbackBeforeExecution,
+    ];
+
+    /// The marker's name, as written in `#[...]`.
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            StepKind::BeforeExecution => "before_execution",
+            StepKind::Execution => "execution",
+            StepKind::RollbackExecution => "rollback_execution",
+            StepKind::RollbackBeforeExecution => "rollback_before_execution",
+        }
+    }
+
+    /// The associated const the marker generates and `#[change_unit]` reads.
+    pub(crate) fn const_ident(self) -> Ident {
+        format_ident!("__MIGRATE_{}", self.attribute().to_ascii_uppercase())
+    }
+
+    /// The variant of `Step` this marker runs as.
+    pub(crate) fn variant(self) -> Ident {
+        let name = match self {
+            StepKind::BeforeExecution => "BeforeExecution",
+            StepKind::Execution => "Execution",
+            StepKind::RollbackExecution => "RollbackExecution",
+            StepKind::RollbackBeforeExecution => "RollbackBeforeExecution",
+        };
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// A marked method, validated.
+pub(crate) struct StepMethod {
+    kind: StepKind,
+    method: ImplItemFn,
+    params: Vec<Param>,
+    checksum: u64,
+}
+
+/// One injected parameter of a marked method.
+struct Param {
+    /// `&mut S` takes the store session; anything else is injected from the dependency map.
+    session: bool,
+    /// The type to resolve: `S` for a session, the parameter's type otherwise.
+    ty: Type,
+    /// Describes the parameter in runtime error messages.
+    site: String,
+}
+
+/// Builds the model of a marked method, recording every mistake in `errors`.
+///
+/// Also removes other step markers from the method (each is an error), so the method comes
+/// out of the expansion exactly once.
+pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
+    method.attrs.retain(|attr| {
+        let other = StepKind::ALL.into_iter().find(|other| {
+            attr.path()
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == other.attribute())
+        });
+        match other {
+            Some(other) => {
+                errors.error_spanned(
+                    attr,
+                    format!(
+                        "a method can be only one step: it is already `#[{}]`, so it cannot \
+                         also be `#[{}]`",
+                        kind.attribute(),
+                        other.attribute()
+                    ),
+                );
+                false
+            }
+            None => true,
+        }
+    });
+
+    let attribute = kind.attribute();
+    let sig = &method.sig;
+    let name = sig.ident.unraw_name();
+    if sig.asyncness.is_none() {
+        errors.error(
+            sig.fn_token.span(),
+            format!("`#[{attribute}]` methods must be `async`: write `async fn {name}`"),
+        );
+    }
+    if let Some(constness) = &sig.constness {
+        errors.error(
+            constness.span(),
+            format!("`#[{attribute}]` methods cannot be `const`"),
+        );
+    }
+    if let Safety::Unsafe(token) = &sig.safety {
+        errors.error(
+            token.span(),
+            format!("`#[{attribute}]` methods cannot be `unsafe`"),
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        errors.error_spanned(
+            abi,
+            format!("`#[{attribute}]` methods cannot declare an ABI"),
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.error_spanned(
+            &sig.generics,
+            format!(
+                "`#[{attribute}]` methods cannot be generic: each parameter is injected by its \
+                 concrete type"
+            ),
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.error_spanned(variadic, "change unit methods cannot be variadic");
+    }
+    if let ReturnType::Default = sig.output {
+        errors.error(
+            sig.paren_token.span.close(),
+            format!(
+                "`#[{attribute}]` methods return `Result<(), E>`: add a return type such as \
+                 `-> anyhow::Result<()>`"
+            ),
+        );
+    }
+
+    let mut inputs = sig.inputs.iter();
+    let receiver_help =
+        format!("`#[{attribute}]` methods take `&self`: write `async fn {name}(&self, ...)`");
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(receiver)) => {
+            inputs.next();
+            let ok = matches!(receiver.kind, ReceiverKind::Reference(_, _, None))
+                && receiver.mutability.is_none();
+            if !ok {
+                errors.error_spanned(receiver, &receiver_help);
+            }
+        }
+        Some(first) => errors.error_spanned(first, &receiver_help),
+        None => errors.error(sig.paren_token.span.join(), &receiver_help),
+    }
+
+    let mut params = Vec::new();
+    let mut session_seen = false;
+    for (position, input) in inputs.enumerate() {
+        let FnArg::Typed(arg) = input else {
+            errors.error_spanned(input, "`self` can only be the first parameter");
+            continue;
+        };
+        let site = match &*arg.pat {
+            Pat::Ident(pat) => format!("parameter `{}` of `{name}`", pat.ident.unraw_name()),
+            _ => format!("parameter {} of `{name}`", position + 1),
+        };
+        if contains_impl_trait(&arg.ty) {
+            errors.error_spanned(
+                &arg.ty,
+                format!(
+                    "`#[{attribute}]` methods cannot be generic: name a concrete type instead of \
+                     `impl Trait`"
+                ),
+            );
+            continue;
+        }
+        let param = match &*arg.ty {
+            Type::Reference(reference) if reference.mutability.is_some() => {
+                if session_seen {
+                    errors.error_spanned(
+                        arg,
+                        "a change unit method takes at most one `&mut` parameter: the store's \
+                         session, such as `&mut ClientSession`",
+                    );
+                    continue;
+                }
+                session_seen = true;
+                Param {
+                    session: true,
+                    ty: (*reference.elem).clone(),
+                    site,
+                }
+            }
+            ty => Param {
+                session: false,
+                ty: ty.clone(),
+                site,
+            },
+        };
+        params.push(param);
+    }
+
+    let checksum = checksum::of_tokens(quote!(#attribute #method));
+    StepMethod {
+        kind,
+        method,
+        params,
+        checksum,
+    }
+}
+
+impl StepMethod {
+    /// The method plus its hidden step items.
+    pub(crate) fn generate(&self, krate: &Path) -> TokenStream {
+        let private = quote!(#krate::__private);
+        let method = &self.method;
+        let ident = &method.sig.ident;
+        let name = ident.unraw_name();
+        let run = format_ident!("__migrate_run_{}", name);
+        let requirements = format_ident!("__migrate_requirements_{}", name);
+        let step_const = self.kind.const_ident();
+        let checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
+        // Errors about the unit as a whole point at the marker.
+        let marker = Span::call_site();
+
+        let is_unit = quote_spanned! {marker=>
+            #private::unit_id::<Self>()
+        };
+        let companion = match self.kind {
+            StepKind::BeforeExecution => Some(quote_spanned! {marker=>
+                #private::require_rollback_before_execution(&Self::__MIGRATE_ROLLBACK_BEFORE_EXECUTION);
+            }),
+            StepKind::RollbackBeforeExecution => Some(quote_spanned! {marker=>
+                #private::require_before_execution(&Self::__MIGRATE_BEFORE_EXECUTION);
+            }),
+            StepKind::Execution | StepKind::RollbackExecution => None,
+        };
+
+        let cx = Ident::new("__migrate_cx", Span::call_site());
+        let cx_pattern = if self.params.iter().any(|p| p.session) {
+            quote!(mut #cx)
+        } else if self.params.is_empty() {
+            quote!(_)
+        } else {
+            quote!(#cx)
+        };
+        let args: Vec<Ident> = (0..self.params.len())
+            .map(|i| format_ident!("__migrate_arg{}", i))
+            .collect();
+        let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
+            let ty = &param.ty;
+            let site = &param.site;
+            let resolve = if param.session {
+                quote_spanned! {ty.span()=>
+                    #private::session::<#ty, _>(&mut #cx)
+                }
+            } else {
+                quote_spanned! {ty.span()=>
+                    #private::inject::<#ty, _>(#cx.deps(), __migrate_unit_id, #site)
+                }
+            };
+            quote!(let #arg = #resolve?;)
+        });
+        let requirement_list = self.params.iter().map(|param| {
+            let ty = &param.ty;
+            let site = &param.site;
+            if param.session {
+                quote_spanned! {ty.span()=> #private::session_requirement::<#ty, _>(#site)}
+            } else {
+                quote_spanned! {ty.span()=> #private::requirement::<#ty, _>(#site)}
+            }
+        });
+        let output_span = match &method.sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => ident.span(),
+        };
+        let call = quote_spanned! {output_span=>
+            self.#ident(#(#args),*).await.map_err(#private::into_box_error)
+        };
+
+        quote! {
+            #method
+
+            #[doc(hidden)]
+            fn #run<'__migrate>(
+                &'__migrate self,
+                #cx_pattern: #private::StepContext<'__migrate>,
+            ) -> ::core::option::Option<
+                #private::BoxFuture<
+                    '__migrate,
+                    ::core::result::Result<(), #private::BoxError>,
+                >,
+            > {
+                #[allow(unused_imports)]
+                use #private::StepFallback as _;
+                #[allow(unused_variables)]
+                let __migrate_unit_id: &'static str = #is_unit;
+                #companion
+                let __migrate_future: #private::BoxFuture<
+                    '__migrate,
+                    ::core::result::Result<(), #private::BoxError>,
+                > = ::std::boxed::Box::pin(async move {
+                    #(#resolutions)*
+                    #call
+                });
+                ::core::option::Option::Some(__migrate_future)
+            }
+
+            #[doc(hidden)]
+            fn #requirements() -> ::std::vec::Vec<(#private::Requirement, &'static str)> {
+                ::std::vec![#(#requirement_list),*]
+            }
+
+            #[doc(hidden)]
+            const #step_const: #private::StepDef<Self, #private::Present> =
+                #private::StepDef::new(#name, #checksum, Self::#requirements, Self::#run);
+        }
+    }
+
+    /// The method and a stand-in for its step, for when the marker reported errors: the
+    /// unit still finds the step, so the user sees only the errors about the method.
+    pub(crate) fn generate_rejected(&self, krate: &Path) -> TokenStream {
+        rejected(self.kind, &self.method, krate)
+    }
+}
+
+/// The method as written and a stand-in for its step.
+pub(crate) fn rejected(kind: StepKind, method: &ImplItemFn, krate: &Path) -> TokenStream {
+    let step_const = kind.const_ident();
+    let name = method.sig.ident.unraw_name();
+    quote! {
+        #[allow(dead_code)]
+        #method
+
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
+            #krate::__private::StepDef::rejected(#name);
+    }
+}
+
+/// Whether `impl Trait` appears anywhere in `ty` (which would make the method generic).
+fn contains_impl_trait(ty: &Type) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            TokenTree::Ident(ident) => ident == "impl",
+            TokenTree::Group(group) => scan(group.stream()),
+            TokenTree::Punct(_) | TokenTree::Literal(_) => false,
+        })
+    }
+    scan(ty.to_token_stream())
+}
+
+/// An identifier's name without the `r#` of a raw identifier.
+pub(crate) trait UnrawName {
+    fn unraw_name(&self) -> String;
+}
+
+impl UnrawName for Ident {
+    fn unraw_name(&self) -> String {
+        let name = self.to_string();
+        name.strip_prefix("r#").map(str::to_owned).unwrap_or(name)
+    }
+}

@@ -1,0 +1,336 @@
+//! `#[change_unit(...)]` on a struct: the unit's descriptor, its construction by injection,
+//! its step dispatch and its registration.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Fields, Ident, ItemStruct, LitStr, Member, Path, Type};
+
+use crate::attr::UnitArgs;
+use crate::checksum;
+use crate::errors::Errors;
+use crate::step::{StepKind, UnrawName};
+
+/// A change unit, validated.
+pub(crate) struct Unit {
+    ident: Ident,
+    id: String,
+    order: String,
+    author: Option<String>,
+    system_version: String,
+    run_always: bool,
+    transactional: bool,
+    fail_fast: bool,
+    profiles: Vec<String>,
+    fields: Vec<FieldSite>,
+    checksum: u64,
+}
+
+/// One field of the unit, resolved by type when the unit is built.
+struct FieldSite {
+    member: Member,
+    ty: Type,
+    site: String,
+}
+
+const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
+
+/// Builds the model of a unit, recording every mistake in `errors`.
+pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
+    let missing: Vec<&str> = [("id", args.id.is_none()), ("order", args.order.is_none())]
+        .into_iter()
+        .filter_map(|(key, missing)| missing.then_some(key))
+        .collect();
+    if !missing.is_empty() {
+        let keys = missing
+            .iter()
+            .map(|key| format!("`{key}`"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        errors.error(
+            Span::call_site(),
+            format!("`#[change_unit]` needs {keys}: write `{SYNTAX}`"),
+        );
+    }
+    let id = not_empty(args.id.as_ref(), "id", errors);
+    let order = not_empty(args.order.as_ref(), "order", errors);
+    let author = args.author.as_ref().map(|author| {
+        if author.value().is_empty() {
+            errors.error(
+                author.span(),
+                "`author` must not be empty; leave it out to record the runner's default author",
+            );
+        }
+        author.value()
+    });
+    let system_version = match &args.system_version {
+        Some(version) => {
+            if let Err(reason) = check_version(&version.value()) {
+                errors.error(
+                    version.span(),
+                    format!("invalid `system_version` \"{}\": {reason}", version.value()),
+                );
+            }
+            version.value()
+        }
+        None => "0".to_owned(),
+    };
+    let profiles = args
+        .profiles
+        .unwrap_or_default()
+        .iter()
+        .map(|profile| {
+            let value = profile.value();
+            let name = value.strip_prefix('!').unwrap_or(&value);
+            if name.is_empty() || name.chars().any(char::is_whitespace) {
+                errors.error(
+                    profile.span(),
+                    "a profile is a name, or `!` and a name to exclude it, e.g. \"dev\" or \"!prod\"",
+                );
+            }
+            value
+        })
+        .collect();
+
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        errors.error_spanned(
+            &item.generics,
+            "change units cannot be generic: the runner builds each unit from its dependencies \
+             by concrete type",
+        );
+    }
+
+    let fields = match &item.fields {
+        Fields::Named(named) => named
+            .named
+            .iter()
+            .filter_map(|field| field.ident.as_ref().map(|ident| (ident, field)))
+            .map(|(ident, field)| FieldSite {
+                member: Member::Named(ident.clone()),
+                ty: field.ty.clone(),
+                site: format!("field `{}`", ident.unraw_name()),
+            })
+            .collect(),
+        Fields::Unnamed(unnamed) => unnamed
+            .unnamed
+            .iter()
+            .enumerate()
+            .map(|(index, field)| FieldSite {
+                member: Member::Unnamed(syn::Index {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    span: field.ty.span(),
+                }),
+                ty: field.ty.clone(),
+                site: format!("field {index}"),
+            })
+            .collect(),
+        Fields::Unit => Vec::new(),
+    };
+
+    Unit {
+        ident: item.ident.clone(),
+        id,
+        order,
+        author,
+        system_version,
+        run_always: args.run_always.is_some_and(|b| b.value()),
+        transactional: args.transactional.is_none_or(|b| b.value()),
+        fail_fast: args.fail_fast.is_none_or(|b| b.value()),
+        profiles,
+        fields,
+        checksum: checksum::of_tokens(item.to_token_stream()),
+    }
+}
+
+fn not_empty(value: Option<&LitStr>, key: &str, errors: &mut Errors) -> String {
+    let Some(value) = value else {
+        return String::new();
+    };
+    if value.value().trim().is_empty() {
+        errors.error(
+            value.span(),
+            format!("`{key}` must not be empty: write `{SYNTAX}`"),
+        );
+    }
+    value.value()
+}
+
+/// The rule of `Version::parse` in migrate-core, checked at compile time.
+fn check_version(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("it is empty");
+    }
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err("only ASCII letters, digits, `.` and `-` are allowed, e.g. \"2.5.1\"");
+    }
+    if text.split(['.', '-']).any(str::is_empty) {
+        return Err("it has an empty segment between separators, e.g. \"1..2\"");
+    }
+    Ok(())
+}
+
+impl Unit {
+    /// The struct, its trait impls and its registration.
+    pub(crate) fn generate(&self, item: &ItemStruct, krate: &Path) -> TokenStream {
+        let private = quote!(#krate::__private);
+        let ident = &self.ident;
+        let Unit {
+            id,
+            order,
+            system_version,
+            run_always,
+            transactional,
+            fail_fast,
+            profiles,
+            ..
+        } = self;
+        let author = match &self.author {
+            Some(author) => quote!(::core::option::Option::Some(#author)),
+            None => quote!(::core::option::Option::None),
+        };
+        let type_name = ident.unraw_name();
+        let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
+
+        let dispatch = StepKind::ALL.map(|kind| {
+            let variant = kind.variant();
+            let step = kind.const_ident();
+            quote!(#private::Step::#variant => (#ident::#step.run)(self, cx),)
+        });
+        let step_consts = StepKind::ALL.map(StepKind::const_ident);
+        // Missing required steps are reported at the struct's name.
+        let required = quote_spanned! {ident.span()=>
+            const _: () = #private::require_execution(&#ident::__MIGRATE_EXECUTION);
+            const _: () = #private::require_rollback_execution(&#ident::__MIGRATE_ROLLBACK_EXECUTION);
+        };
+
+        let field_requirements = self.fields.iter().map(|field| {
+            let FieldSite { ty, site, .. } = field;
+            quote_spanned!(ty.span()=> #private::requirement::<#ty, _>(#site))
+        });
+        let field_values = self.fields.iter().map(|field| {
+            let FieldSite { member, ty, site } = field;
+            let value = quote_spanned! {ty.span()=>
+                #private::inject::<#ty, _>(deps, #id, #site)?
+            };
+            quote!(#member: #value)
+        });
+
+        quote! {
+            #item
+
+            const _: () = {
+                #[allow(unused_imports)]
+                use #private::StepFallback as _;
+
+                impl #private::IsChangeUnit for #ident {
+                    const ID: &'static str = #id;
+                }
+
+                impl #private::ChangeUnitInstance for #ident {
+                    fn run_step<'__migrate>(
+                        &'__migrate self,
+                        step: #private::Step,
+                        cx: #private::StepContext<'__migrate>,
+                    ) -> ::core::option::Option<
+                        #private::BoxFuture<
+                            '__migrate,
+                            ::core::result::Result<(), #private::BoxError>,
+                        >,
+                    > {
+                        #[allow(unreachable_patterns)]
+                        match step {
+                            #(#dispatch)*
+                            _ => ::core::option::Option::None,
+                        }
+                    }
+                }
+
+                #required
+
+                fn __migrate_requirements(
+                ) -> ::std::vec::Vec<(#private::Requirement, &'static str)> {
+                    let mut requirements = ::std::vec![#(#field_requirements),*];
+                    #(requirements.extend((#ident::#step_consts.requirements)());)*
+                    requirements
+                }
+
+                fn __migrate_instantiate(
+                    deps: &#private::Dependencies,
+                ) -> ::core::result::Result<
+                    ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
+                    #private::BoxError,
+                > {
+                    ::core::result::Result::Ok(::std::boxed::Box::new(#ident {
+                        #(#field_values,)*
+                    }))
+                }
+
+                #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
+                #[linkme(crate = #private::linkme)]
+                static __MIGRATE_UNIT: #private::ChangeUnit =
+                    #private::ChangeUnit::__new(#private::UnitSpec {
+                        id: #id,
+                        order: #order,
+                        author: #author,
+                        system_version: #system_version,
+                        run_always: #run_always,
+                        transactional: #transactional,
+                        fail_fast: #fail_fast,
+                        profiles: &[#(#profiles),*],
+                        type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
+                        execution_method: #ident::__MIGRATE_EXECUTION.method_name(),
+                        before_method: #ident::__MIGRATE_BEFORE_EXECUTION.method,
+                        checksum: #private::checksum(&[
+                            #struct_checksum,
+                            #(#ident::#step_consts.checksum,)*
+                        ]),
+                        file: ::core::file!(),
+                        line: ::core::line!(),
+                        requirements: __migrate_requirements,
+                        instantiate: __migrate_instantiate,
+                    });
+
+                impl #private::DescribeUnit for #ident {
+                    fn change_unit() -> &'static #private::ChangeUnit {
+                        &__MIGRATE_UNIT
+                    }
+                }
+            };
+        }
+    }
+
+    /// The struct and just enough for its method markers to compile, for when the attribute
+    /// has errors: the user sees those errors and no follow-on ones.
+    pub(crate) fn generate_rejected(&self, item: &ItemStruct, krate: &Path) -> TokenStream {
+        let ident = &self.ident;
+        let id = &self.id;
+        let (impl_generics, type_generics, where_clause) = item.generics.split_for_impl();
+        quote! {
+            #item
+
+            impl #impl_generics #krate::__private::IsChangeUnit for #ident #type_generics
+            #where_clause
+            {
+                const ID: &'static str = #id;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_version;
+
+    #[test]
+    fn versions_follow_the_runtime_rule() {
+        for ok in ["0", "1", "2.5.1", "3.0-rc1", "1.0.0-SNAPSHOT"] {
+            assert_eq!(check_version(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "1..2", "1.", "-1", "1 2", "1_0", "v1/2"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+    }
+}

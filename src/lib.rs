@@ -57,3 +57,8 @@ pub type Runner = migrate_core::Runner<MongoStore>;
 pub async fn run(db: &mongodb::Database) -> Result<Report, Error> {
     Runner::new(db).run().await
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

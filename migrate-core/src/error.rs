@@ -195,7 +195,12 @@ pub(crate) struct DisplayTime(pub(crate) SystemTime);
 impl fmt::Display for DisplayTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => write!(f, "{}.{:03}s after the Unix epoch", d.as_secs(), d.subsec_millis()),
+            Ok(d) => write!(
+                f,
+                "{}.{:03}s after the Unix epoch",
+                d.as_secs(),
+                d.subsec_millis()
+            ),
             Err(_) => write!(f, "a time before the Unix epoch"),
         }
     }

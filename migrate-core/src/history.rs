@@ -225,7 +225,10 @@ mod tests {
             entry("z", 2, State::Failed),
             entry("w", 1, State::Ignored),
         ]);
-        assert!(!set.is_executed("x", "a"), "a later rollback makes x pending");
+        assert!(
+            !set.is_executed("x", "a"),
+            "a later rollback makes x pending"
+        );
         assert!(set.is_executed("y", "a"), "a later execution wins");
         assert!(set.is_executed("z", "a"), "failed entries do not count");
         assert!(!set.is_executed("w", "a"), "ignored entries do not count");

@@ -41,5 +41,7 @@ pub use registry::{registered, DescribeUnit};
 pub use report::{Event, Outcome, Report, RunStatus, SkipReason, UnitReport};
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
 pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, Store, StoreSettings};
-pub use unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext, DEFAULT_AUTHOR};
+pub use unit::{
+    BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext, DEFAULT_AUTHOR,
+};
 pub use version::{InvalidVersion, Version, VersionWindow};

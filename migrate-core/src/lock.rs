@@ -76,7 +76,11 @@ pub(crate) async fn acquire<S: Store>(
         {
             wait = wait.min(until_expiry + Duration::from_millis(1));
         }
-        tracing::debug!(?holder, ?wait, "migration lock held by another runner; waiting");
+        tracing::debug!(
+            ?holder,
+            ?wait,
+            "migration lock held by another runner; waiting"
+        );
         tokio::time::sleep(wait).await;
     }
 }

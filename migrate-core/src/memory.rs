@@ -267,7 +267,10 @@ impl Store for MemoryStore {
             session.transaction = None;
             return Err(MemoryError::transient("write conflict during commit").into());
         }
-        let txn = session.transaction.take().ok_or("no transaction to commit")?;
+        let txn = session
+            .transaction
+            .take()
+            .ok_or("no transaction to commit")?;
         for (key, value) in txn.data {
             apply(&mut inner.data, key, value);
         }

@@ -51,18 +51,23 @@ pub(crate) struct PlanInput<'a> {
 
 impl Plan {
     /// Sorts `units` (order as plain strings, ties by id) and decides each one.
-    pub(crate) fn new<M>(input: &PlanInput<'_>, history: &[HistoryEntry<M>]) -> Result<Self, Error> {
+    pub(crate) fn new<M>(
+        input: &PlanInput<'_>,
+        history: &[HistoryEntry<M>],
+    ) -> Result<Self, Error> {
         let executed = ExecutedSet::from_entries(history);
         let mut units = Vec::with_capacity(input.units.len());
         for &unit in sorted(input.units).iter() {
-            let author = unit.declared_author().unwrap_or(input.default_author).to_owned();
-            let version = Version::parse(unit.system_version()).map_err(|e| {
-                Error::InvalidChangeUnit {
+            let author = unit
+                .declared_author()
+                .unwrap_or(input.default_author)
+                .to_owned();
+            let version =
+                Version::parse(unit.system_version()).map_err(|e| Error::InvalidChangeUnit {
                     id: unit.id().to_owned(),
                     field: "system_version",
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
             let decision = if !profiles_match(unit.profiles(), input.profiles) {
                 Decision::Skip(SkipReason::Profile)
             } else if !input.window.contains(&version) {

@@ -107,7 +107,11 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "run {} ({:?}, {:?})", self.execution_id, self.status, self.elapsed)?;
+        writeln!(
+            f,
+            "run {} ({:?}, {:?})",
+            self.execution_id, self.status, self.elapsed
+        )?;
         for unit in &self.units {
             let outcome = match &unit.outcome {
                 Outcome::Executed => "executed".to_owned(),

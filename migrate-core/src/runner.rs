@@ -331,7 +331,8 @@ impl<S: Store> Runner<S> {
                 ),
             });
         }
-        if self.settings.change_log_collection.is_empty() || self.settings.lock_collection.is_empty()
+        if self.settings.change_log_collection.is_empty()
+            || self.settings.lock_collection.is_empty()
         {
             return Err(Error::InvalidConfig {
                 option: "change_log_collection",
@@ -385,7 +386,12 @@ impl<S: Store> Runner<S> {
         let plan = Plan::new(&checked.input(&self), &history)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");
-            return Ok(report_of(&plan, execution_id, RunStatus::Completed, started));
+            return Ok(report_of(
+                &plan,
+                execution_id,
+                RunStatus::Completed,
+                started,
+            ));
         }
 
         self.store
@@ -519,7 +525,10 @@ fn check_unknown_history<M>(
         .iter()
         .filter(|e| e.state == State::Executed && e.change_log_class.contains("::"))
         .filter(|e| {
-            let id = e.change_id.strip_suffix(BEFORE_SUFFIX).unwrap_or(&e.change_id);
+            let id = e
+                .change_id
+                .strip_suffix(BEFORE_SUFFIX)
+                .unwrap_or(&e.change_id);
             !known.contains(id) && !known.contains(e.change_id.as_str())
         })
         .map(|e| format!("`{}` ({})", e.change_id, e.change_log_class))
@@ -616,7 +625,11 @@ impl<S: Store> Execution<'_, S> {
         let mut reports = Vec::with_capacity(plan.units().len());
         for planned in plan.units() {
             if !planned.is_pending() {
-                reports.push(unit_report(planned, planned_outcome(&planned.decision), None));
+                reports.push(unit_report(
+                    planned,
+                    planned_outcome(&planned.decision),
+                    None,
+                ));
                 continue;
             }
             self.check_lease(planned)?;
@@ -687,7 +700,9 @@ impl<S: Store> Execution<'_, S> {
         let mut session = self.session().await?;
         let record = planned.decision == Decision::Run;
 
-        let before_ran = self.run_before(planned, &*instance, &mut session, record).await?;
+        let before_ran = self
+            .run_before(planned, &*instance, &mut session, record)
+            .await?;
         let result = if self.transactions && unit.transactional() {
             self.execute_in_transaction(planned, &*instance, &mut session, record)
                 .await
@@ -769,7 +784,12 @@ impl<S: Store> Execution<'_, S> {
         failure: &mut Failure,
     ) -> Result<(), Error> {
         let Some(result) = self
-            .step(planned.unit, instance, Step::RollbackBeforeExecution, session)
+            .step(
+                planned.unit,
+                instance,
+                Step::RollbackBeforeExecution,
+                session,
+            )
             .await
         else {
             return Ok(());
@@ -777,10 +797,7 @@ impl<S: Store> Execution<'_, S> {
         let before_failed = failure.step == Step::BeforeExecution;
         let (state, trace) = match &result {
             Ok(()) => (State::RolledBack, None),
-            Err(rollback) => (
-                State::RollbackFailed,
-                Some(rollback.to_string()),
-            ),
+            Err(rollback) => (State::RollbackFailed, Some(rollback.to_string())),
         };
         let execution_trace = if before_failed {
             failure.error.to_string()
@@ -1012,7 +1029,10 @@ impl<S: Store> Execution<'_, S> {
             })?;
             let started = Instant::now();
             let record = planned.decision == Decision::Run;
-            match self.run_before(planned, &*instance, &mut session, record).await {
+            match self
+                .run_before(planned, &*instance, &mut session, record)
+                .await
+            {
                 Ok(true) => befores.push((planned, index)),
                 Ok(false) => {}
                 Err(UnitError::Fatal(error)) => return Err(error),
@@ -1037,7 +1057,12 @@ impl<S: Store> Execution<'_, S> {
             for (index, planned) in pending.iter().enumerate() {
                 let started = Instant::now();
                 let result = self
-                    .step(planned.unit, &*instances[index], Step::Execution, &mut session)
+                    .step(
+                        planned.unit,
+                        &*instances[index],
+                        Step::Execution,
+                        &mut session,
+                    )
                     .await
                     .unwrap_or_else(|| Err(missing_step(planned.unit, Step::Execution)));
                 if let Err(error) = result {

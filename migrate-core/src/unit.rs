@@ -200,7 +200,10 @@ impl ChangeUnit {
     }
 
     /// Builds the unit, resolving its fields from `deps`.
-    pub fn instantiate(&self, deps: &Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    pub fn instantiate(
+        &self,
+        deps: &Dependencies,
+    ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
         (self.spec.instantiate)(deps)
     }
 }

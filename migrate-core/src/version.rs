@@ -213,8 +213,22 @@ mod tests {
     #[test]
     fn orders_like_maven() {
         let ascending = [
-            "0", "1-alpha", "1-alpha2", "1-beta", "1-m1", "1-rc1", "1-snapshot", "1", "1-sp1",
-            "1.1", "1.2", "1.10", "2.5.1", "2.5.5", "2.6", "10",
+            "0",
+            "1-alpha",
+            "1-alpha2",
+            "1-beta",
+            "1-m1",
+            "1-rc1",
+            "1-snapshot",
+            "1",
+            "1-sp1",
+            "1.1",
+            "1.2",
+            "1.10",
+            "2.5.1",
+            "2.5.5",
+            "2.6",
+            "10",
         ];
         for pair in ascending.windows(2) {
             assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
@@ -223,7 +237,13 @@ mod tests {
 
     #[test]
     fn trailing_zeros_and_release_qualifiers_are_equal() {
-        for (a, b) in [("1", "1.0"), ("1", "1.0.0"), ("1", "1-final"), ("1.0", "1-ga"), ("01", "1")] {
+        for (a, b) in [
+            ("1", "1.0"),
+            ("1", "1.0.0"),
+            ("1", "1-final"),
+            ("1.0", "1-ga"),
+            ("01", "1"),
+        ] {
             assert_eq!(v(a), v(b), "{a} == {b}");
         }
     }

@@ -1,0 +1,1230 @@
+//! Runner semantics (DESIGN §4) over the in-memory store: one behaviour per test.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use migrate::memory::{MemorySession, MemoryStore};
+use migrate::{
+    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    BoxError, ChangeUnit, Dep, DescribeUnit, EntryType, Error, Event, Outcome, RunStatus,
+    SkipReason, State, Step, TransactionStrategy,
+};
+use migrate_core::{LockInfo, Runner};
+
+type Result<T = (), E = BoxError> = std::result::Result<T, E>;
+
+/// Shared record of which steps ran, in order.
+#[derive(Default, Clone)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn push(&self, line: impl Into<String>) {
+        self.0.lock().unwrap().push(line.into());
+    }
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+fn runner(store: &MemoryStore, log: &Log) -> Runner<MemoryStore> {
+    Runner::new(store.clone()).dependency(log.clone())
+}
+
+fn unit<T: DescribeUnit>() -> &'static ChangeUnit {
+    T::change_unit()
+}
+
+fn entries(store: &MemoryStore, change_id: &str) -> Vec<migrate::HistoryEntry<String>> {
+    store
+        .history()
+        .into_iter()
+        .filter(|e| e.change_id == change_id)
+        .collect()
+}
+
+// ---------------------------------------------------------------- units
+
+#[change_unit(id = "first", order = "001", author = "team")]
+struct First {
+    log: Dep<Log>,
+}
+
+impl First {
+    #[execution]
+    async fn execute(&self, session: &mut MemorySession) -> Result {
+        self.log.push("first");
+        session.insert("first", "done");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.log.push("first:rollback");
+        Ok(())
+    }
+}
+
+#[change_unit(id = "second", order = "002", author = "team")]
+struct Second {
+    log: Dep<Log>,
+}
+
+impl Second {
+    #[execution]
+    async fn execute(&self, session: &mut MemorySession) -> Result {
+        self.log.push("second");
+        session.insert("second", "done");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "ten", order = "10")]
+struct OrderTen {
+    log: Dep<Log>,
+}
+
+impl OrderTen {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("ten");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "nine", order = "9")]
+struct OrderNine {
+    log: Dep<Log>,
+}
+
+impl OrderNine {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("nine");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "tie-b", order = "5")]
+struct TieB {
+    log: Dep<Log>,
+}
+
+impl TieB {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("tie-b");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "tie-a", order = "5")]
+struct TieA {
+    log: Dep<Log>,
+}
+
+impl TieA {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("tie-a");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Fails in `#[execution]` after writing, with a before-step.
+#[change_unit(id = "failing", order = "003", author = "team")]
+struct Failing {
+    log: Dep<Log>,
+}
+
+impl Failing {
+    #[before_execution]
+    async fn before(&self, session: &mut MemorySession) -> Result {
+        self.log.push("failing:before");
+        session.insert("failing-ddl", "created");
+        Ok(())
+    }
+
+    #[rollback_before_execution]
+    async fn rollback_before(&self, session: &mut MemorySession) -> Result {
+        self.log.push("failing:rollback_before");
+        session.remove("failing-ddl");
+        Ok(())
+    }
+
+    #[execution]
+    async fn execute(&self, session: &mut MemorySession) -> Result {
+        self.log.push("failing:execute");
+        session.insert("failing-data", "partial");
+        Err("the third-party api is down".into())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut MemorySession) -> Result {
+        self.log.push("failing:rollback");
+        session.remove("failing-data");
+        Ok(())
+    }
+}
+
+/// Fails, and so does its rollback.
+#[change_unit(id = "doubly-failing", order = "003")]
+struct DoublyFailing;
+
+impl DoublyFailing {
+    #[execution]
+    async fn execute(&self) -> Result {
+        Err("execution broke".into())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Err("rollback broke too".into())
+    }
+}
+
+/// Fails without stopping the run.
+#[change_unit(id = "tolerated", order = "0015", fail_fast = false)]
+struct Tolerated {
+    log: Dep<Log>,
+}
+
+impl Tolerated {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("tolerated");
+        Err("not important".into())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.log.push("tolerated:rollback");
+        Ok(())
+    }
+}
+
+#[change_unit(id = "panicking", order = "004")]
+struct Panicking;
+
+impl Panicking {
+    #[execution]
+    async fn execute(&self) -> Result {
+        panic!("index out of range in the unit")
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "always", order = "000", run_always = true)]
+struct Always {
+    log: Dep<Log>,
+}
+
+impl Always {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("always");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+macro_rules! versioned {
+    ($name:ident, $id:tt, $version:tt) => {
+        #[change_unit(id = $id, order = $id, system_version = $version)]
+        struct $name {
+            log: Dep<Log>,
+        }
+
+        impl $name {
+            #[execution]
+            async fn execute(&self) -> Result {
+                self.log.push($id);
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> Result {
+                Ok(())
+            }
+        }
+    };
+}
+
+versioned!(V0, "v-0", "0");
+versioned!(V1, "v-1", "1");
+versioned!(V11, "v-1.1", "1.1");
+versioned!(V251, "v-2.5.1", "2.5.1");
+versioned!(V255, "v-2.5.5", "2.5.5");
+versioned!(V26, "v-2.6", "2.6");
+
+#[change_unit(id = "dev-only", order = "001", profiles = ["dev"])]
+struct DevOnly {
+    log: Dep<Log>,
+}
+
+impl DevOnly {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("dev-only");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "not-prod", order = "002", profiles = ["!prod"])]
+struct NotProd {
+    log: Dep<Log>,
+}
+
+impl NotProd {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.log.push("not-prod");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+struct Api {
+    name: &'static str,
+}
+
+struct Clock;
+
+#[change_unit(id = "needs-api", order = "001")]
+struct NeedsApi {
+    api: Dep<Api>,
+    clock: Option<Dep<Clock>>,
+}
+
+impl NeedsApi {
+    #[execution]
+    async fn execute(&self, api: &Api, log: &Log, clock: Option<&Clock>) -> Result {
+        log.push(format!(
+            "field {} param {} clock {}/{}",
+            self.api.name,
+            api.name,
+            self.clock.is_some(),
+            clock.is_some()
+        ));
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+struct Mailer;
+
+#[change_unit(id = "needs-mailer", order = "002")]
+struct NeedsMailer;
+
+impl NeedsMailer {
+    #[execution]
+    async fn execute(&self, _mailer: &Mailer, _api: Dep<Api>) -> Result {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Takes the lock over from inside its execution, as a runner elsewhere would.
+#[change_unit(id = "lock-thief", order = "001")]
+struct LockThief {
+    store: Dep<MemoryStore>,
+}
+
+impl LockThief {
+    #[execution]
+    async fn execute(&self, session: &mut MemorySession) -> Result {
+        session.insert("thief", "was here");
+        self.store.set_lock(Some(LockInfo {
+            key: "DEFAULT_KEY".into(),
+            owner: "another-runner".into(),
+            expires_at: SystemTime::now() + Duration::from_secs(60),
+        }));
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "duplicate", order = "001")]
+struct DuplicateOne;
+
+impl DuplicateOne {
+    #[execution]
+    async fn execute(&self) -> Result {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "duplicate", order = "002")]
+struct DuplicateTwo;
+
+impl DuplicateTwo {
+    #[execution]
+    async fn execute(&self) -> Result {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- ordering and recording
+
+#[tokio::test]
+async fn runs_pending_units_in_order_and_records_each() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let report = runner(&store, &log)
+        .units([unit::<Second>(), unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(log.lines(), ["first", "second"]);
+    assert_eq!(report.executed(), ["first", "second"]);
+    assert_eq!(store.data().len(), 2);
+    let history = store.history();
+    assert_eq!(history.len(), 2);
+    for (entry, (id, method)) in history
+        .iter()
+        .zip([("first", "execute"), ("second", "execute")])
+    {
+        assert_eq!(entry.change_id, id);
+        assert_eq!(entry.author, "team");
+        assert_eq!(entry.state, State::Executed);
+        assert_eq!(entry.entry_type, EntryType::Execution);
+        assert_eq!(entry.change_set_method, method);
+        assert!(entry.change_log_class.ends_with(if id == "first" {
+            "::First"
+        } else {
+            "::Second"
+        }));
+        assert!(entry.execution_millis >= 0);
+        assert_eq!(entry.execution_id, report.execution_id);
+        assert_eq!(entry.error_trace, None);
+        assert_eq!(entry.checksum.as_ref().map(String::len), Some(16));
+    }
+}
+
+#[tokio::test]
+async fn order_is_compared_as_plain_strings_with_ties_broken_by_id() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([
+            unit::<OrderNine>(),
+            unit::<OrderTen>(),
+            unit::<TieB>(),
+            unit::<TieA>(),
+        ])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(log.lines(), ["ten", "tie-a", "tie-b", "nine"]);
+}
+
+#[tokio::test]
+async fn a_second_run_applies_nothing() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+    let report = runner(&store, &log)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(log.lines(), ["first"]);
+    assert!(report.executed().is_empty());
+    assert_eq!(
+        report.unit("first").unwrap().outcome,
+        Outcome::Skipped(SkipReason::AlreadyExecuted)
+    );
+    assert_eq!(store.history().len(), 1);
+}
+
+#[tokio::test]
+async fn nothing_pending_reads_the_history_once_and_never_touches_the_lock() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    let before = store.operations().len();
+
+    runner(&store, &log)
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(store.operations()[before..], ["read_history"]);
+}
+
+// ---------------------------------------------------------------- filters
+
+#[tokio::test]
+async fn system_version_window_runs_start_inclusive_to_end_exclusive() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let all = [
+        unit::<V0>(),
+        unit::<V1>(),
+        unit::<V11>(),
+        unit::<V251>(),
+        unit::<V255>(),
+        unit::<V26>(),
+    ];
+    let report = runner(&store, &log)
+        .units(all)
+        .system_versions("1", "2.5.5")
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(log.lines(), ["v-1", "v-1.1", "v-2.5.1"]);
+    assert_eq!(
+        report.unit("v-2.5.5").unwrap().outcome,
+        Outcome::Skipped(SkipReason::SystemVersion {
+            version: "2.5.5".into()
+        })
+    );
+    assert_eq!(report.skipped().count(), 3);
+}
+
+#[tokio::test]
+async fn profiles_select_and_exclude_units() {
+    let units = [unit::<DevOnly>(), unit::<NotProd>()];
+    let cases: [(&[&str], &[&str]); 3] = [
+        (&["default"], &["not-prod"]),
+        (&["dev"], &["dev-only", "not-prod"]),
+        (&["dev", "prod"], &["dev-only"]),
+    ];
+    for (profiles, expected) in cases {
+        let (store, log) = (MemoryStore::new(), Log::default());
+        let report = runner(&store, &log)
+            .units(units)
+            .profiles(profiles.iter().copied())
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(log.lines(), expected, "profiles {profiles:?}");
+        assert!(report
+            .skipped()
+            .all(|(_, reason)| *reason == SkipReason::Profile));
+    }
+}
+
+#[tokio::test]
+async fn track_ignored_records_filtered_units_as_ignored() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<V0>(), unit::<V26>()])
+        .system_versions("0", "2")
+        .track_ignored(true)
+        .run()
+        .await
+        .unwrap();
+    let ignored = entries(&store, "v-2.6");
+    assert_eq!(ignored.len(), 1);
+    assert_eq!(ignored[0].state, State::Ignored);
+    assert_eq!(ignored[0].execution_millis, -1);
+    assert_eq!(entries(&store, "v-0")[0].state, State::Executed);
+}
+
+#[tokio::test]
+async fn ignored_units_are_not_recorded_by_default() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<V0>(), unit::<V26>()])
+        .system_versions("0", "2")
+        .run()
+        .await
+        .unwrap();
+    assert!(entries(&store, "v-2.6").is_empty());
+}
+
+// ---------------------------------------------------------------- dependencies
+
+#[tokio::test]
+async fn fields_and_parameters_are_injected_by_type() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .dependency(Api { name: "crm" })
+        .units([unit::<NeedsApi>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(log.lines(), ["field crm param crm clock false/false"]);
+}
+
+#[tokio::test]
+async fn optional_dependencies_are_injected_when_registered() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .dependency(Api { name: "crm" })
+        .dependency(Clock)
+        .units([unit::<NeedsApi>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(log.lines(), ["field crm param crm clock true/true"]);
+}
+
+#[tokio::test]
+async fn every_missing_dependency_is_reported_before_anything_runs() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<NeedsApi>(), unit::<NeedsMailer>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    let Error::MissingDependencies(missing) = &error else {
+        panic!("expected missing dependencies, got {error}");
+    };
+    let pairs: Vec<(&str, &str)> = missing
+        .iter()
+        .map(|m| (m.unit_id.as_str(), m.type_name.rsplit("::").next().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("needs-api", "Api"),
+            ("needs-api", "Api"),
+            ("needs-mailer", "Mailer"),
+            ("needs-mailer", "Api")
+        ]
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("change unit `needs-mailer` needs `"),
+        "{message}"
+    );
+    assert!(log.lines().is_empty());
+    assert!(store.history().is_empty());
+    assert!(
+        !store.operations().contains(&"acquire_lock"),
+        "the lock is never taken"
+    );
+}
+
+// ---------------------------------------------------------------- failures and rollback
+
+#[tokio::test]
+async fn without_transactions_a_failure_runs_the_rollbacks_in_reverse_order() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<First>(), unit::<Failing>(), unit::<OrderNine>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        log.lines(),
+        [
+            "first",
+            "failing:before",
+            "failing:execute",
+            "failing:rollback",
+            "failing:rollback_before"
+        ]
+    );
+    let failure = error.as_execution().expect("an execution error");
+    assert_eq!(failure.unit_id, "failing");
+    assert_eq!(failure.step, Step::Execution);
+    assert!(failure.rolled_back);
+    assert!(error.to_string().contains("the third-party api is down"));
+    // The failed unit's data is undone; the earlier unit's stays; the later unit never ran.
+    assert_eq!(store.data().keys().collect::<Vec<_>>(), ["first"]);
+}
+
+#[tokio::test]
+async fn a_rolled_back_step_is_updated_in_place() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let report_err = runner(&store, &log).units([unit::<Failing>()]).run().await;
+    assert!(report_err.is_err());
+
+    let execution = entries(&store, "failing");
+    assert_eq!(
+        execution.len(),
+        1,
+        "FAILED becomes ROLLED_BACK in the same entry"
+    );
+    assert_eq!(execution[0].state, State::RolledBack);
+    assert_eq!(execution[0].execution_millis, -1);
+    let trace = execution[0].error_trace.as_deref().unwrap();
+    assert!(
+        trace.starts_with(r#"{"execution-error": "the third-party api is down""#),
+        "{trace}"
+    );
+
+    let before = entries(&store, "failing_before");
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].entry_type, EntryType::BeforeExecution);
+    assert_eq!(before[0].state, State::RolledBack);
+    assert_eq!(before[0].change_set_method, "before");
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_recorded_and_both_errors_are_returned() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<DoublyFailing>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    let failure = error.as_execution().unwrap();
+    assert!(!failure.rolled_back);
+    assert_eq!(failure.source.to_string(), "execution broke");
+    assert_eq!(failure.rollback_errors.len(), 1);
+    assert_eq!(failure.rollback_errors[0].0, Step::RollbackExecution);
+    let message = error.to_string();
+    assert!(
+        message.contains("execution broke") && message.contains("rollback broke too"),
+        "{message}"
+    );
+
+    let entry = &entries(&store, "doubly-failing")[0];
+    assert_eq!(entry.state, State::RollbackFailed);
+    assert_eq!(
+        entry.error_trace.as_deref(),
+        Some(r#"{"execution-error": "execution broke", "rollback-error": "rollback broke too"}"#)
+    );
+}
+
+#[tokio::test]
+async fn in_a_transaction_a_failure_aborts_and_only_the_before_step_is_rolled_back() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<Failing>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        log.lines(),
+        [
+            "failing:before",
+            "failing:execute",
+            "failing:rollback_before"
+        ],
+        "the transaction is aborted instead of calling #[rollback_execution]"
+    );
+    assert!(
+        store.data().is_empty(),
+        "aborted writes and the undone before-step leave nothing"
+    );
+    assert!(error.as_execution().unwrap().rolled_back);
+    assert_eq!(entries(&store, "failing")[0].state, State::Failed);
+    assert_eq!(
+        entries(&store, "failing_before")[0].state,
+        State::RolledBack
+    );
+}
+
+#[tokio::test]
+async fn the_next_run_resumes_at_the_failed_unit() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let first_try = runner(&store, &log)
+        .units([unit::<First>(), unit::<DoublyFailing>()])
+        .run()
+        .await;
+    assert!(first_try.is_err());
+
+    let plan = runner(&store, &log)
+        .units([unit::<First>(), unit::<DoublyFailing>()])
+        .plan()
+        .await
+        .unwrap();
+    let pending: Vec<&str> = plan.pending().map(|p| p.unit.id()).collect();
+    assert_eq!(pending, ["doubly-failing"]);
+}
+
+#[tokio::test]
+async fn a_unit_without_fail_fast_fails_and_the_run_goes_on() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let report = runner(&store, &log)
+        .units([unit::<First>(), unit::<Tolerated>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        log.lines(),
+        ["first", "tolerated", "tolerated:rollback", "second"]
+    );
+    assert!(matches!(
+        &report.unit("tolerated").unwrap().outcome,
+        Outcome::Failed { rolled_back: true, error } if error.contains("not important")
+    ));
+    assert_eq!(report.executed(), ["first", "second"]);
+}
+
+#[tokio::test]
+async fn a_panicking_unit_is_recorded_as_failed_and_reported() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<Panicking>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("panicked: index out of range in the unit"),
+        "{error}"
+    );
+    assert_eq!(entries(&store, "panicking")[0].state, State::RolledBack);
+    assert_eq!(store.lock_info(), None, "the lock is released");
+}
+
+#[tokio::test]
+async fn the_lock_is_released_when_a_unit_fails() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let result = runner(&store, &log).units([unit::<Failing>()]).run().await;
+    assert!(result.is_err());
+    assert_eq!(store.lock_info(), None);
+    assert!(store.operations().contains(&"release_lock"));
+}
+
+// ---------------------------------------------------------------- run_always
+
+#[tokio::test]
+async fn run_always_units_run_every_time_and_are_recorded_once() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    for _ in 0..3 {
+        runner(&store, &log)
+            .units([unit::<Always>()])
+            .run()
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.lines(), ["always", "always", "always"]);
+    assert_eq!(entries(&store, "always").len(), 1);
+    let report = runner(&store, &log)
+        .units([unit::<Always>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        report.unit("always").unwrap().outcome,
+        Outcome::ExecutedAgain
+    );
+}
+
+// ---------------------------------------------------------------- transactions
+
+#[tokio::test]
+async fn transient_commit_errors_are_retried() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    store.fail_next_commits(2);
+    runner(&store, &log)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        log.lines(),
+        ["first", "first", "first"],
+        "the unit is retried whole"
+    );
+    assert_eq!(entries(&store, "first").len(), 1);
+    assert_eq!(store.data()["first"], "done");
+}
+
+#[tokio::test]
+async fn forcing_transactions_off_runs_rollback_methods() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let result = runner(&store, &log)
+        .transactional(false)
+        .units([unit::<Failing>()])
+        .run()
+        .await;
+    assert!(result.is_err());
+    assert!(log.lines().contains(&"failing:rollback".to_owned()));
+    assert!(!store.operations().contains(&"start_transaction"));
+}
+
+#[tokio::test]
+async fn forcing_transactions_on_a_store_without_them_fails_before_running() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let error = runner(&store, &log)
+        .transactional(true)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::TransactionsUnsupported { .. }),
+        "{error}"
+    );
+    assert!(log.lines().is_empty());
+}
+
+#[tokio::test]
+async fn one_transaction_per_run_commits_all_or_nothing() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let error = runner(&store, &log)
+        .transaction_strategy(TransactionStrategy::PerRun)
+        .units([unit::<First>(), unit::<Second>(), unit::<Failing>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(error.as_execution().unwrap().unit_id, "failing");
+    assert!(
+        store.data().is_empty(),
+        "the earlier units' writes are aborted too"
+    );
+    assert!(entries(&store, "first").is_empty());
+
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .transaction_strategy(TransactionStrategy::PerRun)
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(store.data().len(), 2);
+    assert_eq!(store.history().len(), 2);
+    assert_eq!(
+        store
+            .operations()
+            .iter()
+            .filter(|op| **op == "commit_transaction")
+            .count(),
+        1
+    );
+}
+
+// ---------------------------------------------------------------- lock
+
+fn held_by_other(for_how_long: Duration) -> LockInfo {
+    LockInfo {
+        key: "DEFAULT_KEY".into(),
+        owner: "another-runner".into(),
+        expires_at: SystemTime::now() + for_how_long,
+    }
+}
+
+#[tokio::test]
+async fn a_held_lock_is_an_error_after_quit_trying_after() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    store.set_lock(Some(held_by_other(Duration::from_secs(60))));
+    let error = runner(&store, &log)
+        .lock_quit_trying_after(Duration::from_secs(1))
+        .lock_try_frequency(Duration::from_millis(500))
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Locked { owner, .. } if owner == "another-runner"),
+        "{error}"
+    );
+    assert!(log.lines().is_empty());
+    assert_eq!(
+        store.lock_info().unwrap().owner,
+        "another-runner",
+        "never stolen"
+    );
+}
+
+#[tokio::test]
+async fn a_held_lock_without_fail_if_locked_returns_a_report_that_nothing_ran() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    store.set_lock(Some(held_by_other(Duration::from_secs(60))));
+    let report = runner(&store, &log)
+        .fail_if_locked(false)
+        .lock_quit_trying_after(Duration::ZERO)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::LockUnavailable);
+    assert_eq!(report.unit("first").unwrap().outcome, Outcome::NotRun);
+    assert!(log.lines().is_empty());
+}
+
+#[tokio::test]
+async fn the_runner_waits_for_an_expiring_lock_and_then_takes_it() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    store.set_lock(Some(held_by_other(Duration::from_millis(1200))));
+    runner(&store, &log)
+        .lock_quit_trying_after(Duration::from_secs(10))
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(log.lines(), ["first"]);
+    assert_eq!(store.lock_info(), None);
+}
+
+#[tokio::test]
+async fn a_lock_taken_over_mid_run_stops_the_run_and_nothing_commits_after() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let error = runner(&store, &log)
+        .units([unit::<LockThief>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::LockLost { unit_id: Some(id) } if id == "lock-thief"),
+        "{error}"
+    );
+    assert!(
+        store.data().is_empty(),
+        "the fenced transaction did not commit"
+    );
+    assert!(store.history().is_empty());
+    assert!(log.lines().is_empty(), "the next unit never ran");
+    assert_eq!(
+        store.lock_info().unwrap().owner,
+        "another-runner",
+        "the new owner keeps it"
+    );
+}
+
+#[tokio::test]
+async fn without_transactions_a_lost_lock_stops_before_the_next_unit() {
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let runner = runner(&store, &log)
+        .lock_lease(Duration::from_secs(3))
+        .units([unit::<LockThief>(), unit::<Slow>(), unit::<Second>()]);
+    let error = runner.run().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::LockLost { unit_id: Some(id) } if id == "second"),
+        "{error}"
+    );
+    assert!(!log.lines().contains(&"second".to_owned()));
+}
+
+/// Outlasts one lock refresh period (a third of the 3 s lease).
+#[change_unit(id = "slow", order = "001-slow")]
+struct Slow {
+    log: Dep<Log>,
+}
+
+impl Slow {
+    #[execution]
+    async fn execute(&self) -> Result {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        self.log.push("slow");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- configuration and registry
+
+#[tokio::test]
+async fn a_disabled_runner_does_nothing() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let report = runner(&store, &log)
+        .enabled(false)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Disabled);
+    assert!(store.operations().is_empty());
+}
+
+#[tokio::test]
+async fn invalid_options_are_rejected_before_any_store_operation() {
+    let cases: Vec<(Runner<MemoryStore>, &str)> = vec![
+        (
+            Runner::new(MemoryStore::new()).lock_lease(Duration::from_secs(2)),
+            "lock_lease",
+        ),
+        (
+            Runner::new(MemoryStore::new()).lock_try_frequency(Duration::from_millis(100)),
+            "lock_try_frequency",
+        ),
+        (
+            Runner::new(MemoryStore::new()).system_versions("1..2", "3"),
+            "system_versions",
+        ),
+        (
+            Runner::new(MemoryStore::new()).lock_collection("mongockChangeLog"),
+            "lock_collection",
+        ),
+    ];
+    for (runner, option) in cases {
+        let error = runner.units([unit::<First>()]).run().await.unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidConfig { option: o, .. } if *o == option),
+            "{option}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn duplicate_ids_name_both_types() {
+    let error = Runner::new(MemoryStore::new())
+        .units([unit::<DuplicateOne>(), unit::<DuplicateTwo>()])
+        .run()
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("`duplicate`"), "{message}");
+    assert!(
+        message.contains("DuplicateOne") && message.contains("DuplicateTwo"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_registry_explains_how_to_link_a_units_crate() {
+    let error = Runner::new(MemoryStore::new())
+        .units([])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NoChangeUnits));
+    assert!(error.to_string().contains("use my_migrations as _;"));
+}
+
+#[tokio::test]
+async fn history_of_units_missing_from_the_binary_is_an_error() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    let error = runner(&store, &log)
+        .units([unit::<First>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::UnknownHistory { ids } if ids[0].contains("`second`")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn metadata_host_and_execution_id_are_recorded_on_every_entry() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    let report = runner(&store, &log)
+        .metadata("deployed-by-ci".to_owned())
+        .service_identifier("client-service")
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    for entry in store.history() {
+        assert_eq!(entry.metadata.as_deref(), Some("deployed-by-ci"));
+        assert!(entry.execution_hostname.ends_with("-client-service"));
+        assert_eq!(entry.execution_id, report.execution_id);
+    }
+}
+
+#[tokio::test]
+async fn default_author_applies_to_units_without_one() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .default_author("platform")
+        .units([unit::<OrderNine>(), unit::<First>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(entries(&store, "nine")[0].author, "platform");
+    assert_eq!(entries(&store, "first")[0].author, "team");
+}
+
+#[tokio::test]
+async fn events_report_start_success_and_failure() {
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (e1, e2, e3) = (events.clone(), events.clone(), events.clone());
+    let result = runner(&store, &log)
+        .on_started(move |e| {
+            if let Event::Started { pending, .. } = e {
+                e1.lock().unwrap().push(format!("started {pending:?}"));
+            }
+        })
+        .on_success(move |_| e2.lock().unwrap().push("success".into()))
+        .on_failure(move |e| {
+            if let Event::Failed(error) = e {
+                e3.lock()
+                    .unwrap()
+                    .push(format!("failure {}", error.as_execution().unwrap().unit_id));
+            }
+        })
+        .units([unit::<First>(), unit::<DoublyFailing>()])
+        .run()
+        .await;
+    assert!(result.is_err());
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            r#"started ["first", "doubly-failing"]"#,
+            "failure doubly-failing"
+        ]
+    );
+}

@@ -1,0 +1,138 @@
+//! The error type of the MongoDB store.
+
+use std::error::Error as StdError;
+
+use mongodb::error::{ErrorKind, WriteFailure};
+
+/// Everything the MongoDB store can fail with.
+///
+/// Messages name the collection (as `database.collection`) and, for unreadable documents,
+/// the document's `_id`. The runner wraps these in
+/// [`migrate_core::Error::Store`] with what it was doing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A driver operation failed (network, server error, timeout).
+    #[error("{operation} on `{namespace}` failed: {source}")]
+    Driver {
+        /// What the store was doing, e.g. `"reading the history"`.
+        operation: &'static str,
+        /// The collection (`database.collection`), or the database for commands.
+        namespace: String,
+        /// The driver's error.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+
+    /// A history document cannot be read as a history entry.
+    #[error("history document `_id: {id}` in `{namespace}` is corrupt: {reason}")]
+    CorruptHistory {
+        /// The history collection (`database.collection`).
+        namespace: String,
+        /// The document's `_id`, rendered as extended JSON-like text.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The lock document cannot be read.
+    #[error("lock document `_id: {id}` in `{namespace}` is corrupt: {reason}")]
+    CorruptLock {
+        /// The lock collection (`database.collection`).
+        namespace: String,
+        /// The document's `_id`.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// Index creation is off and a required unique index does not exist.
+    #[error(
+        "`{namespace}` has no unique index on {keys}; create it (unique) or leave index \
+         creation on (`index_creation(true)`)"
+    )]
+    MissingIndex {
+        /// The collection (`database.collection`).
+        namespace: String,
+        /// The index keys, e.g. `{ executionId: 1, author: 1, changeId: 1 }`.
+        keys: &'static str,
+    },
+
+    /// A configured collection name cannot be used.
+    #[error("invalid collection name `{name}`: {reason}")]
+    InvalidCollectionName {
+        /// The name as configured.
+        name: String,
+        /// Why MongoDB would reject it.
+        reason: &'static str,
+    },
+}
+
+impl Error {
+    pub(crate) fn driver(
+        operation: &'static str,
+        namespace: impl Into<String>,
+        source: mongodb::error::Error,
+    ) -> Self {
+        Error::Driver {
+            operation,
+            namespace: namespace.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The driver error behind this error, if any.
+    pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            Error::Driver { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `error` is a duplicate key error (code 11000).
+pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    match &*error.kind {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}
+
+/// The server error code of `error`, if it carries one.
+pub(crate) fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match &*error.kind {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// Whether some error in the chain of `error` carries the driver error label `label`.
+///
+/// Walks the `source()` chain looking for the driver's error (directly, boxed, or inside this
+/// crate's [`Error`]). Errors that hide their source, as `anyhow::Error` does once converted
+/// into a boxed error, are matched by the label as the driver's message prints it
+/// (`labels: {"TransientTransactionError"}`).
+pub(crate) fn has_label(error: &(dyn StdError + 'static), label: &str) -> bool {
+    let quoted = format!("\"{label}\"");
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let labelled = match as_driver_error(e) {
+            Some(driver) => driver.contains_label(label),
+            None => e.to_string().contains(&quoted),
+        };
+        if labelled {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+fn as_driver_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a mongodb::error::Error> {
+    e.downcast_ref::<mongodb::error::Error>()
+        .or_else(|| e.downcast_ref::<Box<mongodb::error::Error>>().map(|b| &**b))
+        .or_else(|| e.downcast_ref::<Error>().and_then(Error::driver_error))
+}

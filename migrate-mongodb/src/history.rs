@@ -1,0 +1,338 @@
+//! The history collection's document format (Mongock 5's `mongockChangeLog`).
+//!
+//! Writes `$set` only the fields below, so fields other tools added to a document survive an
+//! update. Reads tolerate rows written by mongobee and Mongock 3, which lack `state`, `type`
+//! and `executionMillis`.
+
+use std::time::SystemTime;
+
+use migrate_core::{EntryType, HistoryEntry, State};
+use mongodb::bson::{doc, Bson, DateTime, Document};
+
+use crate::error::Error;
+
+pub(crate) const EXECUTION_ID: &str = "executionId";
+pub(crate) const CHANGE_ID: &str = "changeId";
+pub(crate) const AUTHOR: &str = "author";
+const TIMESTAMP: &str = "timestamp";
+const STATE: &str = "state";
+const TYPE: &str = "type";
+const CHANGE_LOG_CLASS: &str = "changeLogClass";
+const CHANGE_SET_METHOD: &str = "changeSetMethod";
+const METADATA: &str = "metadata";
+const EXECUTION_MILLIS: &str = "executionMillis";
+const EXECUTION_HOSTNAME: &str = "executionHostname";
+const ERROR_TRACE: &str = "errorTrace";
+const SYSTEM_CHANGE: &str = "systemChange";
+const CHECKSUM: &str = "checksum";
+
+/// The keys of the history's unique index, in order.
+pub(crate) const INDEX_KEYS: &str = "{ executionId: 1, author: 1, changeId: 1 }";
+
+pub(crate) fn index_keys() -> Document {
+    doc! { EXECUTION_ID: 1, AUTHOR: 1, CHANGE_ID: 1 }
+}
+
+/// The fields a read fetches (`_id` comes along for error messages).
+pub(crate) fn projection() -> Document {
+    let mut projection = Document::new();
+    for field in [
+        EXECUTION_ID,
+        CHANGE_ID,
+        AUTHOR,
+        TIMESTAMP,
+        STATE,
+        TYPE,
+        CHANGE_LOG_CLASS,
+        CHANGE_SET_METHOD,
+        METADATA,
+        EXECUTION_MILLIS,
+        EXECUTION_HOSTNAME,
+        ERROR_TRACE,
+        SYSTEM_CHANGE,
+        CHECKSUM,
+    ] {
+        projection.insert(field, 1);
+    }
+    projection
+}
+
+/// The upsert key of an entry.
+pub(crate) fn key(entry: &HistoryEntry<Document>) -> Document {
+    doc! {
+        EXECUTION_ID: &entry.execution_id,
+        AUTHOR: &entry.author,
+        CHANGE_ID: &entry.change_id,
+    }
+}
+
+/// The `$set` update of an entry: every field Mongock writes, plus `checksum` when known.
+pub(crate) fn update(entry: &HistoryEntry<Document>) -> Document {
+    let mut fields = doc! {
+        EXECUTION_ID: &entry.execution_id,
+        CHANGE_ID: &entry.change_id,
+        AUTHOR: &entry.author,
+        TIMESTAMP: DateTime::from_system_time(entry.timestamp),
+        STATE: entry.state.as_str(),
+        TYPE: entry.entry_type.as_str(),
+        CHANGE_LOG_CLASS: &entry.change_log_class,
+        CHANGE_SET_METHOD: &entry.change_set_method,
+        METADATA: entry.metadata.clone().map_or(Bson::Null, Bson::Document),
+        EXECUTION_MILLIS: entry.execution_millis,
+        EXECUTION_HOSTNAME: &entry.execution_hostname,
+        ERROR_TRACE: entry.error_trace.as_deref().map_or(Bson::Null, |t| Bson::String(t.to_owned())),
+        SYSTEM_CHANGE: entry.system_change,
+    };
+    if let Some(checksum) = &entry.checksum {
+        fields.insert(CHECKSUM, checksum);
+    }
+    doc! { "$set": fields }
+}
+
+/// Reads one stored document, defaulting what older formats lack.
+pub(crate) fn decode(doc: &Document, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
+    let fields = Fields { doc };
+    let corrupt = |reason: String| Error::CorruptHistory {
+        namespace: namespace.to_owned(),
+        id: document_id(doc),
+        reason,
+    };
+    let state = match fields.string(STATE).map_err(&corrupt)? {
+        None => State::Executed,
+        Some(s) => State::parse(s).ok_or_else(|| {
+            corrupt(format!(
+                "field `state` is `{s}`, expected one of EXECUTED, FAILED, ROLLED_BACK, \
+                 ROLLBACK_FAILED, IGNORED"
+            ))
+        })?,
+    };
+    let entry_type = match fields.string(TYPE).map_err(&corrupt)? {
+        None => EntryType::Execution,
+        Some(s) => EntryType::parse(s).ok_or_else(|| {
+            corrupt(format!(
+                "field `type` is `{s}`, expected EXECUTION or BEFORE_EXECUTION"
+            ))
+        })?,
+    };
+    let metadata = match doc.get(METADATA) {
+        None | Some(Bson::Null) => None,
+        Some(Bson::Document(metadata)) => Some(metadata.clone()),
+        Some(other) => {
+            return Err(corrupt(format!(
+                "field `metadata` is {}, expected a document or null",
+                type_name(other)
+            )))
+        }
+    };
+    Ok(HistoryEntry {
+        execution_id: fields
+            .string(EXECUTION_ID)
+            .map_err(&corrupt)?
+            .unwrap_or_default()
+            .to_owned(),
+        change_id: fields
+            .required_string(CHANGE_ID)
+            .map_err(&corrupt)?
+            .to_owned(),
+        author: fields.required_string(AUTHOR).map_err(&corrupt)?.to_owned(),
+        timestamp: fields
+            .date(TIMESTAMP)
+            .map_err(&corrupt)?
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+        state,
+        entry_type,
+        change_log_class: fields
+            .string(CHANGE_LOG_CLASS)
+            .map_err(&corrupt)?
+            .unwrap_or_default()
+            .to_owned(),
+        change_set_method: fields
+            .string(CHANGE_SET_METHOD)
+            .map_err(&corrupt)?
+            .unwrap_or_default()
+            .to_owned(),
+        metadata,
+        execution_millis: fields
+            .integer(EXECUTION_MILLIS)
+            .map_err(&corrupt)?
+            .unwrap_or(-1),
+        execution_hostname: fields
+            .string(EXECUTION_HOSTNAME)
+            .map_err(&corrupt)?
+            .unwrap_or_default()
+            .to_owned(),
+        error_trace: fields
+            .string(ERROR_TRACE)
+            .map_err(&corrupt)?
+            .map(str::to_owned),
+        system_change: fields
+            .boolean(SYSTEM_CHANGE)
+            .map_err(&corrupt)?
+            .unwrap_or(false),
+        checksum: fields
+            .string(CHECKSUM)
+            .map_err(&corrupt)?
+            .map(str::to_owned),
+    })
+}
+
+/// The document's `_id` as text, for error messages.
+pub(crate) fn document_id(doc: &Document) -> String {
+    match doc.get("_id") {
+        Some(Bson::ObjectId(id)) => format!("ObjectId(\"{id}\")"),
+        Some(Bson::String(id)) => format!("\"{id}\""),
+        Some(other) => other.to_string(),
+        None => "<missing>".to_owned(),
+    }
+}
+
+/// Typed access to optional fields: a missing or null field is `None`; a field of another type
+/// is an error that names it.
+pub(crate) struct Fields<'a> {
+    pub(crate) doc: &'a Document,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, field: &str) -> Option<&'a Bson> {
+        self.doc.get(field).filter(|v| !matches!(v, Bson::Null))
+    }
+
+    pub(crate) fn string(&self, field: &str) -> Result<Option<&'a str>, String> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::String(s)) => Ok(Some(s)),
+            Some(other) => Err(wrong_type(field, other, "a string")),
+        }
+    }
+
+    pub(crate) fn required_string(&self, field: &str) -> Result<&'a str, String> {
+        self.string(field)?
+            .ok_or_else(|| format!("required field `{field}` is missing"))
+    }
+
+    pub(crate) fn date(&self, field: &str) -> Result<Option<SystemTime>, String> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::DateTime(date)) => Ok(Some(date.to_system_time())),
+            Some(other) => Err(wrong_type(field, other, "a date")),
+        }
+    }
+
+    fn integer(&self, field: &str) -> Result<Option<i64>, String> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::Int64(n)) => Ok(Some(*n)),
+            Some(Bson::Int32(n)) => Ok(Some(i64::from(*n))),
+            Some(Bson::Double(n)) if n.fract() == 0.0 => Ok(Some(*n as i64)),
+            Some(other) => Err(wrong_type(field, other, "an integer")),
+        }
+    }
+
+    fn boolean(&self, field: &str) -> Result<Option<bool>, String> {
+        match self.get(field) {
+            None => Ok(None),
+            Some(Bson::Boolean(b)) => Ok(Some(*b)),
+            Some(other) => Err(wrong_type(field, other, "a boolean")),
+        }
+    }
+}
+
+fn wrong_type(field: &str, value: &Bson, expected: &str) -> String {
+    format!(
+        "field `{field}` is {}, expected {expected}",
+        type_name(value)
+    )
+}
+
+fn type_name(value: &Bson) -> &'static str {
+    match value {
+        Bson::Double(_) => "a double",
+        Bson::String(_) => "a string",
+        Bson::Array(_) => "an array",
+        Bson::Document(_) => "a document",
+        Bson::Boolean(_) => "a boolean",
+        Bson::Null => "null",
+        Bson::Int32(_) => "an int32",
+        Bson::Int64(_) => "an int64",
+        Bson::DateTime(_) => "a date",
+        Bson::ObjectId(_) => "an ObjectId",
+        Bson::Timestamp(_) => "a timestamp",
+        Bson::Binary(_) => "binary data",
+        Bson::Decimal128(_) => "a decimal128",
+        _ => "a value of another BSON type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HistoryEntry<Document> {
+        HistoryEntry {
+            execution_id: "e1".into(),
+            change_id: "c1".into(),
+            author: "a".into(),
+            timestamp: DateTime::from_millis(1_700_000_000_000).to_system_time(),
+            state: State::RolledBack,
+            entry_type: EntryType::BeforeExecution,
+            change_log_class: "app::C1".into(),
+            change_set_method: "before".into(),
+            metadata: Some(doc! { "by": "ci" }),
+            execution_millis: -1,
+            execution_hostname: "host-svc".into(),
+            error_trace: Some("{}".into()),
+            system_change: false,
+            checksum: Some("abc".into()),
+        }
+    }
+
+    #[test]
+    fn an_entry_survives_encoding_and_decoding() {
+        let entry = sample();
+        let set = update(&entry).get_document("$set").unwrap().clone();
+        let mut stored = doc! { "_id": 1 };
+        stored.extend(set);
+        assert_eq!(decode(&stored, "db.h").unwrap(), entry);
+    }
+
+    #[test]
+    fn a_mongobee_row_reads_as_executed() {
+        let row = doc! {
+            "_id": 7,
+            "changeId": "c",
+            "author": "a",
+            "timestamp": DateTime::from_millis(5),
+            "changeLogClass": "com.example.Log",
+            "changeSetMethod": "m",
+        };
+        let entry = decode(&row, "db.h").unwrap();
+        assert_eq!(entry.state, State::Executed);
+        assert_eq!(entry.entry_type, EntryType::Execution);
+        assert_eq!(entry.execution_millis, -1);
+        assert_eq!(entry.metadata, None);
+    }
+
+    #[test]
+    fn a_missing_or_ill_typed_required_field_names_the_document() {
+        let missing = decode(&doc! { "_id": "x", "author": "a" }, "db.h").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "history document `_id: \"x\"` in `db.h` is corrupt: required field `changeId` is missing"
+        );
+        let wrong = decode(&doc! { "_id": 3, "changeId": "c", "author": 5 }, "db.h").unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            "history document `_id: 3` in `db.h` is corrupt: field `author` is an int32, expected a string"
+        );
+    }
+
+    #[test]
+    fn an_unknown_state_is_an_error() {
+        let err = decode(
+            &doc! { "_id": 1, "changeId": "c", "author": "a", "state": "DONE" },
+            "db.h",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("field `state` is `DONE`"), "{err}");
+    }
+}

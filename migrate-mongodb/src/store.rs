@@ -1,0 +1,491 @@
+//! [`MongoStore`]: the [`Store`] over a MongoDB database.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use migrate_core::{
+    BoxError, Dependencies, HistoryEntry, IntoStore, LockAttempt, LockClaim, LockInfo, Store,
+    StoreSettings,
+};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
+use mongodb::{ClientSession, Collection, Database, IndexModel};
+use tokio::sync::OnceCell;
+
+use crate::error::{self, Error};
+use crate::topology::{self, Topology};
+use crate::{history, lock};
+
+/// The batch size of the history read. MongoDB also caps a reply at 16 MiB, so a history is
+/// read in one round trip while it has at most this many entries and their projected
+/// documents fit in 16 MiB (tens of thousands of entries); beyond that the driver fetches
+/// the rest with further `getMore` round trips.
+pub const HISTORY_BATCH_SIZE: u32 = 100_000;
+
+/// `NamespaceNotFound`: `listIndexes` on a collection that does not exist.
+const NAMESPACE_NOT_FOUND: i32 = 26;
+
+/// The MongoDB [`Store`]: Mongock 5's history and lock collections in one database, sessions
+/// and transactions through the driver.
+///
+/// Building one does no I/O. `Runner::new(&db)` builds it for you; build it yourself to change
+/// the read or write concern:
+///
+/// ```no_run
+/// # async fn demo(db: mongodb::Database) -> Result<(), migrate_core::Error> {
+/// use migrate_mongodb::MongoStore;
+/// use mongodb::options::WriteConcern;
+///
+/// let store = MongoStore::new(&db).write_concern(WriteConcern::nodes(1));
+/// migrate_core::Runner::new(store).run().await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// What it does with the database:
+///
+/// - **History** (default `mongockChangeLog`): one document per step per run with Mongock 5's
+///   field names; entries are upserted on `{executionId, author, changeId}` with `$set` of
+///   these fields only, so fields other tools added are kept. The whole history is read with
+///   one `find` (see [`HISTORY_BATCH_SIZE`]); mongobee and Mongock 3 rows without `state`,
+///   `type` or `executionMillis` read as executed executions that took −1 ms.
+/// - **Lock** (default `mongockLock`): one document `{key: "DEFAULT_KEY", status:
+///   "LOCK_HELD", owner, expiresAt}`.
+/// - **Indexes**: unique `{executionId: 1, author: 1, changeId: 1}` on the history and unique
+///   `{key: 1}` on the lock, created before the first run that has something to do; with
+///   index creation off they are verified instead.
+/// - **Transactions**: available when the server's `hello` reply shows a replica set member or
+///   a mongos (asked once per store). Transactions use the store's read and write concerns.
+#[derive(Clone)]
+pub struct MongoStore {
+    db: Database,
+    settings: StoreSettings,
+    read_concern: ReadConcern,
+    write_concern: WriteConcern,
+    topology: Arc<OnceCell<Topology>>,
+}
+
+impl MongoStore {
+    /// A store over `db` with Mongock's collection names and majority read and write
+    /// concerns. Does no I/O.
+    pub fn new(db: &Database) -> Self {
+        MongoStore {
+            db: db.clone(),
+            settings: StoreSettings::default(),
+            read_concern: ReadConcern::majority(),
+            write_concern: WriteConcern::majority(),
+            topology: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// The read concern of history and lock reads and of transactions. Default: majority.
+    pub fn read_concern(mut self, read_concern: ReadConcern) -> Self {
+        self.read_concern = read_concern;
+        self
+    }
+
+    /// The write concern of history and lock writes, index creation and transactions.
+    /// Default: majority.
+    pub fn write_concern(mut self, write_concern: WriteConcern) -> Self {
+        self.write_concern = write_concern;
+        self
+    }
+
+    /// The database the store works in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn collection(&self, name: &str) -> Collection<Document> {
+        self.db.collection_with_options(
+            name,
+            CollectionOptions::builder()
+                .read_concern(self.read_concern.clone())
+                .write_concern(self.write_concern.clone())
+                .build(),
+        )
+    }
+
+    fn history(&self) -> Collection<Document> {
+        self.collection(&self.settings.change_log_collection)
+    }
+
+    fn lock(&self) -> Collection<Document> {
+        self.collection(&self.settings.lock_collection)
+    }
+
+    fn history_namespace(&self) -> String {
+        format!("{}.{}", self.db.name(), self.settings.change_log_collection)
+    }
+
+    fn lock_namespace(&self) -> String {
+        format!("{}.{}", self.db.name(), self.settings.lock_collection)
+    }
+
+    async fn topology(&self) -> Result<&Topology, Error> {
+        self.topology
+            .get_or_try_init(|| topology::detect(&self.db))
+            .await
+    }
+
+    async fn ensure_index(
+        &self,
+        collection: Collection<Document>,
+        keys: Document,
+        namespace: String,
+    ) -> Result<(), Error> {
+        let index = IndexModel::builder()
+            .keys(keys)
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        collection
+            .create_index(index)
+            .await
+            .map_err(|e| Error::driver("creating a unique index", namespace, e))?;
+        Ok(())
+    }
+
+    async fn verify_index(
+        &self,
+        collection: Collection<Document>,
+        keys: Document,
+        described: &'static str,
+        namespace: String,
+    ) -> Result<(), Error> {
+        let mut cursor = match collection.list_indexes().await {
+            Ok(cursor) => cursor,
+            Err(e) if error::code(&e) == Some(NAMESPACE_NOT_FOUND) => {
+                return Err(Error::MissingIndex {
+                    namespace,
+                    keys: described,
+                })
+            }
+            Err(e) => return Err(Error::driver("listing indexes", namespace, e)),
+        };
+        loop {
+            match cursor.advance().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(Error::driver("listing indexes", namespace, e)),
+            }
+            let index = cursor
+                .deserialize_current()
+                .map_err(|e| Error::driver("listing indexes", namespace.clone(), e))?;
+            let unique = index.options.as_ref().and_then(|o| o.unique) == Some(true);
+            if unique && same_keys(&index.keys, &keys) {
+                return Ok(());
+            }
+        }
+        Err(Error::MissingIndex {
+            namespace,
+            keys: described,
+        })
+    }
+
+    async fn read_lock(&self) -> Result<Option<LockInfo>, Error> {
+        let found = self
+            .lock()
+            .find_one(lock::key_filter())
+            .await
+            .map_err(|e| Error::driver("reading the lock", self.lock_namespace(), e))?;
+        found
+            .map(|doc| lock::decode(&doc, &self.lock_namespace()))
+            .transpose()
+    }
+}
+
+/// Whether two index key documents name the same fields, in the same order, ascending.
+/// Servers and other drivers store `1` as an int32, int64 or double.
+fn same_keys(found: &Document, wanted: &Document) -> bool {
+    let ascending = |v: &Bson| match v {
+        Bson::Int32(n) => *n == 1,
+        Bson::Int64(n) => *n == 1,
+        Bson::Double(n) => *n == 1.0,
+        _ => false,
+    };
+    found.len() == wanted.len()
+        && found
+            .iter()
+            .zip(wanted.iter())
+            .all(|((a, va), (b, _))| a == b && ascending(va))
+}
+
+fn check_collection_name(name: &str) -> Result<(), Error> {
+    let reason = if name.is_empty() {
+        "it is empty"
+    } else if name.contains('$') {
+        "it contains `$`"
+    } else if name.contains('\0') {
+        "it contains a NUL character"
+    } else if name.starts_with("system.") {
+        "names starting with `system.` are reserved"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidCollectionName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("database", &self.db.name())
+            .field("settings", &self.settings)
+            .field("read_concern", &self.read_concern)
+            .field("write_concern", &self.write_concern)
+            .field("transactions", &self.topology.get().map(|t| t.transactions))
+            .finish()
+    }
+}
+
+impl Store for MongoStore {
+    type Session = ClientSession;
+    type Metadata = Document;
+
+    fn configure(&mut self, settings: &StoreSettings) -> Result<(), BoxError> {
+        check_collection_name(&settings.change_log_collection)?;
+        check_collection_name(&settings.lock_collection)?;
+        self.settings = settings.clone();
+        Ok(())
+    }
+
+    async fn read_history(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
+        let namespace = self.history_namespace();
+        let mut cursor = self
+            .history()
+            .find(doc! {})
+            .projection(history::projection())
+            .batch_size(HISTORY_BATCH_SIZE)
+            .await
+            .map_err(|e| Error::driver("reading the history", namespace.clone(), e))?;
+        let mut entries = Vec::new();
+        loop {
+            match cursor.advance().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(Error::driver("reading the history", namespace, e).into()),
+            }
+            let doc = cursor
+                .deserialize_current()
+                .map_err(|e| Error::driver("reading the history", namespace.clone(), e))?;
+            entries.push(history::decode(&doc, &namespace)?);
+        }
+        Ok(entries)
+    }
+
+    async fn prepare(&self) -> Result<(), BoxError> {
+        if self.settings.index_creation {
+            self.ensure_index(
+                self.history(),
+                history::index_keys(),
+                self.history_namespace(),
+            )
+            .await?;
+            self.ensure_index(self.lock(), lock::index_keys(), self.lock_namespace())
+                .await?;
+        } else {
+            self.verify_index(
+                self.history(),
+                history::index_keys(),
+                history::INDEX_KEYS,
+                self.history_namespace(),
+            )
+            .await?;
+            self.verify_index(
+                self.lock(),
+                lock::index_keys(),
+                lock::INDEX_KEYS,
+                self.lock_namespace(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn supports_transactions(&self) -> Result<bool, BoxError> {
+        Ok(self.topology().await?.transactions)
+    }
+
+    fn transactions_unsupported_reason(&self) -> String {
+        match self.topology.get() {
+            Some(topology) if !topology.transactions => topology.reason.clone(),
+            _ => "the server cannot run transactions".to_owned(),
+        }
+    }
+
+    fn provide(&self, deps: &mut Dependencies) {
+        deps.insert(self.db.clone());
+        deps.insert(self.db.client().clone());
+    }
+
+    async fn write_entry(
+        &self,
+        entry: &HistoryEntry<Document>,
+        session: Option<&mut ClientSession>,
+    ) -> Result<(), BoxError> {
+        let history = self.history();
+        let action = history
+            .update_one(history::key(entry), history::update(entry))
+            .upsert(true);
+        let result = match session {
+            Some(session) => action.session(session).await,
+            None => action.await,
+        };
+        result
+            .map_err(|e| Error::driver("writing a history entry", self.history_namespace(), e))?;
+        Ok(())
+    }
+
+    async fn start_session(&self) -> Result<ClientSession, BoxError> {
+        let session = self
+            .db
+            .client()
+            .start_session()
+            .await
+            .map_err(|e| Error::driver("starting a session", self.db.name(), e))?;
+        Ok(session)
+    }
+
+    async fn start_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        session
+            .start_transaction()
+            .read_concern(self.read_concern.clone())
+            .write_concern(self.write_concern.clone())
+            .await
+            .map_err(|e| Error::driver("starting a transaction", self.db.name(), e))?;
+        Ok(())
+    }
+
+    async fn fence_lock(
+        &self,
+        session: &mut ClientSession,
+        claim: &LockClaim,
+    ) -> Result<bool, BoxError> {
+        let result = self
+            .lock()
+            .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
+            .session(session)
+            .await
+            .map_err(|e| Error::driver("fencing the lock", self.lock_namespace(), e))?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn commit_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        session
+            .commit_transaction()
+            .await
+            .map_err(|e| Error::driver("committing a transaction", self.db.name(), e))?;
+        Ok(())
+    }
+
+    async fn abort_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        session
+            .abort_transaction()
+            .await
+            .map_err(|e| Error::driver("aborting a transaction", self.db.name(), e))?;
+        Ok(())
+    }
+
+    fn is_transient(&self, error: &BoxError) -> bool {
+        error::has_label(&**error, mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+    }
+
+    fn is_unknown_commit_result(&self, error: &BoxError) -> bool {
+        error::has_label(&**error, mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+    }
+
+    async fn acquire_lock(&self, claim: &LockClaim) -> Result<LockAttempt, BoxError> {
+        let result = self
+            .lock()
+            .update_one(
+                lock::acquire_filter(claim, SystemTime::now()),
+                lock::acquire_update(claim),
+            )
+            .upsert(true)
+            .await;
+        match result {
+            Ok(_) => Ok(LockAttempt::Acquired),
+            // The filter did not match, so the upsert tried to insert a second document with
+            // the same key: another owner holds an unexpired lease.
+            Err(e) if error::is_duplicate_key(&e) => {
+                Ok(LockAttempt::HeldBy(self.read_lock().await?))
+            }
+            Err(e) => Err(Error::driver("acquiring the lock", self.lock_namespace(), e).into()),
+        }
+    }
+
+    async fn refresh_lock(&self, claim: &LockClaim) -> Result<bool, BoxError> {
+        let result = self
+            .lock()
+            .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
+            .await
+            .map_err(|e| Error::driver("refreshing the lock", self.lock_namespace(), e))?;
+        Ok(result.matched_count > 0)
+    }
+
+    async fn release_lock(&self, owner: &str) -> Result<(), BoxError> {
+        self.lock()
+            .delete_one(lock::owner_filter(owner))
+            .await
+            .map_err(|e| Error::driver("releasing the lock", self.lock_namespace(), e))?;
+        Ok(())
+    }
+
+    async fn inspect_lock(&self) -> Result<Option<LockInfo>, BoxError> {
+        Ok(self.read_lock().await?)
+    }
+
+    async fn force_release_lock(&self) -> Result<(), BoxError> {
+        self.lock()
+            .delete_many(lock::key_filter())
+            .await
+            .map_err(|e| Error::driver("force-releasing the lock", self.lock_namespace(), e))?;
+        Ok(())
+    }
+}
+
+impl IntoStore<MongoStore> for &Database {
+    fn into_store(self) -> MongoStore {
+        MongoStore::new(self)
+    }
+}
+
+impl IntoStore<MongoStore> for Database {
+    fn into_store(self) -> MongoStore {
+        MongoStore::new(&self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_match_whatever_numeric_type_stores_them() {
+        let wanted = history::index_keys();
+        assert!(same_keys(
+            &doc! { "executionId": 1.0, "author": 1_i64, "changeId": 1 },
+            &wanted
+        ));
+        assert!(!same_keys(
+            &doc! { "author": 1, "executionId": 1, "changeId": 1 },
+            &wanted
+        ));
+        assert!(!same_keys(&doc! { "executionId": 1, "author": 1 }, &wanted));
+        assert!(!same_keys(
+            &doc! { "executionId": 1, "author": 1, "changeId": -1 },
+            &wanted
+        ));
+    }
+
+    #[test]
+    fn reserved_collection_names_are_rejected() {
+        assert!(check_collection_name("mongockChangeLog").is_ok());
+        assert!(check_collection_name("").is_err());
+        assert!(check_collection_name("a$b").is_err());
+        assert!(check_collection_name("system.users").is_err());
+    }
+}

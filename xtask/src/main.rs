@@ -149,14 +149,22 @@ fn demo() -> Result {
         "building the client_service example",
         cargo().args(["build", "--quiet", "-p", "client_service"]),
     )?;
-    for attempt in ["first run", "second run (nothing left to apply)"] {
-        println!("\n=== client_service, {attempt} ===");
-        run(
-            &format!("client_service, {attempt}"),
-            cargo()
-                .args(["run", "--quiet", "-p", "client_service"])
-                .env("MONGODB_URI", &uri),
-        )?;
+    let runs = [
+        ("first run: release 1 applies its units", "1"),
+        ("second run: nothing left to apply", "1"),
+        ("third run: release 2 applies the system-version-2 unit", "2"),
+    ];
+    for (title, version) in runs {
+        println!("\n=== client_service, {title} ===");
+        let status = cargo()
+            .args(["run", "--quiet", "-p", "client_service"])
+            .env("MONGODB_URI", &uri)
+            .env("CLIENT_SERVICE_VERSION", version)
+            .status()
+            .map_err(|e| format!("running client_service: {e}"))?;
+        if !status.success() {
+            return Err(format!("client_service ({title}) failed: {status}"));
+        }
     }
     drop(server);
     Ok(())

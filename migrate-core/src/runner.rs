@@ -269,6 +269,12 @@ impl<S: Store> Runner<S> {
 
     /// Computes what a run would do, without taking the lock or running anything.
     pub async fn plan(mut self) -> Result<Plan, Error> {
+        let (checked, history) = self.load().await?;
+        Plan::new(&checked.input(&self), &history)
+    }
+
+    /// Validates the options and units, configures the store and reads the history.
+    async fn load(&mut self) -> Result<(Checked, Vec<HistoryEntry<S::Metadata>>), Error> {
         let checked = self.check()?;
         self.store
             .configure(&self.settings)
@@ -278,7 +284,7 @@ impl<S: Store> Runner<S> {
             .read_history()
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
-        Plan::new(&checked.input(&self), &history)
+        Ok((checked, history))
     }
 
     /// Runs every pending unit and returns what happened.
@@ -373,15 +379,7 @@ impl<S: Store> Runner<S> {
         started: Instant,
         emit: &(dyn Fn(EventKind, Event<'_>) + Sync),
     ) -> Result<Report, Error> {
-        let checked = self.check()?;
-        self.store
-            .configure(&self.settings)
-            .map_err(|e| Error::store("configuring the store", e))?;
-        let history = self
-            .store
-            .read_history()
-            .await
-            .map_err(|e| Error::store("reading the migration history", e))?;
+        let (checked, history) = self.load().await?;
         check_unknown_history(&checked.units, &history)?;
         let plan = Plan::new(&checked.input(&self), &history)?;
         if !plan.has_pending() {
@@ -394,13 +392,13 @@ impl<S: Store> Runner<S> {
             ));
         }
 
+        let mut deps = std::mem::take(&mut self.deps);
+        self.store.provide(&mut deps);
+        preflight(&plan, &deps)?;
         self.store
             .prepare()
             .await
             .map_err(|e| Error::store("preparing the history and lock collections", e))?;
-        let mut deps = std::mem::take(&mut self.deps);
-        self.store.provide(&mut deps);
-        preflight(&plan, &deps)?;
         let transactions = self.transactions_enabled(&plan).await?;
 
         let store = Arc::new(self.store);
@@ -608,6 +606,8 @@ impl<S: Store> Execution<'_, S> {
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
         let plan = Plan::new(input, &history)?;
+        // Another runner may have rolled units back since the first read.
+        preflight(&plan, self.deps)?;
         let pending: Vec<&str> = plan.pending().map(|p| p.unit.id()).collect();
         emit(
             EventKind::Started,

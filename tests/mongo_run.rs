@@ -1,0 +1,1006 @@
+//! Whole runs against a real server, in both modes: the transactional path on a replica set
+//! and the rollback-method path on a standalone server. One behaviour per test.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use migrate::{
+    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    ChangeUnit, Dep, DescribeUnit, Error, Outcome, Runner, SkipReason,
+};
+use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::{ClientSession, Database};
+use support::{test_db, Mode, TestDb};
+
+type Result<T = ()> = anyhow::Result<T>;
+
+fn unit<T: DescribeUnit>() -> &'static ChangeUnit {
+    T::change_unit()
+}
+
+/// What the units did, for the test to check.
+#[derive(Default, Clone)]
+struct Probe(Arc<ProbeInner>);
+
+#[derive(Default)]
+struct ProbeInner {
+    log: Mutex<Vec<String>>,
+    attempts: AtomicUsize,
+}
+
+impl Probe {
+    fn push(&self, line: impl Into<String>) {
+        self.0.log.lock().unwrap().push(line.into());
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.0.log.lock().unwrap().clone()
+    }
+
+    /// Counts an attempt and returns its number, from 1.
+    fn attempt(&self) -> usize {
+        self.0.attempts.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn attempts(&self) -> usize {
+        self.0.attempts.load(Ordering::SeqCst)
+    }
+}
+
+fn runner(t: &TestDb, probe: &Probe) -> Runner {
+    Runner::new(&t.db).dependency(probe.clone())
+}
+
+async fn insert(
+    db: &Database,
+    collection: &str,
+    doc: Document,
+    session: &mut ClientSession,
+) -> Result {
+    db.collection::<Document>(collection)
+        .insert_one(doc)
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+async fn count(t: &TestDb, collection: &str, filter: Document) -> u64 {
+    t.collection(collection)
+        .count_documents(filter)
+        .await
+        .unwrap()
+}
+
+fn history_of<'a>(history: &'a [Document], change_id: &str) -> Vec<&'a Document> {
+    history
+        .iter()
+        .filter(|d| d.get_str("changeId") == Ok(change_id))
+        .collect()
+}
+
+// ---------------------------------------------------------------- units
+
+/// Twenty small units that each insert one document with the session.
+macro_rules! insert_units {
+    ($($name:ident = $id:literal, $order:literal;)*) => {$(
+        #[change_unit(id = $id, order = $order, author = "budget")]
+        struct $name {
+            db: Database,
+        }
+
+        impl $name {
+            #[execution]
+            async fn execute(&self, session: &mut ClientSession) -> Result {
+                insert(&self.db, "things", doc! { "unit": $id }, session).await
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> Result {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+insert_units! {
+    Insert01 = "insert-01", "b01"; Insert02 = "insert-02", "b02"; Insert03 = "insert-03", "b03";
+    Insert04 = "insert-04", "b04"; Insert05 = "insert-05", "b05"; Insert06 = "insert-06", "b06";
+    Insert07 = "insert-07", "b07"; Insert08 = "insert-08", "b08"; Insert09 = "insert-09", "b09";
+    Insert10 = "insert-10", "b10"; Insert11 = "insert-11", "b11"; Insert12 = "insert-12", "b12";
+    Insert13 = "insert-13", "b13"; Insert14 = "insert-14", "b14"; Insert15 = "insert-15", "b15";
+    Insert16 = "insert-16", "b16"; Insert17 = "insert-17", "b17"; Insert18 = "insert-18", "b18";
+    Insert19 = "insert-19", "b19"; Insert20 = "insert-20", "b20";
+}
+
+fn insert_units() -> Vec<&'static ChangeUnit> {
+    vec![
+        unit::<Insert01>(),
+        unit::<Insert02>(),
+        unit::<Insert03>(),
+        unit::<Insert04>(),
+        unit::<Insert05>(),
+        unit::<Insert06>(),
+        unit::<Insert07>(),
+        unit::<Insert08>(),
+        unit::<Insert09>(),
+        unit::<Insert10>(),
+        unit::<Insert11>(),
+        unit::<Insert12>(),
+        unit::<Insert13>(),
+        unit::<Insert14>(),
+        unit::<Insert15>(),
+        unit::<Insert16>(),
+        unit::<Insert17>(),
+        unit::<Insert18>(),
+        unit::<Insert19>(),
+        unit::<Insert20>(),
+    ]
+}
+
+/// A unit with every step, to see every kind of history entry.
+#[change_unit(id = "shape", order = "s01", author = "platform")]
+struct Shape {
+    db: Database,
+}
+
+impl Shape {
+    #[before_execution]
+    async fn create_collection(&self) -> Result {
+        self.db.create_collection("shapes").await?;
+        Ok(())
+    }
+
+    #[rollback_before_execution]
+    async fn drop_collection(&self) -> Result {
+        self.db.collection::<Document>("shapes").drop().await?;
+        Ok(())
+    }
+
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        insert(&self.db, "shapes", doc! { "kind": "circle" }, session).await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Writes outside the transaction in its before-step and inside it in its execution, then
+/// fails.
+#[change_unit(id = "failing", order = "f01", author = "platform")]
+struct Failing {
+    db: Database,
+    probe: Dep<Probe>,
+}
+
+impl Failing {
+    #[before_execution]
+    async fn mark(&self) -> Result {
+        self.probe.push("before_execution");
+        self.db
+            .collection::<Document>("marks")
+            .insert_one(doc! { "_id": "before" })
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_before_execution]
+    async fn unmark(&self) -> Result {
+        self.probe.push("rollback_before_execution");
+        self.db
+            .collection::<Document>("marks")
+            .delete_one(doc! { "_id": "before" })
+            .await?;
+        Ok(())
+    }
+
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.probe.push("execution");
+        insert(
+            &self.db,
+            "partial",
+            doc! { "_id": "written-before-failing" },
+            session,
+        )
+        .await?;
+        anyhow::bail!("boom after a write")
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.probe.push("rollback_execution");
+        self.db
+            .collection::<Document>("partial")
+            .delete_one(doc! { "_id": "written-before-failing" })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Counts its attempts; a fail point makes the first one fail with a transient error.
+#[change_unit(id = "flaky", order = "r01", author = "platform")]
+struct Flaky {
+    db: Database,
+    probe: Dep<Probe>,
+}
+
+impl Flaky {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        let attempt = self.probe.attempt();
+        insert(
+            &self.db,
+            "flaky",
+            doc! { "attempt": attempt as i64 },
+            session,
+        )
+        .await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Writes, then lets another runner take the lock over (on its first attempt only).
+#[change_unit(id = "robbed", order = "t01", author = "platform")]
+struct Robbed {
+    db: Database,
+    probe: Dep<Probe>,
+}
+
+impl Robbed {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        let attempt = self.probe.attempt();
+        insert(
+            &self.db,
+            "robbed",
+            doc! { "attempt": attempt as i64 },
+            session,
+        )
+        .await?;
+        if attempt == 1 {
+            // Outside the transaction, as another runner whose lease began after ours expired.
+            let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
+            self.db
+                .collection::<Document>("mongockLock")
+                .update_one(
+                    doc! { "key": "DEFAULT_KEY" },
+                    doc! { "$set": {
+                        "owner": "thief",
+                        "expiresAt": DateTime::from_system_time(in_ten_minutes),
+                    } },
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.probe.push("rollback_execution");
+        Ok(())
+    }
+}
+
+/// Never registered.
+struct Unregistered;
+
+#[change_unit(id = "harmless", order = "m01", author = "platform")]
+struct Harmless {
+    probe: Dep<Probe>,
+}
+
+impl Harmless {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.probe.push("harmless");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "needy", order = "m02", author = "platform")]
+struct Needy {
+    _missing: Dep<Unregistered>,
+}
+
+impl Needy {
+    #[execution]
+    async fn execute(&self) -> Result {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Increments a counter per unit, so a unit applied twice shows.
+macro_rules! counter_units {
+    ($($name:ident = $id:literal;)*) => {$(
+        #[change_unit(id = $id, order = $id, author = "race")]
+        struct $name {
+            db: Database,
+        }
+
+        impl $name {
+            #[execution]
+            async fn execute(&self, session: &mut ClientSession) -> Result {
+                self.db
+                    .collection::<Document>("counters")
+                    .update_one(doc! { "_id": $id }, doc! { "$inc": { "n": 1 } })
+                    .upsert(true)
+                    .session(session)
+                    .await?;
+                // Long enough for the other runner to find the lock held.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> Result {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+counter_units! {
+    Count1 = "c1"; Count2 = "c2"; Count3 = "c3"; Count4 = "c4"; Count5 = "c5";
+}
+
+fn counter_units() -> Vec<&'static ChangeUnit> {
+    vec![
+        unit::<Count1>(),
+        unit::<Count2>(),
+        unit::<Count3>(),
+        unit::<Count4>(),
+        unit::<Count5>(),
+    ]
+}
+
+/// Already applied by a Java service using mongobee: must not run.
+#[change_unit(id = "legacy-a", order = "l01", author = "java")]
+struct LegacyA {
+    probe: Dep<Probe>,
+}
+
+impl LegacyA {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.probe.push("legacy-a");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_unit(id = "after-legacy", order = "l02", author = "java")]
+struct AfterLegacy {
+    probe: Dep<Probe>,
+}
+
+impl AfterLegacy {
+    #[execution]
+    async fn execute(&self) -> Result {
+        self.probe.push("after-legacy");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- history format
+
+const MONGOCK_FIELDS: [&str; 15] = [
+    "_id",
+    "author",
+    "changeId",
+    "changeLogClass",
+    "changeSetMethod",
+    "checksum",
+    "errorTrace",
+    "executionHostname",
+    "executionId",
+    "executionMillis",
+    "metadata",
+    "state",
+    "systemChange",
+    "timestamp",
+    "type",
+];
+
+fn assert_mongock_shape(entry: &Document) {
+    let mut fields: Vec<&str> = entry.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, MONGOCK_FIELDS, "{entry:?}");
+    for (field, expected) in [
+        ("executionId", "a string"),
+        ("changeId", "a string"),
+        ("author", "a string"),
+        ("timestamp", "a date"),
+        ("state", "a string"),
+        ("type", "a string"),
+        ("changeLogClass", "a string"),
+        ("changeSetMethod", "a string"),
+        ("executionMillis", "an int64"),
+        ("executionHostname", "a string"),
+        ("systemChange", "a boolean"),
+        ("checksum", "a string"),
+    ] {
+        let ok = matches!(
+            (entry.get(field), expected),
+            (Some(Bson::String(_)), "a string")
+                | (Some(Bson::DateTime(_)), "a date")
+                | (Some(Bson::Int64(_)), "an int64")
+                | (Some(Bson::Boolean(_)), "a boolean")
+        );
+        assert!(ok, "`{field}` should be {expected}: {entry:?}");
+    }
+    assert!(
+        matches!(entry.get("metadata"), Some(Bson::Document(_) | Bson::Null)),
+        "{entry:?}"
+    );
+    assert!(
+        matches!(entry.get("errorTrace"), Some(Bson::String(_) | Bson::Null)),
+        "{entry:?}"
+    );
+}
+
+async fn history_has_mongock_shape(mode: Mode, name: &str) {
+    let t = test_db(mode, name).await;
+    let probe = Probe::default();
+    runner(&t, &probe)
+        .units([unit::<Shape>()])
+        .metadata(doc! { "deployed_by": "ci" })
+        .service_identifier("svc")
+        .run()
+        .await
+        .unwrap();
+
+    let history = t.history().await;
+    assert_eq!(history.len(), 2, "{history:?}");
+    for entry in &history {
+        assert_mongock_shape(entry);
+        assert_eq!(entry.get_str("state").unwrap(), "EXECUTED");
+        assert_eq!(entry.get_str("author").unwrap(), "platform");
+        assert_eq!(
+            entry.get_document("metadata").unwrap(),
+            &doc! { "deployed_by": "ci" }
+        );
+        assert!(entry
+            .get_str("executionHostname")
+            .unwrap()
+            .ends_with("-svc"));
+        assert_eq!(entry.get("errorTrace"), Some(&Bson::Null));
+        assert!(!entry.get_bool("systemChange").unwrap());
+        assert!(entry.get_i64("executionMillis").unwrap() >= 0);
+        assert!(entry.get_str("changeLogClass").unwrap().ends_with("Shape"));
+    }
+    let before = &history_of(&history, "shape_before")[0];
+    assert_eq!(before.get_str("type").unwrap(), "BEFORE_EXECUTION");
+    assert_eq!(
+        before.get_str("changeSetMethod").unwrap(),
+        "create_collection"
+    );
+    let execution = &history_of(&history, "shape")[0];
+    assert_eq!(execution.get_str("type").unwrap(), "EXECUTION");
+    assert_eq!(execution.get_str("changeSetMethod").unwrap(), "execute");
+    assert_eq!(
+        before.get_str("executionId").unwrap(),
+        execution.get_str("executionId").unwrap()
+    );
+    assert_eq!(count(&t, "shapes", doc! {}).await, 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn history_has_mongock_field_names_and_types_in_a_replica_set() {
+    history_has_mongock_shape(Mode::ReplicaSet, "shape_rs").await;
+}
+
+#[tokio::test]
+async fn history_has_mongock_field_names_and_types_on_a_standalone_server() {
+    history_has_mongock_shape(Mode::Standalone, "shape_standalone").await;
+}
+
+#[tokio::test]
+async fn legacy_rows_count_as_executed_and_new_rows_use_mongock_shape() {
+    let t = test_db(Mode::ReplicaSet, "legacy_rows").await;
+    let mongobee = doc! {
+        "_id": "mongobee-row",
+        "changeId": "legacy-a",
+        "author": "java",
+        "timestamp": DateTime::from_millis(1_500_000_000_000),
+        "changeLogClass": "com.example.changelogs.LegacyChangelog",
+        "changeSetMethod": "legacyA",
+    };
+    t.collection("mongockChangeLog")
+        .insert_one(mongobee.clone())
+        .await
+        .unwrap();
+    let probe = Probe::default();
+
+    let report = runner(&t, &probe)
+        .units([unit::<LegacyA>(), unit::<AfterLegacy>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(probe.lines(), ["after-legacy"]);
+    assert_eq!(report.executed(), ["after-legacy"]);
+    assert!(matches!(
+        report.unit("legacy-a").unwrap().outcome,
+        Outcome::Skipped(SkipReason::AlreadyExecuted)
+    ));
+    let history = t.history().await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0], mongobee, "the legacy row is left as it was");
+    assert_mongock_shape(&history[1]);
+    assert_eq!(history[1].get_str("changeId").unwrap(), "after-legacy");
+    assert_eq!(history[1].get_str("state").unwrap(), "EXECUTED");
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------- failures
+
+#[tokio::test]
+async fn transactional_failure_aborts_its_writes_and_rolls_back_the_before_step() {
+    let t = test_db(Mode::ReplicaSet, "tx_failure").await;
+    if !t.transactions {
+        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
+        return t.finish().await;
+    }
+    let probe = Probe::default();
+
+    let error = runner(&t, &probe)
+        .units([unit::<Failing>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    let execution = error.as_execution().expect("an execution error");
+    assert_eq!(execution.unit_id, "failing");
+    assert!(execution.rolled_back);
+    assert!(error.to_string().contains("boom after a write"), "{error}");
+    assert_eq!(
+        probe.lines(),
+        ["before_execution", "execution", "rollback_before_execution"],
+        "the transaction is aborted instead of running `#[rollback_execution]`"
+    );
+    assert_eq!(count(&t, "partial", doc! {}).await, 0, "no partial writes");
+    assert_eq!(
+        count(&t, "marks", doc! {}).await,
+        0,
+        "the before-step was undone"
+    );
+
+    let history = t.history().await;
+    let execution = history_of(&history, "failing");
+    assert_eq!(execution.len(), 1);
+    assert_eq!(execution[0].get_str("state").unwrap(), "FAILED");
+    assert!(execution[0]
+        .get_str("errorTrace")
+        .unwrap()
+        .contains("boom after a write"));
+    let before = history_of(&history, "failing_before");
+    assert_eq!(before.len(), 1, "updated in place: {history:?}");
+    assert_eq!(before[0].get_str("state").unwrap(), "ROLLED_BACK");
+    assert_eq!(
+        t.documents("mongockLock").await.len(),
+        0,
+        "the lock is released"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn standalone_failure_runs_rollback_execution_and_records_rolled_back_in_place() {
+    let t = test_db(Mode::Standalone, "standalone_failure").await;
+    let probe = Probe::default();
+
+    // On a server with transactions (MONGODB_URI), turn them off to take the same path.
+    let error = runner(&t, &probe)
+        .units([unit::<Failing>()])
+        .transactional(false)
+        .run()
+        .await
+        .unwrap_err();
+
+    let execution = error.as_execution().expect("an execution error");
+    assert_eq!(execution.unit_id, "failing");
+    assert!(execution.rolled_back);
+    assert_eq!(
+        probe.lines(),
+        [
+            "before_execution",
+            "execution",
+            "rollback_execution",
+            "rollback_before_execution"
+        ]
+    );
+    assert_eq!(
+        count(&t, "partial", doc! {}).await,
+        0,
+        "rollback_execution undid the write"
+    );
+    assert_eq!(count(&t, "marks", doc! {}).await, 0);
+
+    let history = t.history().await;
+    assert_eq!(history.len(), 2, "one document per step: {history:?}");
+    let execution = history_of(&history, "failing");
+    assert_eq!(execution.len(), 1, "FAILED became ROLLED_BACK in place");
+    assert_eq!(execution[0].get_str("state").unwrap(), "ROLLED_BACK");
+    assert_eq!(execution[0].get_str("type").unwrap(), "EXECUTION");
+    assert_eq!(execution[0].get_i64("executionMillis").unwrap(), -1);
+    let trace = execution[0].get_str("errorTrace").unwrap();
+    assert!(
+        trace.starts_with("{\"execution-error\": ") && trace.contains("boom"),
+        "{trace}"
+    );
+    let before = history_of(&history, "failing_before");
+    assert_eq!(before[0].get_str("state").unwrap(), "ROLLED_BACK");
+    assert_eq!(
+        execution[0].get_str("executionId").unwrap(),
+        before[0].get_str("executionId").unwrap()
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn forced_transactions_on_a_standalone_server_fail_before_anything_runs() {
+    let t = test_db(Mode::Standalone, "forced_tx_standalone").await;
+    let probe = Probe::default();
+
+    let result = runner(&t, &probe)
+        .units([unit::<Harmless>()])
+        .transactional(true)
+        .run()
+        .await;
+
+    if t.transactions {
+        // MONGODB_URI names a server that runs transactions: forcing them is fine there.
+        result.expect("transactions are available");
+        return t.finish().await;
+    }
+    let error = result.unwrap_err();
+    let Error::TransactionsUnsupported { reason } = &error else {
+        panic!("expected TransactionsUnsupported, got {error:?}");
+    };
+    assert!(reason.contains("standalone"), "{reason}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("transactions were requested with `transactional(true)`"),
+        "{error}"
+    );
+    assert!(probe.lines().is_empty(), "nothing ran");
+    assert!(t.history().await.is_empty());
+    assert!(
+        t.documents("mongockLock").await.is_empty(),
+        "the lock was never taken"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn missing_dependency_is_reported_before_anything_runs() {
+    let t = test_db(Mode::ReplicaSet, "missing_dependency").await;
+    let probe = Probe::default();
+
+    let error = runner(&t, &probe)
+        .units([unit::<Harmless>(), unit::<Needy>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    let Error::MissingDependencies(missing) = &error else {
+        panic!("expected MissingDependencies, got {error:?}");
+    };
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0].unit_id, "needy");
+    assert!(
+        missing[0].type_name.ends_with("Unregistered"),
+        "{missing:?}"
+    );
+    assert!(
+        probe.lines().is_empty(),
+        "`harmless` comes first but did not run"
+    );
+    assert!(t.history().await.is_empty());
+    assert!(t.documents("mongockLock").await.is_empty());
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------- transactions
+
+async fn fail_next(t: &TestDb, command: &str) {
+    t.client
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": {
+                "failCommands": [command],
+                "appName": t.app_name(),
+                "errorCode": 112,
+                "errorLabels": ["TransientTransactionError"],
+            },
+        })
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "configureFailPoint failed; the test server must run with \
+                 `--enable-test-commands`: {e}"
+            )
+        });
+}
+
+async fn transient_error_is_retried(command: &str, name: &str) {
+    let t = test_db(Mode::ReplicaSet, name).await;
+    if !t.transactions {
+        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
+        return t.finish().await;
+    }
+    let probe = Probe::default();
+    fail_next(&t, command).await;
+
+    let report = runner(&t, &probe)
+        .units([unit::<Flaky>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(report.executed(), ["flaky"]);
+    assert_eq!(
+        probe.attempts(),
+        2,
+        "the unit ran again after the transient error"
+    );
+    let written = t.documents("flaky").await;
+    assert_eq!(
+        written.len(),
+        1,
+        "only the retried attempt committed: {written:?}"
+    );
+    assert_eq!(written[0].get_i64("attempt").unwrap(), 2);
+    let history = t.history().await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].get_str("state").unwrap(), "EXECUTED");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn transient_error_in_a_unit_retries_the_transaction() {
+    transient_error_is_retried("insert", "transient_unit").await;
+}
+
+#[tokio::test]
+async fn transient_error_at_commit_retries_the_transaction() {
+    transient_error_is_retried("commitTransaction", "transient_commit").await;
+}
+
+#[tokio::test]
+async fn fenced_commit_fails_after_a_takeover() {
+    let t = test_db(Mode::ReplicaSet, "fenced_commit").await;
+    if !t.transactions {
+        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
+        return t.finish().await;
+    }
+    let probe = Probe::default();
+
+    let error = runner(&t, &probe)
+        .units([unit::<Robbed>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, Error::LockLost { unit_id: Some(id) } if id == "robbed"),
+        "{error:?}"
+    );
+    assert_eq!(
+        probe.attempts(),
+        2,
+        "the fence's write conflict aborts the first attempt; the second finds the lock gone"
+    );
+    assert_eq!(
+        count(&t, "robbed", doc! {}).await,
+        0,
+        "no write of the unit committed"
+    );
+    let history = t.history().await;
+    assert!(
+        history.iter().all(|e| e.get_str("state") != Ok("EXECUTED")),
+        "{history:?}"
+    );
+    let lock = t.documents("mongockLock").await;
+    assert_eq!(lock.len(), 1);
+    assert_eq!(
+        lock[0].get_str("owner").unwrap(),
+        "thief",
+        "the new holder keeps the lock"
+    );
+    t.finish().await;
+}
+
+// ---------------------------------------------------------------- command budget
+
+async fn nothing_pending_sends_one_command(mode: Mode, name: &str) {
+    let t = test_db(mode, name).await;
+    let probe = Probe::default();
+    runner(&t, &probe)
+        .units(insert_units())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(count(&t, "things", doc! {}).await, 20);
+    t.commands.clear();
+
+    let report = runner(&t, &probe)
+        .units(insert_units())
+        .run()
+        .await
+        .unwrap();
+
+    assert!(report.executed().is_empty());
+    assert_eq!(
+        t.commands.names(),
+        ["find"],
+        "one history read, nothing else"
+    );
+    eprintln!("{name}: a run with 20 units and nothing pending sent 1 command");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_with_nothing_pending_sends_one_command_in_a_replica_set() {
+    nothing_pending_sends_one_command(Mode::ReplicaSet, "nothing_pending_rs").await;
+}
+
+#[tokio::test]
+async fn a_run_with_nothing_pending_sends_one_command_on_a_standalone_server() {
+    nothing_pending_sends_one_command(Mode::Standalone, "nothing_pending_standalone").await;
+}
+
+async fn applying_units_stays_within_budget(mode: Mode, name: &str) {
+    const UNITS: usize = 5;
+    let t = test_db(mode, name).await;
+    let probe = Probe::default();
+
+    runner(&t, &probe)
+        .units(insert_units().into_iter().take(UNITS))
+        .run()
+        .await
+        .unwrap();
+
+    let names = t.commands.names();
+    let own = t.commands.count_of("insert");
+    assert_eq!(own, UNITS, "each unit's own insert: {names:?}");
+    let per_unit = if t.transactions { 3 } else { 1 };
+    let budget = 8 + UNITS * per_unit + own;
+    eprintln!(
+        "{name}: applying {UNITS} units sent {} commands (budget {budget}): {names:?}",
+        names.len()
+    );
+    assert!(names.len() <= budget, "{} commands: {names:?}", names.len());
+    if t.transactions {
+        assert_eq!(t.commands.count_of("commitTransaction"), UNITS);
+    } else {
+        assert_eq!(t.commands.count_of("commitTransaction"), 0);
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_applying_units_stays_within_its_command_budget_in_a_replica_set() {
+    applying_units_stays_within_budget(Mode::ReplicaSet, "budget_rs").await;
+}
+
+#[tokio::test]
+async fn a_run_applying_units_stays_within_its_command_budget_on_a_standalone_server() {
+    applying_units_stays_within_budget(Mode::Standalone, "budget_standalone").await;
+}
+
+// ---------------------------------------------------------------- concurrency
+
+async fn racing_runners_apply_each_unit_once(mode: Mode, name: &str) {
+    let t = test_db(mode, name).await;
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (_client, db, _log) = t.other_client().await;
+        runs.push(tokio::spawn(async move {
+            Runner::new(&db)
+                .units(counter_units())
+                .lock_try_frequency(Duration::from_millis(500))
+                .run()
+                .await
+        }));
+    }
+    let mut executed = Vec::new();
+    for run in runs {
+        let report = run.await.unwrap().unwrap();
+        executed.push(report.executed().len());
+    }
+
+    executed.sort_unstable();
+    assert_eq!(
+        executed,
+        [0, 5],
+        "one runner applies everything, the other nothing"
+    );
+    let counters = t.documents("counters").await;
+    assert_eq!(counters.len(), 5);
+    assert!(
+        counters.iter().all(|c| c.get_i32("n") == Ok(1)),
+        "each unit applied exactly once: {counters:?}"
+    );
+    let history = t.history().await;
+    assert_eq!(history.len(), 5, "{history:?}");
+    assert!(
+        t.documents("mongockLock").await.is_empty(),
+        "both released the lock"
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_runners_apply_each_unit_once_in_a_replica_set() {
+    racing_runners_apply_each_unit_once(Mode::ReplicaSet, "race_rs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_runners_apply_each_unit_once_on_a_standalone_server() {
+    racing_runners_apply_each_unit_once(Mode::Standalone, "race_standalone").await;
+}
+
+// ---------------------------------------------------------------- connection
+
+#[tokio::test]
+async fn an_unreachable_server_fails_fast_with_a_clear_error() {
+    // Nothing listens on port 1; the short server selection timeout bounds the wait.
+    let client = mongodb::Client::with_uri_str(
+        "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1000&connectTimeoutMS=500",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+
+    let error = Runner::new(client.database("unreachable"))
+        .units([unit::<Harmless>()])
+        .run()
+        .await
+        .unwrap_err();
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = error.to_string();
+    assert!(
+        message.starts_with("reading the migration history failed: reading the history on `unreachable.mongockChangeLog` failed"),
+        "{message}"
+    );
+    assert!(message.contains("Server selection timeout"), "{message}");
+}

@@ -801,6 +801,42 @@ async fn transient_error_at_commit_retries_the_transaction() {
 }
 
 #[tokio::test]
+async fn unknown_commit_result_retries_only_the_commit() {
+    let t = test_db(Mode::ReplicaSet, "unknown_commit").await;
+    if !t.transactions {
+        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
+        return t.finish().await;
+    }
+    let probe = Probe::default();
+    t.client
+        .database("admin")
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": { "times": 1 },
+            "data": {
+                "failCommands": ["commitTransaction"],
+                "appName": t.app_name(),
+                "errorCode": 50,
+                "errorLabels": ["UnknownTransactionCommitResult"],
+            },
+        })
+        .await
+        .expect("configureFailPoint (the server needs `--enable-test-commands`)");
+
+    let report = runner(&t, &probe)
+        .units([unit::<Flaky>()])
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(report.executed(), ["flaky"]);
+    assert_eq!(probe.attempts(), 1, "the unit itself ran once");
+    assert_eq!(t.commands.count_of("commitTransaction"), 2);
+    assert_eq!(count(&t, "flaky", doc! {}).await, 1);
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn fenced_commit_fails_after_a_takeover() {
     let t = test_db(Mode::ReplicaSet, "fenced_commit").await;
     if !t.transactions {

@@ -459,3 +459,51 @@ async fn transactions_are_detected_from_the_servers_hello() {
         t.finish().await;
     }
 }
+
+#[tokio::test]
+async fn configured_collection_names_are_used() {
+    let t = test_db(Mode::ReplicaSet, "custom_collections").await;
+    let store = store_with(
+        &t,
+        StoreSettings {
+            change_log_collection: "history".into(),
+            lock_collection: "locks".into(),
+            index_creation: true,
+        },
+    );
+    store.prepare().await.unwrap();
+    store
+        .write_entry(&entry("run-1", "unit", State::Executed), None)
+        .await
+        .unwrap();
+    store
+        .acquire_lock(&claim("me", Duration::from_secs(60)))
+        .await
+        .unwrap();
+
+    assert_eq!(t.documents("history").await.len(), 1);
+    assert_eq!(t.documents("locks").await.len(), 1);
+    assert_eq!(store.read_history().await.unwrap().len(), 1);
+    let mut names = t.db.list_collection_names().await.unwrap();
+    names.sort();
+    assert_eq!(names, ["history", "locks"]);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn an_invalid_collection_name_is_rejected_by_configure() {
+    let t = test_db(Mode::ReplicaSet, "invalid_collection").await;
+    let mut store = MongoStore::new(&t.db);
+    let error = store
+        .configure(&StoreSettings {
+            change_log_collection: "bad$name".into(),
+            ..StoreSettings::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid collection name `bad$name`: it contains `$`"
+    );
+    assert!(t.commands.names().is_empty(), "configuring does no I/O");
+    t.finish().await;
+}

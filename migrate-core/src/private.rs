@@ -66,8 +66,9 @@ pub fn type_name_of<T: ?Sized>() -> &'static str {
 // Glue between `#[change_unit]` and the method markers (`#[execution]` and friends).
 //
 // The struct macro cannot see the impl block and each marker sees only its method, so each
-// marker adds one associated const named after its step (`__MIGRATE_EXECUTION`, ...) holding a
-// `StepDef`. `StepFallback` supplies the same names for every type, typed `Absent`; inherent
+// marker adds one associated const named after its step
+// (`__MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT`, ...: the name is what rustc shows when a unit
+// marks two methods for one step) holding a `StepDef`. `StepFallback` supplies the same names for every type, typed `Absent`; inherent
 // items shadow trait items, so the struct macro reads the marker's const when there is one and
 // the fallback otherwise. The `Has*` traits turn a missing required step into a compile error
 // with a message that says what to add.
@@ -162,13 +163,16 @@ fn no_requirements() -> Vec<(Requirement, &'static str)> {
 /// generates shadow these. Generated code imports it as `_`.
 pub trait StepFallback {
     /// `#[before_execution]`.
-    const __MIGRATE_BEFORE_EXECUTION: StepDef<Self, Absent> = StepDef::ABSENT;
+    const __MIGRATE_ONLY_ONE_BEFORE_EXECUTION_PER_CHANGE_UNIT: StepDef<Self, Absent> =
+        StepDef::ABSENT;
     /// `#[execution]`.
-    const __MIGRATE_EXECUTION: StepDef<Self, Absent> = StepDef::ABSENT;
+    const __MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT: StepDef<Self, Absent> = StepDef::ABSENT;
     /// `#[rollback_execution]`.
-    const __MIGRATE_ROLLBACK_EXECUTION: StepDef<Self, Absent> = StepDef::ABSENT;
+    const __MIGRATE_ONLY_ONE_ROLLBACK_EXECUTION_PER_CHANGE_UNIT: StepDef<Self, Absent> =
+        StepDef::ABSENT;
     /// `#[rollback_before_execution]`.
-    const __MIGRATE_ROLLBACK_BEFORE_EXECUTION: StepDef<Self, Absent> = StepDef::ABSENT;
+    const __MIGRATE_ONLY_ONE_ROLLBACK_BEFORE_EXECUTION_PER_CHANGE_UNIT: StepDef<Self, Absent> =
+        StepDef::ABSENT;
 }
 
 impl<T: ?Sized> StepFallback for T {}
@@ -259,4 +263,74 @@ pub const fn checksum(parts: &[u64]) -> u64 {
         i += 1;
     }
     hash
+}
+
+/// One injection site (a field or a parameter), checked once: generated code builds it with
+/// [`site`] both to list the unit's requirements and to resolve the value, so a type that
+/// cannot be injected is one compile error, not two.
+pub struct Site<'a, T> {
+    name: &'static str,
+    requirement: fn(&'static str) -> (Requirement, &'static str),
+    resolve: fn(&'a Dependencies, &'static str, &'static str) -> Result<T, BoxError>,
+}
+
+/// The injection site `name`, resolved as `T`.
+pub fn site<'a, T, M>(name: &'static str) -> Site<'a, T>
+where
+    T: Inject<'a, M>,
+{
+    Site {
+        name,
+        requirement: requirement::<T, M>,
+        resolve: inject::<T, M>,
+    }
+}
+
+impl<'a, T> Site<'a, T> {
+    /// What the site needs, with its description.
+    pub fn requirement(&self) -> (Requirement, &'static str) {
+        (self.requirement)(self.name)
+    }
+
+    /// Resolves the site, or explains which unit and type are missing.
+    pub fn resolve(&self, deps: &'a Dependencies, unit_id: &'static str) -> Result<T, BoxError> {
+        (self.resolve)(deps, unit_id, self.name)
+    }
+}
+
+/// A `&mut S` parameter taking the store's session; see [`Site`].
+pub struct SessionSite<S> {
+    name: &'static str,
+    requirement: fn(&'static str) -> (Requirement, &'static str),
+    take: for<'a, 'b> fn(&'b mut StepContext<'a>) -> Result<&'a mut S, BoxError>,
+}
+
+/// The session parameter `name`, of type `&mut S`.
+pub fn session_site<S, M>(name: &'static str) -> SessionSite<S>
+where
+    S: InjectSession<M>,
+{
+    SessionSite {
+        name,
+        requirement: session_requirement::<S, M>,
+        take: session::<S, M>,
+    }
+}
+
+impl<S> SessionSite<S> {
+    /// What the site needs, with its description.
+    pub fn requirement(&self) -> (Requirement, &'static str) {
+        (self.requirement)(self.name)
+    }
+
+    /// Takes the session out of the step's context.
+    pub fn take<'a>(&self, cx: &mut StepContext<'a>) -> Result<&'a mut S, BoxError> {
+        (self.take)(cx)
+    }
+}
+
+/// Converts a step method's result for the runner. Generated code spans the call at the
+/// method's return type, so a method that returns something else is reported there.
+pub fn step_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+    result.map_err(Into::into)
 }

@@ -35,6 +35,8 @@ pub(crate) struct UnitArgs {
     pub(crate) fail_fast: Option<LitBool>,
     pub(crate) profiles: Option<Vec<LitStr>>,
     pub(crate) krate: Option<Path>,
+    /// Every key written, valid value or not.
+    pub(crate) written: HashSet<String>,
 }
 
 /// One `key` or `key = value` of an attribute's argument list.
@@ -51,7 +53,7 @@ fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<Entry>> {
         })?;
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
-            Some(input.parse::<Expr>()?)
+            Some(without_groups(input.parse::<Expr>()?))
         } else {
             None
         };
@@ -64,6 +66,26 @@ fn parse_entries(input: ParseStream<'_>) -> syn::Result<Vec<Entry>> {
     Ok(entries)
 }
 
+/// Looks through the invisible groups `macro_rules!` puts around `$value:expr` and
+/// `$value:literal`, so that units declared by a user's macro parse like written ones.
+fn without_groups(expr: Expr) -> Expr {
+    match expr {
+        Expr::Group(group) => without_groups(*group.expr),
+        Expr::Array(mut array) => {
+            array.elems = array
+                .elems
+                .into_pairs()
+                .map(|pair| {
+                    let (elem, punct) = pair.into_tuple();
+                    syn::punctuated::Pair::new(without_groups(elem), punct)
+                })
+                .collect();
+            Expr::Array(array)
+        }
+        other => other,
+    }
+}
+
 /// Parses the argument list of `#[change_unit(...)]`, recording every mistake in `errors`.
 pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
     let mut parsed = UnitArgs::default();
@@ -74,7 +96,6 @@ pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
             return parsed;
         }
     };
-    let mut seen = HashSet::new();
     for Entry { key, value } in entries {
         let name = key.unraw().to_string();
         if !UNIT_KEYS.contains(&name.as_str()) {
@@ -89,7 +110,7 @@ pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
             );
             continue;
         }
-        if !seen.insert(name.clone()) {
+        if !parsed.written.insert(name.clone()) {
             errors.error(
                 key.span(),
                 format!("duplicate key `{name}`: `#[change_unit]` already sets it"),

@@ -13,6 +13,7 @@ mod attr;
 mod checksum;
 mod errors;
 mod expand;
+mod respan;
 mod step;
 mod unit;
 

@@ -15,6 +15,7 @@ use syn::{FnArg, Ident, ImplItemFn, Pat, Path, ReceiverKind, ReturnType, Safety,
 
 use crate::checksum;
 use crate::errors::Errors;
+use crate::respan::respan;
 
 /// Which step a marker declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,10 @@ impl StepKind {
 
     /// The associated const the marker generates and `#[change_unit]` reads.
     pub(crate) fn const_ident(self) -> Ident {
-        format_ident!("__MIGRATE_{}", self.attribute().to_ascii_uppercase())
+        format_ident!(
+            "__MIGRATE_ONLY_ONE_{}_PER_CHANGE_UNIT",
+            self.attribute().to_ascii_uppercase()
+        )
     }
 
     /// The variant of `Step` this marker runs as.
@@ -193,7 +197,7 @@ pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors)
             );
             continue;
         }
-        let param = match &*arg.ty {
+        let param = match without_groups(&arg.ty) {
             Type::Reference(reference) if reference.mutability.is_some() => {
                 if session_seen {
                     errors.error_spanned(
@@ -246,12 +250,18 @@ impl StepMethod {
             #private::unit_id::<Self>()
         };
         let companion = match self.kind {
-            StepKind::BeforeExecution => Some(quote_spanned! {marker=>
-                #private::require_rollback_before_execution(&Self::__MIGRATE_ROLLBACK_BEFORE_EXECUTION);
-            }),
-            StepKind::RollbackBeforeExecution => Some(quote_spanned! {marker=>
-                #private::require_before_execution(&Self::__MIGRATE_BEFORE_EXECUTION);
-            }),
+            StepKind::BeforeExecution => {
+                let other = StepKind::RollbackBeforeExecution.const_ident();
+                Some(quote_spanned! {marker=>
+                    #private::require_rollback_before_execution(&Self::#other);
+                })
+            }
+            StepKind::RollbackBeforeExecution => {
+                let other = StepKind::BeforeExecution.const_ident();
+                Some(quote_spanned! {marker=>
+                    #private::require_before_execution(&Self::#other);
+                })
+            }
             StepKind::Execution | StepKind::RollbackExecution => None,
         };
 
@@ -267,34 +277,26 @@ impl StepMethod {
             .map(|i| format_ident!("__migrate_arg{}", i))
             .collect();
         let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
-            let ty = &param.ty;
-            let site = &param.site;
+            let site = param.site(&private);
             let resolve = if param.session {
-                quote_spanned! {ty.span()=>
-                    #private::session::<#ty, _>(&mut #cx)
-                }
+                quote_spanned!(param.ty.span()=> #site.take(&mut #cx)?)
             } else {
-                quote_spanned! {ty.span()=>
-                    #private::inject::<#ty, _>(#cx.deps(), __migrate_unit_id, #site)
-                }
+                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), __migrate_unit_id)?)
             };
-            quote!(let #arg = #resolve?;)
+            quote!(let #arg = #resolve;)
         });
         let requirement_list = self.params.iter().map(|param| {
-            let ty = &param.ty;
-            let site = &param.site;
-            if param.session {
-                quote_spanned! {ty.span()=> #private::session_requirement::<#ty, _>(#site)}
-            } else {
-                quote_spanned! {ty.span()=> #private::requirement::<#ty, _>(#site)}
-            }
+            let site = param.site(&private);
+            quote_spanned!(param.ty.span()=> #site.requirement())
         });
         let output_span = match &method.sig.output {
             ReturnType::Type(_, ty) => ty.span(),
             ReturnType::Default => ident.span(),
         };
+        // Only the helper's path is moved: the arguments keep the spans they were bound with.
+        let step_result = respan(quote!(#private::step_result), output_span);
         let call = quote_spanned! {output_span=>
-            self.#ident(#(#args),*).await.map_err(#private::into_box_error)
+            #step_result(self.#ident(#(#args),*).await)
         };
 
         quote! {
@@ -343,6 +345,20 @@ impl StepMethod {
     }
 }
 
+impl Param {
+    /// Builds the site's checked descriptor. Listing requirements and resolving the value
+    /// both start from this same call, so rustc reports a type that cannot be injected once,
+    /// at the parameter's type.
+    fn site(&self, private: &TokenStream) -> TokenStream {
+        let Param { session, ty, site } = self;
+        if *session {
+            quote_spanned!(ty.span()=> #private::session_site::<#ty, _>(#site))
+        } else {
+            quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site))
+        }
+    }
+}
+
 /// The method as written and a stand-in for its step.
 pub(crate) fn rejected(kind: StepKind, method: &ImplItemFn, krate: &Path) -> TokenStream {
     let step_const = kind.const_ident();
@@ -355,6 +371,14 @@ pub(crate) fn rejected(kind: StepKind, method: &ImplItemFn, krate: &Path) -> Tok
         #[allow(dead_code)]
         const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
             #krate::__private::StepDef::rejected(#name);
+    }
+}
+
+/// Looks through the invisible groups `macro_rules!` puts around `$ty:ty`.
+fn without_groups(ty: &Type) -> &Type {
+    match ty {
+        Type::Group(group) => without_groups(&group.elem),
+        other => other,
     }
 }
 

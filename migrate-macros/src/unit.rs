@@ -9,6 +9,7 @@ use syn::{Fields, Ident, ItemStruct, LitStr, Member, Path, Type};
 use crate::attr::UnitArgs;
 use crate::checksum;
 use crate::errors::Errors;
+use crate::respan::respan;
 use crate::step::{StepKind, UnrawName};
 
 /// A change unit, validated.
@@ -37,9 +38,9 @@ const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
 
 /// Builds the model of a unit, recording every mistake in `errors`.
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
-    let missing: Vec<&str> = [("id", args.id.is_none()), ("order", args.order.is_none())]
+    let missing: Vec<&str> = ["id", "order"]
         .into_iter()
-        .filter_map(|(key, missing)| missing.then_some(key))
+        .filter(|key| !args.written.contains(*key))
         .collect();
     if !missing.is_empty() {
         let keys = missing
@@ -201,20 +202,27 @@ impl Unit {
         });
         let step_consts = StepKind::ALL.map(StepKind::const_ident);
         // Missing required steps are reported at the struct's name.
-        let required = quote_spanned! {ident.span()=>
-            const _: () = #private::require_execution(&#ident::__MIGRATE_EXECUTION);
-            const _: () = #private::require_rollback_execution(&#ident::__MIGRATE_ROLLBACK_EXECUTION);
-        };
+        let execution = StepKind::Execution.const_ident();
+        let rollback = StepKind::RollbackExecution.const_ident();
+        let before = StepKind::BeforeExecution.const_ident();
+        let required = respan(
+            quote! {
+                const _: () = #private::require_execution(&#ident::#execution);
+                const _: () = #private::require_rollback_execution(&#ident::#rollback);
+            },
+            ident.span(),
+        );
 
+        // Both start from the same `site` call, so a type that cannot be injected is one error.
+        let field_site = |FieldSite { ty, site, .. }: &FieldSite| quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site));
         let field_requirements = self.fields.iter().map(|field| {
-            let FieldSite { ty, site, .. } = field;
-            quote_spanned!(ty.span()=> #private::requirement::<#ty, _>(#site))
+            let site = field_site(field);
+            quote_spanned!(field.ty.span()=> #site.requirement())
         });
         let field_values = self.fields.iter().map(|field| {
-            let FieldSite { member, ty, site } = field;
-            let value = quote_spanned! {ty.span()=>
-                #private::inject::<#ty, _>(deps, #id, #site)?
-            };
+            let site = field_site(field);
+            let member = &field.member;
+            let value = quote_spanned!(field.ty.span()=> #site.resolve(deps, #id)?);
             quote!(#member: #value)
         });
 
@@ -281,8 +289,8 @@ impl Unit {
                         fail_fast: #fail_fast,
                         profiles: &[#(#profiles),*],
                         type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
-                        execution_method: #ident::__MIGRATE_EXECUTION.method_name(),
-                        before_method: #ident::__MIGRATE_BEFORE_EXECUTION.method,
+                        execution_method: #ident::#execution.method_name(),
+                        before_method: #ident::#before.method,
                         checksum: #private::checksum(&[
                             #struct_checksum,
                             #(#ident::#step_consts.checksum,)*

@@ -1,0 +1,330 @@
+//! What `#[change_unit]` and the method markers generate: registration, descriptor fields,
+//! constructor and parameter injection, and step dispatch. Uses no runner.
+
+use std::sync::Mutex;
+
+use migrate::__private::{Dependencies, DescribeUnit, Step, StepContext};
+use migrate::memory::{MemorySession, MemoryStore};
+use migrate::{
+    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    BoxError, ChangeUnit, Dep, Store,
+};
+
+/// Records which methods ran, in order.
+#[derive(Default)]
+struct Calls(Mutex<Vec<String>>);
+
+impl Calls {
+    fn push(&self, call: impl Into<String>) {
+        self.0.lock().unwrap().push(call.into());
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
+}
+
+/// Never registered, so optional sites resolve to `None`.
+struct NotRegistered;
+
+/// A unit with every key and every step.
+#[change_unit(
+    id = "full-unit",
+    order = "001",
+    author = "platform",
+    system_version = "2.5.1",
+    run_always = true,
+    transactional = false,
+    fail_fast = false,
+    profiles = ["dev", "!prod"]
+)]
+pub struct FullUnit {
+    calls: Dep<Calls>,
+    absent: Option<Dep<NotRegistered>>,
+}
+
+impl FullUnit {
+    #[before_execution]
+    async fn create_collection(&self) -> Result<(), BoxError> {
+        self.calls.push("before");
+        Ok(())
+    }
+
+    #[rollback_before_execution]
+    async fn drop_collection(&self) -> anyhow::Result<()> {
+        self.calls.push("rollback_before");
+        Ok(())
+    }
+
+    #[execution]
+    async fn execute(
+        &self,
+        session: &mut MemorySession,
+        calls: &Calls,
+        absent: Option<&NotRegistered>,
+    ) -> anyhow::Result<()> {
+        session.insert("full-unit", "done");
+        calls.push(format!(
+            "execute absent_field={} absent_param={}",
+            self.absent.is_some(),
+            absent.is_some()
+        ));
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result<(), std::io::Error> {
+        self.calls.push("rollback");
+        Err(std::io::Error::other("rollback failed on purpose"))
+    }
+}
+
+/// The smallest unit: no fields, no keys beyond the required ones.
+#[change_unit(id = "minimal", order = "002")]
+struct Minimal;
+
+impl Minimal {
+    #[execution]
+    async fn apply(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn undo(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A tuple struct whose steps live in two impl blocks.
+#[change_unit(id = "tuple", order = "003")]
+struct Tuple(Dep<Calls>);
+
+impl Tuple {
+    #[execution]
+    async fn r#move(&self, calls: Dep<Calls>) -> anyhow::Result<()> {
+        assert!(std::ptr::eq(&*self.0, &*calls));
+        calls.push("tuple");
+        Ok(())
+    }
+}
+
+impl Tuple {
+    #[rollback_execution]
+    async fn rollback(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn unit(id: &str) -> &'static ChangeUnit {
+    migrate_core::registered()
+        .iter()
+        .find(|unit| unit.id() == id)
+        .unwrap_or_else(|| panic!("unit `{id}` is not registered"))
+}
+
+fn deps() -> (Dependencies, Dep<Calls>) {
+    let mut deps = Dependencies::new();
+    deps.insert(Calls::default());
+    let calls = deps.get_dep::<Calls>().unwrap();
+    (deps, calls)
+}
+
+async fn run(
+    unit: &ChangeUnit,
+    deps: &Dependencies,
+    step: Step,
+    session: Option<&mut MemorySession>,
+) -> Option<Result<(), BoxError>> {
+    let instance = unit.instantiate(deps).unwrap();
+    let session = session.map(|s| s as &mut (dyn std::any::Any + Send));
+    let cx = StepContext::new(unit.id(), deps, session);
+    let future = instance.run_step(step, cx)?;
+    Some(future.await)
+}
+
+#[test]
+fn every_annotated_struct_is_registered_once() {
+    for id in ["full-unit", "minimal", "tuple"] {
+        let count = migrate_core::registered()
+            .iter()
+            .filter(|unit| unit.id() == id)
+            .count();
+        assert_eq!(count, 1, "{id}");
+    }
+    assert!(std::ptr::eq(FullUnit::change_unit(), unit("full-unit")));
+}
+
+#[test]
+fn descriptor_carries_every_key() {
+    let unit = unit("full-unit");
+    assert_eq!(unit.order(), "001");
+    assert_eq!(unit.declared_author(), Some("platform"));
+    assert_eq!(unit.system_version(), "2.5.1");
+    assert!(unit.run_always());
+    assert!(!unit.transactional());
+    assert!(!unit.fail_fast());
+    assert_eq!(unit.profiles(), ["dev", "!prod"]);
+    assert_eq!(unit.type_path(), "macros_registration::FullUnit");
+    assert_eq!(unit.execution_method(), "execute");
+    assert_eq!(unit.before_method(), Some("create_collection"));
+    assert_eq!(unit.checksum().len(), 16);
+    assert!(unit.location().starts_with("tests/macros_registration.rs:"));
+}
+
+#[test]
+fn defaults_apply_to_keys_left_out() {
+    let unit = unit("minimal");
+    assert_eq!(unit.declared_author(), None);
+    assert_eq!(unit.system_version(), "0");
+    assert!(!unit.run_always());
+    assert!(unit.transactional());
+    assert!(unit.fail_fast());
+    assert!(unit.profiles().is_empty());
+    assert_eq!(unit.execution_method(), "apply");
+    assert_eq!(unit.before_method(), None);
+    assert_eq!(self::unit("tuple").execution_method(), "move");
+}
+
+#[test]
+fn checksums_differ_between_units() {
+    assert_ne!(unit("full-unit").checksum(), unit("minimal").checksum());
+    assert_ne!(unit("minimal").checksum(), unit("tuple").checksum());
+}
+
+#[test]
+fn requirements_list_fields_then_step_parameters() {
+    let sites: Vec<(&str, bool, bool, &str)> = unit("full-unit")
+        .requirements()
+        .into_iter()
+        .map(|(req, site)| (req.type_name, req.optional, req.session, site))
+        .collect();
+    let calls = std::any::type_name::<Calls>();
+    let absent = std::any::type_name::<NotRegistered>();
+    let session = std::any::type_name::<MemorySession>();
+    assert_eq!(
+        sites,
+        [
+            (calls, false, false, "field `calls`"),
+            (absent, true, false, "field `absent`"),
+            (session, false, true, "parameter `session` of `execute`"),
+            (calls, false, false, "parameter `calls` of `execute`"),
+            (absent, true, false, "parameter `absent` of `execute`"),
+        ]
+    );
+    let tuple: Vec<&str> = unit("tuple")
+        .requirements()
+        .into_iter()
+        .map(|(_, site)| site)
+        .collect();
+    assert_eq!(tuple, ["field 0", "parameter `calls` of `move`"]);
+    assert!(unit("minimal").requirements().is_empty());
+}
+
+#[tokio::test]
+async fn steps_dispatch_to_the_marked_methods() {
+    let (deps, calls) = deps();
+    let store = MemoryStore::new();
+    let mut session = store.start_session().await.unwrap();
+    let unit = unit("full-unit");
+
+    run(unit, &deps, Step::BeforeExecution, None)
+        .await
+        .unwrap()
+        .unwrap();
+    run(unit, &deps, Step::Execution, Some(&mut session))
+        .await
+        .unwrap()
+        .unwrap();
+    run(unit, &deps, Step::RollbackBeforeExecution, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        calls.take(),
+        [
+            "before",
+            "execute absent_field=false absent_param=false",
+            "rollback_before"
+        ]
+    );
+    assert_eq!(session.get("full-unit").as_deref(), Some("done"));
+}
+
+#[tokio::test]
+async fn method_errors_are_returned_boxed() {
+    let (deps, _calls) = deps();
+    let error = run(unit("full-unit"), &deps, Step::RollbackExecution, None)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.to_string(), "rollback failed on purpose");
+}
+
+#[tokio::test]
+async fn steps_without_a_method_return_none() {
+    let (deps, _calls) = deps();
+    let minimal = unit("minimal");
+    assert!(run(minimal, &deps, Step::BeforeExecution, None)
+        .await
+        .is_none());
+    assert!(run(minimal, &deps, Step::RollbackBeforeExecution, None)
+        .await
+        .is_none());
+    run(minimal, &deps, Step::Execution, None)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn steps_in_a_second_impl_block_are_found() {
+    let (deps, calls) = deps();
+    let tuple = unit("tuple");
+    run(tuple, &deps, Step::Execution, None)
+        .await
+        .unwrap()
+        .unwrap();
+    run(tuple, &deps, Step::RollbackExecution, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(calls.take(), ["tuple"]);
+}
+
+#[test]
+fn a_missing_field_dependency_names_the_unit_and_the_type() {
+    let error = match unit("full-unit").instantiate(&Dependencies::new()) {
+        Ok(_) => panic!("instantiated without its dependency"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("`full-unit`"), "{error}");
+    assert!(error.contains("Calls"), "{error}");
+    assert!(error.contains("field `calls`"), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_session_is_an_error_not_a_panic() {
+    let (deps, _calls) = deps();
+    let error = run(unit("full-unit"), &deps, Step::Execution, None)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(error.to_string().contains("`full-unit`"), "{error}");
+}
+
+#[tokio::test]
+async fn a_missing_parameter_dependency_names_the_unit_and_the_parameter() {
+    let (deps, _calls) = deps();
+    let unit = unit("tuple");
+    let instance = unit.instantiate(&deps).unwrap();
+    let empty = Dependencies::new();
+    let cx = StepContext::new(unit.id(), &empty, None);
+    let error = instance
+        .run_step(Step::Execution, cx)
+        .unwrap()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`tuple`"), "{error}");
+    assert!(error.contains("parameter `calls` of `move`"), "{error}");
+}

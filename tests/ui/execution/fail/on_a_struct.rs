@@ -1,0 +1,6 @@
+use migrate::execution;
+
+#[execution]
+struct Plain;
+
+fn main() {}

@@ -12,7 +12,7 @@ use migrate::{
     ChangeUnit, Dep, DescribeUnit, Error, Outcome, Runner, SkipReason,
 };
 use mongodb::bson::{doc, Bson, DateTime, Document};
-use mongodb::{ClientSession, Database};
+use mongodb::{Client, ClientSession, Database};
 use support::{test_db, Mode, TestDb};
 
 type Result<T = ()> = anyhow::Result<T>;
@@ -144,6 +144,7 @@ fn insert_units() -> Vec<&'static ChangeUnit> {
 #[change_unit(id = "shape", order = "s01", author = "platform")]
 struct Shape {
     db: Database,
+    client: Client,
 }
 
 impl Shape {
@@ -161,7 +162,9 @@ impl Shape {
 
     #[execution]
     async fn execute(&self, session: &mut ClientSession) -> Result {
-        insert(&self.db, "shapes", doc! { "kind": "circle" }, session).await
+        // Through the injected client, to use every injectable handle.
+        let db = self.client.database(self.db.name());
+        insert(&db, "shapes", doc! { "kind": "circle" }, session).await
     }
 
     #[rollback_execution]

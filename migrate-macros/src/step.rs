@@ -1,12 +1,11 @@
 //! The method markers: `#[execution]`, `#[rollback_execution]`, `#[before_execution]` and
 //! `#[rollback_before_execution]`.
 //!
-//! A marker sees only its method, so it leaves the user's method as it is and adds hidden
-//! items to the same impl: a step function that resolves the parameters and calls the method,
-//! a requirements function, and one associated const named after the step
-//! (`__MIGRATE_EXECUTION`, ...) that `#[change_unit]` reads. The const is the only item whose
-//! name is fixed, so a second `#[execution]` in the same unit is one "duplicate definitions"
-//! error naming it.
+//! A marker sees only its method, so it leaves the user's method as it is and adds one hidden
+//! associated const to the same impl, named after the step
+//! (`__MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT`, ...), which `#[change_unit]` reads. It
+//! holds a `StepDef`: the method's name and checksum, its injection sites, and a step function
+//! that resolves the parameters and calls the method.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -239,8 +238,6 @@ impl StepMethod {
         let method = &self.method;
         let ident = &method.sig.ident;
         let name = ident.unraw_name();
-        let run = format_ident!("__migrate_run_{}", name);
-        let requirements = format_ident!("__migrate_requirements_{}", name);
         let step_const = self.kind.const_ident();
         let checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
         // Errors about the unit as a whole point at the marker.
@@ -296,45 +293,37 @@ impl StepMethod {
         // Only the helper's path is moved: the arguments keep the spans they were bound with.
         let step_result = respan(quote!(#private::step_result), output_span);
         let call = quote_spanned! {output_span=>
-            #step_result(self.#ident(#(#args),*).await)
+            #step_result(__migrate_self.#ident(#(#args),*).await)
         };
 
+        // One item only: a second marker for the same step is then one "duplicate
+        // definitions" error, and a marker in a trait impl one "not a member of trait" error.
+        // The closures coerce to the `StepDef`'s fn pointers, which fixes their signatures.
         quote! {
             #method
 
             #[doc(hidden)]
-            fn #run<'__migrate>(
-                &'__migrate self,
-                #cx_pattern: #private::StepContext<'__migrate>,
-            ) -> ::core::option::Option<
-                #private::BoxFuture<
-                    '__migrate,
-                    ::core::result::Result<(), #private::BoxError>,
-                >,
-            > {
-                #[allow(unused_imports)]
-                use #private::StepFallback as _;
-                #[allow(unused_variables)]
-                let __migrate_unit_id: &'static str = #is_unit;
-                #companion
-                let __migrate_future: #private::BoxFuture<
-                    '__migrate,
-                    ::core::result::Result<(), #private::BoxError>,
-                > = ::std::boxed::Box::pin(async move {
-                    #(#resolutions)*
-                    #call
-                });
-                ::core::option::Option::Some(__migrate_future)
-            }
-
-            #[doc(hidden)]
-            fn #requirements() -> ::std::vec::Vec<(#private::Requirement, &'static str)> {
-                ::std::vec![#(#requirement_list),*]
-            }
-
-            #[doc(hidden)]
             const #step_const: #private::StepDef<Self, #private::Present> =
-                #private::StepDef::new(#name, #checksum, Self::#requirements, Self::#run);
+                #private::StepDef::new(
+                    #name,
+                    #checksum,
+                    || ::std::vec![#(#requirement_list),*],
+                    |__migrate_self, #cx_pattern| {
+                        #[allow(unused_imports)]
+                        use #private::StepFallback as _;
+                        #[allow(unused_variables)]
+                        let __migrate_unit_id: &'static str = #is_unit;
+                        #companion
+                        let __migrate_future: #private::BoxFuture<
+                            '_,
+                            ::core::result::Result<(), #private::BoxError>,
+                        > = ::std::boxed::Box::pin(async move {
+                            #(#resolutions)*
+                            #call
+                        });
+                        ::core::option::Option::Some(__migrate_future)
+                    },
+                );
         }
     }
 

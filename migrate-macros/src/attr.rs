@@ -37,6 +37,8 @@ pub(crate) struct UnitArgs {
     pub(crate) krate: Option<Path>,
     /// Every key written, valid value or not.
     pub(crate) written: HashSet<String>,
+    /// Whether the list failed to parse, so that what is missing is unknown.
+    pub(crate) unparsed: bool,
 }
 
 /// One `key` or `key = value` of an attribute's argument list.
@@ -93,6 +95,7 @@ pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
         Ok(entries) => entries,
         Err(error) => {
             errors.push(error);
+            parsed.unparsed = true;
             return parsed;
         }
     };
@@ -255,5 +258,73 @@ fn crate_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<P
             errors.error(key.span(), expected);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{marker_args, unit_args};
+    use crate::errors::Errors;
+    use quote::{quote, ToTokens};
+
+    #[test]
+    fn every_key_parses() {
+        let mut errors = Errors::default();
+        let args = unit_args(
+            quote! {
+                id = "a", order = "001", author = "me", system_version = "1.2",
+                run_always = true, transactional = false, fail_fast = false,
+                profiles = ["dev", "!prod"], crate = ::my::migrate,
+            },
+            &mut errors,
+        );
+        assert!(errors.is_empty());
+        assert_eq!(args.id.unwrap().value(), "a");
+        assert_eq!(args.order.unwrap().value(), "001");
+        assert_eq!(args.author.unwrap().value(), "me");
+        assert_eq!(args.system_version.unwrap().value(), "1.2");
+        assert!(args.run_always.unwrap().value());
+        assert!(!args.transactional.unwrap().value());
+        assert!(!args.fail_fast.unwrap().value());
+        let profiles: Vec<String> = args.profiles.unwrap().iter().map(|p| p.value()).collect();
+        assert_eq!(profiles, ["dev", "!prod"]);
+        assert_eq!(
+            args.krate.unwrap().to_token_stream().to_string(),
+            quote!(::my::migrate).to_string()
+        );
+    }
+
+    #[test]
+    fn a_bare_flag_means_true() {
+        let mut errors = Errors::default();
+        let args = unit_args(quote!(id = "a", order = "1", run_always), &mut errors);
+        assert!(errors.is_empty());
+        assert!(args.run_always.unwrap().value());
+    }
+
+    #[test]
+    fn every_mistake_is_collected() {
+        let mut errors = Errors::default();
+        unit_args(
+            quote!(
+                id = 1,
+                order = "1",
+                order = "2",
+                colour = "red",
+                profiles = "dev"
+            ),
+            &mut errors,
+        );
+        let messages = errors.to_compile_errors().to_string();
+        assert_eq!(messages.matches("compile_error").count(), 4, "{messages}");
+    }
+
+    #[test]
+    fn markers_take_only_a_crate_path() {
+        let mut errors = Errors::default();
+        assert!(marker_args("execution", quote!(crate = "::m"), &mut errors).is_some());
+        assert!(errors.is_empty());
+        marker_args("execution", quote!(order = "1"), &mut errors);
+        assert!(!errors.is_empty());
     }
 }

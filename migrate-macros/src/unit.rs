@@ -40,7 +40,7 @@ const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
     let missing: Vec<&str> = ["id", "order"]
         .into_iter()
-        .filter(|key| !args.written.contains(*key))
+        .filter(|key| !args.unparsed && !args.written.contains(*key))
         .collect();
     if !missing.is_empty() {
         let keys = missing

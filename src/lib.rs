@@ -45,7 +45,7 @@ pub use migrate_core::{
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
 };
-pub use migrate_mongodb::MongoStore;
+pub use migrate_mongodb::{Error as MongoStoreError, MongoHandles, MongoStore};
 
 /// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
 /// `.run().await`.

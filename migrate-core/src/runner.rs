@@ -933,6 +933,11 @@ impl<S: Store> Execution<'_, S> {
                     error
                 }
             };
+            if self.lease.is_lost() {
+                return Err(UnitError::Fatal(Error::LockLost {
+                    unit_id: Some(planned.unit.id().to_owned()),
+                }));
+            }
             if self.store.is_transient(&error) && attempt < TRANSACTION_ATTEMPTS {
                 tracing::info!(id = planned.unit.id(), attempt, %error, "transient transaction error; retrying the change unit");
                 continue;

@@ -152,7 +152,10 @@ fn demo() -> Result {
     let runs = [
         ("first run: release 1 applies its units", "1"),
         ("second run: nothing left to apply", "1"),
-        ("third run: release 2 applies the system-version-2 unit", "2"),
+        (
+            "third run: release 2 applies the system-version-2 unit",
+            "2",
+        ),
     ];
     for (title, version) in runs {
         println!("\n=== client_service, {title} ===");

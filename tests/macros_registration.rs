@@ -62,6 +62,7 @@ impl FullUnit {
         session: &mut MemorySession,
         calls: &Calls,
         absent: Option<&NotRegistered>,
+        _: Option<Dep<NotRegistered>>,
     ) -> anyhow::Result<()> {
         session.insert("full-unit", "done");
         calls.push(format!(
@@ -114,6 +115,30 @@ impl Tuple {
         Ok(())
     }
 }
+
+/// Units stamped out by a macro: its fragments reach the attribute in invisible groups.
+macro_rules! versioned {
+    ($name:ident, $id:literal, $version:expr, $dep:ty) => {
+        #[change_unit(id = $id, order = $id, system_version = $version)]
+        struct $name;
+
+        impl $name {
+            #[execution]
+            async fn execute(&self, calls: $dep) -> anyhow::Result<()> {
+                calls.push($id);
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> anyhow::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
+versioned!(Versioned1, "versioned-1", "1", &Calls);
+versioned!(Versioned2, "versioned-2", "2.0", Dep<Calls>);
 
 fn unit(id: &str) -> &'static ChangeUnit {
     migrate_core::registered()
@@ -185,6 +210,21 @@ fn defaults_apply_to_keys_left_out() {
     assert_eq!(self::unit("tuple").execution_method(), "move");
 }
 
+#[tokio::test]
+async fn units_declared_by_a_macro_keep_their_values() {
+    let (deps, calls) = deps();
+    assert_eq!(unit("versioned-1").system_version(), "1");
+    assert_eq!(unit("versioned-2").system_version(), "2.0");
+    assert_eq!(unit("versioned-2").order(), "versioned-2");
+    for id in ["versioned-1", "versioned-2"] {
+        run(unit(id), &deps, Step::Execution, None)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(calls.take(), ["versioned-1", "versioned-2"]);
+}
+
 #[test]
 fn checksums_differ_between_units() {
     assert_ne!(unit("full-unit").checksum(), unit("minimal").checksum());
@@ -209,6 +249,7 @@ fn requirements_list_fields_then_step_parameters() {
             (session, false, true, "parameter `session` of `execute`"),
             (calls, false, false, "parameter `calls` of `execute`"),
             (absent, true, false, "parameter `absent` of `execute`"),
+            (absent, true, false, "parameter 4 of `execute`"),
         ]
     );
     let tuple: Vec<&str> = unit("tuple")

@@ -10,7 +10,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::{FnArg, Ident, ImplItemFn, Pat, Path, ReceiverKind, ReturnType, Safety, Type};
+use syn::{FnArg, Ident, ImplItemFn, Pat, Path, ReceiverKind, ReturnType, Safety, Signature, Type};
 
 use crate::checksum;
 use crate::errors::Errors;
@@ -82,10 +82,23 @@ struct Param {
 }
 
 /// Builds the model of a marked method, recording every mistake in `errors`.
-///
-/// Also removes other step markers from the method (each is an error), so the method comes
-/// out of the expansion exactly once.
 pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
+    strip_other_markers(kind, &mut method, errors);
+    check_signature(kind, &method.sig, errors);
+    let params = params(kind, &method.sig, errors);
+    let attribute = kind.attribute();
+    let checksum = checksum::of_tokens(quote!(#attribute #method));
+    StepMethod {
+        kind,
+        method,
+        params,
+        checksum,
+    }
+}
+
+/// Removes other step markers from the method, each an error, so that the method comes out
+/// of the expansion exactly once.
+fn strip_other_markers(kind: StepKind, method: &mut ImplItemFn, errors: &mut Errors) {
     method.attrs.retain(|attr| {
         let other = StepKind::ALL.into_iter().find(|other| {
             attr.path()
@@ -93,25 +106,25 @@ pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors)
                 .last()
                 .is_some_and(|segment| segment.ident == other.attribute())
         });
-        match other {
-            Some(other) => {
-                errors.error_spanned(
-                    attr,
-                    format!(
-                        "a method can be only one step: it is already `#[{}]`, so it cannot \
-                         also be `#[{}]`",
-                        kind.attribute(),
-                        other.attribute()
-                    ),
-                );
-                false
-            }
-            None => true,
-        }
+        let Some(other) = other else {
+            return true;
+        };
+        errors.error_spanned(
+            attr,
+            format!(
+                "a method can be only one step: it is already `#[{}]`, so it cannot also be \
+                 `#[{}]`",
+                kind.attribute(),
+                other.attribute()
+            ),
+        );
+        false
     });
+}
 
+/// Checks everything but the parameters: `async`, not generic, a return type, `&self`.
+fn check_signature(kind: StepKind, sig: &Signature, errors: &mut Errors) {
     let attribute = kind.attribute();
-    let sig = &method.sig;
     let name = sig.ident.unraw_name();
     if sig.asyncness.is_none() {
         errors.error(
@@ -159,39 +172,46 @@ pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors)
         );
     }
 
-    let mut inputs = sig.inputs.iter();
-    let receiver_help =
+    let help =
         format!("`#[{attribute}]` methods take `&self`: write `async fn {name}(&self, ...)`");
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
-            inputs.next();
-            let ok = matches!(receiver.kind, ReceiverKind::Reference(_, _, None))
+            let shared = matches!(receiver.kind, ReceiverKind::Reference(_, _, None))
                 && receiver.mutability.is_none();
-            if !ok {
-                errors.error_spanned(receiver, &receiver_help);
+            if !shared {
+                errors.error_spanned(receiver, &help);
             }
         }
-        Some(first) => errors.error_spanned(first, &receiver_help),
-        None => errors.error(sig.paren_token.span.join(), &receiver_help),
+        Some(first) => errors.error_spanned(first, &help),
+        None => errors.error(sig.paren_token.span.join(), &help),
     }
+}
 
+/// The parameters after the receiver, each to be injected.
+fn params(kind: StepKind, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+    let name = sig.ident.unraw_name();
     let mut params = Vec::new();
     let mut session_seen = false;
-    for (position, input) in inputs.enumerate() {
+    // Parameters are numbered from 1, not counting `self`.
+    let first = usize::from(!matches!(sig.inputs.first(), Some(FnArg::Receiver(_))));
+    for (position, input) in sig.inputs.iter().enumerate() {
         let FnArg::Typed(arg) = input else {
-            errors.error_spanned(input, "`self` can only be the first parameter");
+            if position > 0 {
+                errors.error_spanned(input, "`self` can only be the first parameter");
+            }
             continue;
         };
         let site = match &*arg.pat {
             Pat::Ident(pat) => format!("parameter `{}` of `{name}`", pat.ident.unraw_name()),
-            _ => format!("parameter {} of `{name}`", position + 1),
+            _ => format!("parameter {} of `{name}`", position + first),
         };
         if contains_impl_trait(&arg.ty) {
             errors.error_spanned(
                 &arg.ty,
                 format!(
-                    "`#[{attribute}]` methods cannot be generic: name a concrete type instead of \
-                     `impl Trait`"
+                    "`#[{}]` methods cannot be generic: name a concrete type instead of \
+                     `impl Trait`",
+                    kind.attribute()
                 ),
             );
             continue;
@@ -221,14 +241,7 @@ pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors)
         };
         params.push(param);
     }
-
-    let checksum = checksum::of_tokens(quote!(#attribute #method));
-    StepMethod {
-        kind,
-        method,
-        params,
-        checksum,
-    }
+    params
 }
 
 impl StepMethod {
@@ -262,7 +275,21 @@ impl StepMethod {
             StepKind::Execution | StepKind::RollbackExecution => None,
         };
 
+        // Locals are made here, with call-site hygiene, and interpolated: code spanned at a
+        // user's type may sit in the user's `macro_rules!` context, where a local written
+        // inline would not resolve.
         let cx = Ident::new("__migrate_cx", Span::call_site());
+        // `located_at` keeps that hygiene but moves where rustc points: the receiver for
+        // what the step captures, the return type for what the method returns.
+        let receiver_span = match method.sig.inputs.first() {
+            Some(FnArg::Receiver(receiver)) => receiver.self_token.span(),
+            _ => ident.span(),
+        };
+        let this = Ident::new(
+            "__migrate_self",
+            Span::call_site().located_at(receiver_span),
+        );
+        let unit_id = Ident::new("__migrate_unit_id", Span::call_site());
         let cx_pattern = if self.params.iter().any(|p| p.session) {
             quote!(mut #cx)
         } else if self.params.is_empty() {
@@ -278,7 +305,7 @@ impl StepMethod {
             let resolve = if param.session {
                 quote_spanned!(param.ty.span()=> #site.take(&mut #cx)?)
             } else {
-                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), __migrate_unit_id)?)
+                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #unit_id)?)
             };
             quote!(let #arg = #resolve;)
         });
@@ -292,8 +319,12 @@ impl StepMethod {
         };
         // Only the helper's path is moved: the arguments keep the spans they were bound with.
         let step_result = respan(quote!(#private::step_result), output_span);
+        // The block, spanned at the return type, is what rustc points at when the method's
+        // result does not fit (hence `allow(unused_braces)` below).
+        let this_at_output =
+            Ident::new("__migrate_self", Span::call_site().located_at(output_span));
         let call = quote_spanned! {output_span=>
-            #step_result(__migrate_self.#ident(#(#args),*).await)
+            #step_result({ #this_at_output.#ident(#(#args),*).await })
         };
 
         // One item only: a second marker for the same step is then one "duplicate
@@ -303,16 +334,17 @@ impl StepMethod {
             #method
 
             #[doc(hidden)]
+            #[allow(unused_braces)]
             const #step_const: #private::StepDef<Self, #private::Present> =
                 #private::StepDef::new(
                     #name,
                     #checksum,
                     || ::std::vec![#(#requirement_list),*],
-                    |__migrate_self, #cx_pattern| {
+                    |#this, #cx_pattern| {
                         #[allow(unused_imports)]
                         use #private::StepFallback as _;
                         #[allow(unused_variables)]
-                        let __migrate_unit_id: &'static str = #is_unit;
+                        let #unit_id: &'static str = #is_unit;
                         #companion
                         let __migrate_future: #private::BoxFuture<
                             '_,

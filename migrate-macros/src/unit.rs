@@ -213,8 +213,13 @@ impl Unit {
             ident.span(),
         );
 
+        // A local interpolated with call-site hygiene, as in `step.rs`.
+        let deps = Ident::new("__migrate_deps", Span::call_site());
         // Both start from the same `site` call, so a type that cannot be injected is one error.
-        let field_site = |FieldSite { ty, site, .. }: &FieldSite| quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site));
+        let field_site = |field: &FieldSite| {
+            let FieldSite { ty, site, .. } = field;
+            quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site))
+        };
         let field_requirements = self.fields.iter().map(|field| {
             let site = field_site(field);
             quote_spanned!(field.ty.span()=> #site.requirement())
@@ -222,7 +227,7 @@ impl Unit {
         let field_values = self.fields.iter().map(|field| {
             let site = field_site(field);
             let member = &field.member;
-            let value = quote_spanned!(field.ty.span()=> #site.resolve(deps, #id)?);
+            let value = quote_spanned!(field.ty.span()=> #site.resolve(#deps, #id)?);
             quote!(#member: #value)
         });
 
@@ -266,7 +271,7 @@ impl Unit {
                 }
 
                 fn __migrate_instantiate(
-                    deps: &#private::Dependencies,
+                    #deps: &#private::Dependencies,
                 ) -> ::core::result::Result<
                     ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
                     #private::BoxError,

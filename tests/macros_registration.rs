@@ -140,6 +140,31 @@ macro_rules! versioned {
 versioned!(Versioned1, "versioned-1", "1", &Calls);
 versioned!(Versioned2, "versioned-2", "2.0", Dep<Calls>);
 
+/// The struct in one module, its steps in another.
+mod declared {
+    use super::*;
+
+    #[change_unit(id = "split-modules", order = "004")]
+    pub(crate) struct SplitModules;
+}
+
+mod steps {
+    use super::*;
+
+    impl declared::SplitModules {
+        #[execution]
+        async fn execute(&self, calls: &Calls) -> anyhow::Result<()> {
+            calls.push("split-modules");
+            Ok(())
+        }
+
+        #[rollback_execution]
+        async fn rollback(&self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 fn unit(id: &str) -> &'static ChangeUnit {
     migrate_core::registered()
         .iter()
@@ -223,6 +248,18 @@ async fn units_declared_by_a_macro_keep_their_values() {
             .unwrap();
     }
     assert_eq!(calls.take(), ["versioned-1", "versioned-2"]);
+}
+
+#[tokio::test]
+async fn steps_may_live_in_another_module_than_the_struct() {
+    let (deps, calls) = deps();
+    let unit = unit("split-modules");
+    assert_eq!(unit.execution_method(), "execute");
+    run(unit, &deps, Step::Execution, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(calls.take(), ["split-modules"]);
 }
 
 #[test]

@@ -335,7 +335,7 @@ impl StepMethod {
 
             #[doc(hidden)]
             #[allow(unused_braces)]
-            const #step_const: #private::StepDef<Self, #private::Present> =
+            pub(crate) const #step_const: #private::StepDef<Self, #private::Present> =
                 #private::StepDef::new(
                     #name,
                     #checksum,
@@ -390,7 +390,7 @@ pub(crate) fn rejected(kind: StepKind, method: &ImplItemFn, krate: &Path) -> Tok
 
         #[doc(hidden)]
         #[allow(dead_code)]
-        const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
+        pub(crate) const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
             #krate::__private::StepDef::rejected(#name);
     }
 }

@@ -66,12 +66,12 @@ pub fn type_name_of<T: ?Sized>() -> &'static str {
 // Glue between `#[change_unit]` and the method markers (`#[execution]` and friends).
 //
 // The struct macro cannot see the impl block and each marker sees only its method, so each
-// marker adds one associated const named after its step
-// (`__MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT`, ...: the name is what rustc shows when a unit
-// marks two methods for one step) holding a `StepDef`. `StepFallback` supplies the same names for every type, typed `Absent`; inherent
-// items shadow trait items, so the struct macro reads the marker's const when there is one and
-// the fallback otherwise. The `Has*` traits turn a missing required step into a compile error
-// with a message that says what to add.
+// marker adds one associated const named after its step, holding a `StepDef`
+// (`__MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT`, ...: the name is what rustc shows when a
+// unit marks two methods for one step). `StepFallback` supplies the same names for every type,
+// typed `Absent`; inherent items shadow trait items, so the struct macro reads the marker's
+// const when there is one and the fallback otherwise. The `Has*` traits turn a missing
+// required step into a compile error with a message that says what to add.
 // ---------------------------------------------------------------------------------------------
 
 use std::marker::PhantomData;

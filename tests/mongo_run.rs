@@ -737,6 +737,10 @@ async fn missing_dependency_is_reported_before_anything_runs() {
 
 // ---------------------------------------------------------------- transactions
 
+/// `failCommand` is one fail point per server, so tests that configure it take turns: a test
+/// running in parallel would otherwise replace another's configuration before it fires.
+static FAIL_POINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn fail_next(t: &TestDb, command: &str) {
     t.client
         .database("admin")
@@ -765,6 +769,7 @@ async fn transient_error_is_retried(command: &str, name: &str) {
         eprintln!("skipped: the server at MONGODB_URI runs no transactions");
         return t.finish().await;
     }
+    let _turn = FAIL_POINT.lock().await;
     let probe = Probe::default();
     fail_next(&t, command).await;
 
@@ -810,6 +815,7 @@ async fn unknown_commit_result_retries_only_the_commit() {
         eprintln!("skipped: the server at MONGODB_URI runs no transactions");
         return t.finish().await;
     }
+    let _turn = FAIL_POINT.lock().await;
     let probe = Probe::default();
     t.client
         .database("admin")

@@ -44,116 +44,46 @@ fn entries(store: &MemoryStore, change_id: &str) -> Vec<migrate::HistoryEntry<St
 
 // ---------------------------------------------------------------- units
 
-#[change_unit(id = "first", order = "001", author = "team")]
-struct First {
-    log: Dep<Log>,
+/// Declares a unit that logs its id, writes `<id> = done` through the session, and logs
+/// `<id>:rollback` when rolled back.
+macro_rules! logging_unit {
+    ($name:ident, id = $id:literal $(, $key:ident = $value:tt)*) => {
+        #[change_unit(id = $id $(, $key = $value)*)]
+        struct $name {
+            log: Dep<Log>,
+        }
+
+        impl $name {
+            #[execution]
+            async fn execute(&self, session: &mut MemorySession) -> Result {
+                self.log.push($id);
+                session.insert($id, "done");
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> Result {
+                self.log.push(concat!($id, ":rollback"));
+                Ok(())
+            }
+        }
+    };
 }
 
-impl First {
-    #[execution]
-    async fn execute(&self, session: &mut MemorySession) -> Result {
-        self.log.push("first");
-        session.insert("first", "done");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        self.log.push("first:rollback");
-        Ok(())
-    }
-}
-
-#[change_unit(id = "second", order = "002", author = "team")]
-struct Second {
-    log: Dep<Log>,
-}
-
-impl Second {
-    #[execution]
-    async fn execute(&self, session: &mut MemorySession) -> Result {
-        self.log.push("second");
-        session.insert("second", "done");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-#[change_unit(id = "ten", order = "10")]
-struct OrderTen {
-    log: Dep<Log>,
-}
-
-impl OrderTen {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("ten");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-#[change_unit(id = "nine", order = "9")]
-struct OrderNine {
-    log: Dep<Log>,
-}
-
-impl OrderNine {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("nine");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-#[change_unit(id = "tie-b", order = "5")]
-struct TieB {
-    log: Dep<Log>,
-}
-
-impl TieB {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("tie-b");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-#[change_unit(id = "tie-a", order = "5")]
-struct TieA {
-    log: Dep<Log>,
-}
-
-impl TieA {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("tie-a");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
+logging_unit!(First, id = "first", order = "001", author = "team");
+logging_unit!(Second, id = "second", order = "002", author = "team");
+logging_unit!(OrderTen, id = "ten", order = "10");
+logging_unit!(OrderNine, id = "nine", order = "9");
+logging_unit!(TieB, id = "tie-b", order = "5");
+logging_unit!(TieA, id = "tie-a", order = "5");
+logging_unit!(Always, id = "always", order = "000", run_always = true);
+logging_unit!(DevOnly, id = "dev-only", order = "001", profiles = ["dev"]);
+logging_unit!(
+    NotProd,
+    id = "not-prod",
+    order = "002",
+    profiles = ["!prod"]
+);
 
 /// Fails in `#[execution]` after writing, with a before-step.
 #[change_unit(id = "failing", order = "003", author = "team")]
@@ -242,88 +172,22 @@ impl Panicking {
     }
 }
 
-#[change_unit(id = "always", order = "000", run_always = true)]
-struct Always {
-    log: Dep<Log>,
-}
-
-impl Always {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("always");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-macro_rules! versioned {
-    ($name:ident, $id:tt, $version:tt) => {
-        #[change_unit(id = $id, order = $id, system_version = $version)]
-        struct $name {
-            log: Dep<Log>,
-        }
-
-        impl $name {
-            #[execution]
-            async fn execute(&self) -> Result {
-                self.log.push($id);
-                Ok(())
-            }
-
-            #[rollback_execution]
-            async fn rollback(&self) -> Result {
-                Ok(())
-            }
-        }
-    };
-}
-
-versioned!(V0, "v-0", "0");
-versioned!(V1, "v-1", "1");
-versioned!(V11, "v-1.1", "1.1");
-versioned!(V251, "v-2.5.1", "2.5.1");
-versioned!(V255, "v-2.5.5", "2.5.5");
-versioned!(V26, "v-2.6", "2.6");
-
-#[change_unit(id = "dev-only", order = "001", profiles = ["dev"])]
-struct DevOnly {
-    log: Dep<Log>,
-}
-
-impl DevOnly {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("dev-only");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-#[change_unit(id = "not-prod", order = "002", profiles = ["!prod"])]
-struct NotProd {
-    log: Dep<Log>,
-}
-
-impl NotProd {
-    #[execution]
-    async fn execute(&self) -> Result {
-        self.log.push("not-prod");
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
+logging_unit!(V0, id = "v-0", order = "v-0", system_version = "0");
+logging_unit!(V1, id = "v-1", order = "v-1", system_version = "1");
+logging_unit!(V11, id = "v-1.1", order = "v-1.1", system_version = "1.1");
+logging_unit!(
+    V251,
+    id = "v-2.5.1",
+    order = "v-2.5.1",
+    system_version = "2.5.1"
+);
+logging_unit!(
+    V255,
+    id = "v-2.5.5",
+    order = "v-2.5.5",
+    system_version = "2.5.5"
+);
+logging_unit!(V26, id = "v-2.6", order = "v-2.6", system_version = "2.6");
 
 struct Api {
     name: &'static str,

@@ -1033,6 +1033,28 @@ async fn history_of_units_missing_from_the_binary_is_an_error() {
 }
 
 #[tokio::test]
+async fn history_of_deleted_units_is_accepted_when_allowed() {
+    let (store, log) = (MemoryStore::new(), Log::default());
+    runner(&store, &log)
+        .units([unit::<First>(), unit::<Second>()])
+        .run()
+        .await
+        .unwrap();
+    let report = runner(&store, &log)
+        .allow_unknown_history(true)
+        .units([unit::<First>(), unit::<OrderNine>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.executed(), ["nine"]);
+    assert_eq!(
+        store.history().len(),
+        3,
+        "the deleted unit's history is kept"
+    );
+}
+
+#[tokio::test]
 async fn metadata_host_and_execution_id_are_recorded_on_every_entry() {
     let (store, log) = (MemoryStore::new(), Log::default());
     let report = runner(&store, &log)

@@ -60,7 +60,8 @@ pub enum Error {
     /// The history names units by this crate's code that the binary does not contain.
     #[error(
         "the history records change units this binary does not contain: {}; if they live in a \
-         library crate, reference it from the application (`use my_migrations as _;`)",
+         library crate, reference it from the application (`use my_migrations as _;`); if they \
+         were deleted on purpose, set `Runner::allow_unknown_history(true)`",
         .ids.join(", ")
     )]
     UnknownHistory {

@@ -56,6 +56,7 @@ pub struct Runner<S: Store> {
     timing: LockTiming,
     fail_if_locked: bool,
     track_ignored: bool,
+    allow_unknown_history: bool,
     versions: (String, Option<String>),
     service_identifier: Option<String>,
     metadata: Option<S::Metadata>,
@@ -83,6 +84,7 @@ impl<S: Store> fmt::Debug for Runner<S> {
             .field("timing", &self.timing)
             .field("fail_if_locked", &self.fail_if_locked)
             .field("track_ignored", &self.track_ignored)
+            .field("allow_unknown_history", &self.allow_unknown_history)
             .field("versions", &self.versions)
             .field("transactional", &self.transactional)
             .field("strategy", &self.strategy)
@@ -107,6 +109,7 @@ impl<S: Store> Runner<S> {
             },
             fail_if_locked: true,
             track_ignored: false,
+            allow_unknown_history: false,
             versions: ("0".into(), None),
             service_identifier: None,
             metadata: None,
@@ -174,6 +177,17 @@ impl<S: Store> Runner<S> {
     /// Default: `false`.
     pub fn track_ignored(mut self, track: bool) -> Self {
         self.track_ignored = track;
+        self
+    }
+
+    /// Whether history entries of Rust units that this binary does not contain are accepted.
+    ///
+    /// By default they fail the run with [`Error::UnknownHistory`]: the usual cause is a units
+    /// crate the linker dropped, whose pending units would otherwise be skipped silently. Turn
+    /// this on once units have been deleted from the code on purpose. Entries written by other
+    /// runtimes (Java class names) are always accepted. Default: `false`.
+    pub fn allow_unknown_history(mut self, allow: bool) -> Self {
+        self.allow_unknown_history = allow;
         self
     }
 
@@ -380,7 +394,9 @@ impl<S: Store> Runner<S> {
         emit: &(dyn Fn(EventKind, Event<'_>) + Sync),
     ) -> Result<Report, Error> {
         let (checked, history) = self.load().await?;
-        check_unknown_history(&checked.units, &history)?;
+        if !self.allow_unknown_history {
+            check_unknown_history(&checked.units, &history)?;
+        }
         let plan = Plan::new(&checked.input(&self), &history)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");

@@ -13,7 +13,7 @@ use migrate::{
 };
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::{Client, ClientSession, Database};
-use support::{test_db, Mode, TestDb};
+use support::{test_db, transactional_db, Mode, TestDb};
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -569,11 +569,9 @@ async fn legacy_rows_count_as_executed_and_new_rows_use_mongock_shape() {
 
 #[tokio::test]
 async fn transactional_failure_aborts_its_writes_and_rolls_back_the_before_step() {
-    let t = test_db(Mode::ReplicaSet, "tx_failure").await;
-    if !t.transactions {
-        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
-        return t.finish().await;
-    }
+    let Some(t) = transactional_db("tx_failure").await else {
+        return;
+    };
     let probe = Probe::default();
 
     let error = runner(&t, &probe)
@@ -764,11 +762,9 @@ async fn fail_next(t: &TestDb, command: &str) {
 }
 
 async fn transient_error_is_retried(command: &str, name: &str) {
-    let t = test_db(Mode::ReplicaSet, name).await;
-    if !t.transactions {
-        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
-        return t.finish().await;
-    }
+    let Some(t) = transactional_db(name).await else {
+        return;
+    };
     let _turn = FAIL_POINT.lock().await;
     let probe = Probe::default();
     fail_next(&t, command).await;
@@ -810,11 +806,9 @@ async fn transient_error_at_commit_retries_the_transaction() {
 
 #[tokio::test]
 async fn unknown_commit_result_retries_only_the_commit() {
-    let t = test_db(Mode::ReplicaSet, "unknown_commit").await;
-    if !t.transactions {
-        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
-        return t.finish().await;
-    }
+    let Some(t) = transactional_db("unknown_commit").await else {
+        return;
+    };
     let _turn = FAIL_POINT.lock().await;
     let probe = Probe::default();
     t.client
@@ -847,11 +841,9 @@ async fn unknown_commit_result_retries_only_the_commit() {
 
 #[tokio::test]
 async fn fenced_commit_fails_after_a_takeover() {
-    let t = test_db(Mode::ReplicaSet, "fenced_commit").await;
-    if !t.transactions {
-        eprintln!("skipped: the server at MONGODB_URI runs no transactions");
-        return t.finish().await;
-    }
+    let Some(t) = transactional_db("fenced_commit").await else {
+        return;
+    };
     let probe = Probe::default();
 
     let error = runner(&t, &probe)

@@ -38,14 +38,14 @@
 #[doc(hidden)]
 pub use migrate_core::__private;
 pub use migrate_core::{
-    memory, BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error,
-    Event, ExecutionError, HistoryEntry, MissingDependency, Outcome, Plan, PlannedUnit, Report,
-    RunStatus, SkipReason, State, Step, Store, TransactionStrategy, UnitReport, Version,
+    BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error, Event,
+    ExecutionError, HistoryEntry, MissingDependency, Outcome, Plan, PlannedUnit, Report, RunStatus,
+    SkipReason, State, Step, TransactionStrategy, UnitReport, Version,
 };
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
 };
-pub use migrate_mongodb::{Error as MongoStoreError, MongoHandles, MongoStore};
+pub use migrate_mongodb::{Error as MongoStoreError, MongoStore};
 
 /// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
 /// `.run().await`.

@@ -4,11 +4,12 @@
 use std::sync::Mutex;
 
 use migrate::__private::{Dependencies, DescribeUnit, Step, StepContext};
-use migrate::memory::{MemorySession, MemoryStore};
 use migrate::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
-    BoxError, ChangeUnit, Dep, Store,
+    BoxError, ChangeUnit, Dep,
 };
+use migrate_core::memory::{MemorySession, MemoryStore};
+use migrate_core::Store;
 
 /// Records which methods ran, in order.
 #[derive(Default)]
@@ -185,7 +186,7 @@ async fn run(
     step: Step,
     session: Option<&mut MemorySession>,
 ) -> Option<Result<(), BoxError>> {
-    let instance = unit.instantiate(deps).unwrap();
+    let instance = migrate::__private::instantiate(unit, deps).unwrap();
     let session = session.map(|s| s as &mut (dyn std::any::Any + Send));
     let cx = StepContext::new(unit.id(), deps, session);
     let future = instance.run_step(step, cx)?;
@@ -371,7 +372,7 @@ async fn steps_in_a_second_impl_block_are_found() {
 
 #[test]
 fn a_missing_field_dependency_names_the_unit_and_the_type() {
-    let error = match unit("full-unit").instantiate(&Dependencies::new()) {
+    let error = match migrate::__private::instantiate(unit("full-unit"), &Dependencies::new()) {
         Ok(_) => panic!("instantiated without its dependency"),
         Err(error) => error.to_string(),
     };
@@ -394,7 +395,7 @@ async fn a_missing_session_is_an_error_not_a_panic() {
 async fn a_missing_parameter_dependency_names_the_unit_and_the_parameter() {
     let (deps, _calls) = deps();
     let unit = unit("tuple");
-    let instance = unit.instantiate(&deps).unwrap();
+    let instance = migrate::__private::instantiate(unit, &deps).unwrap();
     let empty = Dependencies::new();
     let cx = StepContext::new(unit.id(), &empty, None);
     let error = instance

@@ -6,19 +6,13 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use migrate::{EntryType, HistoryEntry, State};
-use migrate_core::{LockAttempt, LockClaim, Store, StoreSettings};
+use migrate_core::{LockAttempt, LockClaim, LockStore, Store, TransactionStore};
 use migrate_mongodb::MongoStore;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use support::{test_db, transactional_db, Mode, TestDb};
 
 fn store(t: &TestDb) -> MongoStore {
-    store_with(t, StoreSettings::default())
-}
-
-fn store_with(t: &TestDb, settings: StoreSettings) -> MongoStore {
-    let mut store = MongoStore::new(&t.db);
-    store.configure(&settings).expect("valid settings");
-    store
+    MongoStore::new(&t.db)
 }
 
 fn claim(owner: &str, lease: Duration) -> LockClaim {
@@ -307,11 +301,7 @@ async fn prepare_creates_the_unique_indexes() {
 #[tokio::test]
 async fn without_index_creation_a_missing_index_is_an_error_naming_collection_and_keys() {
     let t = test_db(Mode::ReplicaSet, "indexes_verified").await;
-    let settings = StoreSettings {
-        index_creation: false,
-        ..StoreSettings::default()
-    };
-    let verifying = store_with(&t, settings);
+    let verifying = MongoStore::new(&t.db).index_creation(false);
 
     let error = verifying.prepare().await.unwrap_err().to_string();
     assert!(
@@ -461,14 +451,9 @@ async fn transactions_are_detected_from_the_servers_hello() {
 #[tokio::test]
 async fn configured_collection_names_are_used() {
     let t = test_db(Mode::ReplicaSet, "custom_collections").await;
-    let store = store_with(
-        &t,
-        StoreSettings {
-            change_log_collection: "history".into(),
-            lock_collection: "locks".into(),
-            index_creation: true,
-        },
-    );
+    let store = MongoStore::new(&t.db)
+        .change_log_collection("history")
+        .lock_collection("locks");
     store.prepare().await.unwrap();
     store
         .write_entry(&entry("run-1", "unit", State::Executed), None)
@@ -489,19 +474,24 @@ async fn configured_collection_names_are_used() {
 }
 
 #[tokio::test]
-async fn an_invalid_collection_name_is_rejected_by_configure() {
+async fn invalid_collection_settings_are_rejected_without_io() {
     let t = test_db(Mode::ReplicaSet, "invalid_collection").await;
-    let mut store = MongoStore::new(&t.db);
-    let error = store
-        .configure(&StoreSettings {
-            change_log_collection: "bad$name".into(),
-            ..StoreSettings::default()
-        })
+    let error = MongoStore::new(&t.db)
+        .change_log_collection("bad$name")
+        .check_settings()
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         "invalid collection name `bad$name`: it contains `$`"
     );
-    assert!(t.commands.names().is_empty(), "configuring does no I/O");
+    let error = MongoStore::new(&t.db)
+        .lock_collection("mongockChangeLog")
+        .check_settings()
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the history and lock collections must differ (both are `mongockChangeLog`)"
+    );
+    assert!(t.commands.names().is_empty(), "checking does no I/O");
     t.finish().await;
 }

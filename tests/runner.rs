@@ -3,12 +3,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use migrate::memory::{MemorySession, MemoryStore};
 use migrate::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
     BoxError, ChangeUnit, Dep, DescribeUnit, EntryType, Error, Event, Outcome, RunStatus,
     SkipReason, State, Step, TransactionStrategy,
 };
+use migrate_core::memory::{MemorySession, MemoryStore};
 use migrate_core::{LockInfo, Runner};
 
 type Result<T = (), E = BoxError> = std::result::Result<T, E>;
@@ -972,10 +972,6 @@ async fn invalid_options_are_rejected_before_any_store_operation() {
         (
             Runner::new(MemoryStore::new()).system_versions("1..2", "3"),
             "system_versions",
-        ),
-        (
-            Runner::new(MemoryStore::new()).lock_collection("mongockChangeLog"),
-            "lock_collection",
         ),
     ];
     for (runner, option) in cases {

@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use migrate::memory::MemoryStore;
 use migrate::{change_unit, execution, rollback_execution, BoxError, DescribeUnit};
+use migrate_core::memory::MemoryStore;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};

@@ -4,8 +4,8 @@
 //! `billing_migrations` is a dev-dependency of this package, exactly as a units crate is a
 //! dependency of an application, but this test binary does not mention it.
 
-use migrate::memory::MemoryStore;
 use migrate::Error;
+use migrate_core::memory::MemoryStore;
 use migrate_core::Runner;
 
 #[tokio::test]

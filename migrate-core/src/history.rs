@@ -112,7 +112,7 @@ pub struct HistoryEntry<M = ()> {
 }
 
 /// The suffix of a before-step's `changeId`.
-pub const BEFORE_SUFFIX: &str = "_before";
+pub(crate) const BEFORE_SUFFIX: &str = "_before";
 
 /// The latest effective state of every (changeId, author) pair in a history.
 ///
@@ -120,13 +120,15 @@ pub const BEFORE_SUFFIX: &str = "_before";
 /// executed; of the others, the newest by timestamp decides, so a later ROLLED_BACK makes the
 /// step pending again.
 #[derive(Debug, Default, Clone)]
-pub struct ExecutedSet {
+pub(crate) struct ExecutedSet {
     latest: HashMap<(String, String), (SystemTime, State)>,
 }
 
 impl ExecutedSet {
     /// Builds the set from stored entries.
-    pub fn from_entries<'a, M: 'a>(entries: impl IntoIterator<Item = &'a HistoryEntry<M>>) -> Self {
+    pub(crate) fn from_entries<'a, M: 'a>(
+        entries: impl IntoIterator<Item = &'a HistoryEntry<M>>,
+    ) -> Self {
         let mut latest: HashMap<(String, String), (SystemTime, State)> = HashMap::new();
         for entry in entries {
             if matches!(
@@ -147,47 +149,11 @@ impl ExecutedSet {
     }
 
     /// Whether `change_id` by `author` currently counts as executed.
-    pub fn is_executed(&self, change_id: &str, author: &str) -> bool {
+    pub(crate) fn is_executed(&self, change_id: &str, author: &str) -> bool {
         self.latest
             .get(&(change_id.to_owned(), author.to_owned()))
             .is_some_and(|(_, state)| *state == State::Executed)
     }
-
-    /// The (changeId, author) pairs that count as executed.
-    pub fn executed(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.latest
-            .iter()
-            .filter(|(_, (_, state))| *state == State::Executed)
-            .map(|((id, author), _)| (id.as_str(), author.as_str()))
-    }
-}
-
-/// Builds the JSON `errorTrace` of a failed step, with the rollback error if there was one.
-pub fn error_trace(execution: &str, rollback: Option<&str>) -> String {
-    let mut out = String::from("{\"execution-error\": ");
-    push_json_string(&mut out, execution);
-    if let Some(rollback) = rollback {
-        out.push_str(", \"rollback-error\": ");
-        push_json_string(&mut out, rollback);
-    }
-    out.push('}');
-    out
-}
-
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -233,14 +199,5 @@ mod tests {
         assert!(set.is_executed("z", "a"), "failed entries do not count");
         assert!(!set.is_executed("w", "a"), "ignored entries do not count");
         assert!(!set.is_executed("x", "b"), "author is part of the key");
-    }
-
-    #[test]
-    fn error_trace_is_json_with_both_errors() {
-        assert_eq!(
-            error_trace("bad \"quote\"\n", Some("undo")),
-            r#"{"execution-error": "bad \"quote\"\n", "rollback-error": "undo"}"#
-        );
-        assert_eq!(error_trace("x", None), r#"{"execution-error": "x"}"#);
     }
 }

@@ -1,8 +1,13 @@
 //! Storage-agnostic core of `migrate`: the change unit registry, ordering and filtering,
-//! typed dependency injection, the [`Store`] trait and the [`Runner`].
+//! typed dependency injection, the [`Store`] traits and the [`Runner`].
 //!
 //! Applications use the `migrate` facade crate, which adds the MongoDB store and the macros;
 //! this crate is what storage backends and generated code build on.
+//!
+//! A run flows through these modules: the `registry` collects the units the macros
+//! registered, `runner` validates the options and reads the history, `plan` decides each
+//! unit, `lock` takes and keeps the lease, `execution` runs the pending units and records each
+//! step in the history, and `report` and `event` tell the caller what happened.
 //!
 //! ```
 //! use migrate_core::{memory::MemoryStore, Runner};
@@ -15,6 +20,8 @@
 //! ```
 
 mod error;
+mod event;
+mod execution;
 mod history;
 mod ids;
 mod inject;
@@ -29,19 +36,16 @@ mod unit;
 mod version;
 
 #[doc(hidden)]
-#[path = "private.rs"]
 pub mod __private;
 
 pub use error::{Error, ExecutionError, MissingDependency};
-pub use history::{error_trace, EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
-pub use ids::format_utc;
+pub use event::Event;
+pub use history::{EntryType, HistoryEntry, State};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};
-pub use plan::{profiles_match, sorted, Decision, Plan, PlannedUnit};
+pub use plan::{Decision, Plan, PlannedUnit};
 pub use registry::{registered, DescribeUnit};
-pub use report::{Event, Outcome, Report, RunStatus, SkipReason, UnitReport};
+pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
-pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, Store, StoreSettings};
-pub use unit::{
-    BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext, DEFAULT_AUTHOR,
-};
+pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};
+pub use unit::{BoxError, BoxFuture, ChangeUnit, Step, DEFAULT_AUTHOR};
 pub use version::{InvalidVersion, Version, VersionWindow};

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::store::{LockAttempt, LockClaim, LockInfo, Store};
+use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
 
 /// Lock timing, validated by the runner.
 #[derive(Debug, Clone, Copy)]
@@ -18,7 +18,7 @@ pub(crate) struct LockTiming {
 }
 
 /// A held lease. Dropping it stops the refresher; [`Lease::release`] also deletes the lock.
-pub(crate) struct Lease<S: Store> {
+pub(crate) struct Lease<S: LockStore> {
     store: Arc<S>,
     owner: String,
     lease: Duration,
@@ -30,7 +30,7 @@ pub(crate) struct Lease<S: Store> {
 ///
 /// Returns `Ok(None)` when it stays held for `quit_trying_after` and the caller asked not to
 /// fail; otherwise [`Error::Locked`].
-pub(crate) async fn acquire<S: Store>(
+pub(crate) async fn acquire<S: LockStore>(
     store: &Arc<S>,
     owner: &str,
     timing: LockTiming,
@@ -85,7 +85,7 @@ pub(crate) async fn acquire<S: Store>(
     }
 }
 
-impl<S: Store> Lease<S> {
+impl<S: LockStore> Lease<S> {
     fn start(store: Arc<S>, claim: LockClaim, lease: Duration) -> Self {
         let lost = Arc::new(AtomicBool::new(false));
         let refresher = tokio::spawn(refresh_loop(
@@ -137,13 +137,13 @@ impl<S: Store> Lease<S> {
     }
 }
 
-impl<S: Store> Drop for Lease<S> {
+impl<S: LockStore> Drop for Lease<S> {
     fn drop(&mut self) {
         self.refresher.abort();
     }
 }
 
-async fn refresh_loop<S: Store>(
+async fn refresh_loop<S: LockStore>(
     store: Arc<S>,
     owner: String,
     lease: Duration,

@@ -4,6 +4,9 @@
 //! through [`MemorySession`]. Writes made inside a transaction become visible on commit and
 //! vanish on abort, like a database's. Clones share the same state, so several runners can
 //! race on one store.
+//!
+//! With the `fault-injection` feature it can also fail commits and history writes on
+//! demand, to test how a runner handles a store that fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +15,7 @@ use std::time::SystemTime;
 
 use crate::history::HistoryEntry;
 use crate::inject::{Dependencies, InjectSession};
-use crate::store::{LockAttempt, LockClaim, LockInfo, Store};
+use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};
 use crate::unit::BoxError;
 
 /// The lock key Mongock uses.
@@ -121,11 +124,13 @@ impl MemoryStore {
     }
 
     /// Makes the next `count` commits fail with a transient error.
+    #[cfg(feature = "fault-injection")]
     pub fn fail_next_commits(&self, count: usize) {
         self.lock().transient_commit_failures = count;
     }
 
     /// Makes every history write fail (to test store failures).
+    #[cfg(feature = "fault-injection")]
     pub fn fail_history_writes(&self, fail: bool) {
         self.lock().fail_history_writes = fail;
     }
@@ -202,10 +207,6 @@ impl Store for MemoryStore {
     type Session = MemorySession;
     type Metadata = String;
 
-    fn configure(&mut self, _settings: &crate::store::StoreSettings) -> Result<(), BoxError> {
-        Ok(())
-    }
-
     async fn read_history(&self) -> Result<Vec<HistoryEntry<String>>, BoxError> {
         Ok(self.log("read_history").history.clone())
     }
@@ -213,10 +214,6 @@ impl Store for MemoryStore {
     async fn prepare(&self) -> Result<(), BoxError> {
         drop(self.log("prepare"));
         Ok(())
-    }
-
-    async fn supports_transactions(&self) -> Result<bool, BoxError> {
-        Ok(!self.log("supports_transactions").no_transactions)
     }
 
     fn provide(&self, deps: &mut Dependencies) {
@@ -243,6 +240,12 @@ impl Store for MemoryStore {
             inner: Arc::clone(&self.inner),
             transaction: None,
         })
+    }
+}
+
+impl TransactionStore for MemoryStore {
+    async fn supports_transactions(&self) -> Result<bool, BoxError> {
+        Ok(!self.log("supports_transactions").no_transactions)
     }
 
     async fn start_transaction(&self, session: &mut MemorySession) -> Result<(), BoxError> {
@@ -291,7 +294,9 @@ impl Store for MemoryStore {
             .downcast_ref::<MemoryError>()
             .is_some_and(|e| e.transient)
     }
+}
 
+impl LockStore for MemoryStore {
     async fn acquire_lock(&self, claim: &LockClaim) -> Result<LockAttempt, BoxError> {
         let mut inner = self.log("acquire_lock");
         let now = SystemTime::now();
@@ -326,15 +331,6 @@ impl Store for MemoryStore {
         if inner.lock.as_ref().is_some_and(|l| l.owner == owner) {
             inner.lock = None;
         }
-        Ok(())
-    }
-
-    async fn inspect_lock(&self) -> Result<Option<LockInfo>, BoxError> {
-        Ok(self.log("inspect_lock").lock.clone())
-    }
-
-    async fn force_release_lock(&self) -> Result<(), BoxError> {
-        self.log("force_release_lock").lock = None;
         Ok(())
     }
 }

@@ -1,7 +1,10 @@
 //! The plan of a run: every unit in order with the decision for it.
 
-use crate::error::Error;
-use crate::history::{ExecutedSet, HistoryEntry};
+use std::collections::HashSet;
+
+use crate::error::{Error, MissingDependency};
+use crate::history::{ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::inject::Dependencies;
 use crate::report::SkipReason;
 use crate::unit::ChangeUnit;
 use crate::version::{Version, VersionWindow};
@@ -41,10 +44,10 @@ pub struct Plan {
     units: Vec<PlannedUnit>,
 }
 
-/// What a plan is computed from, besides the history.
+/// What a plan is computed from, besides the history: the validated units and options.
 pub(crate) struct PlanInput<'a> {
-    pub(crate) units: &'a [&'static ChangeUnit],
-    pub(crate) window: &'a VersionWindow,
+    pub(crate) units: Vec<&'static ChangeUnit>,
+    pub(crate) window: VersionWindow,
     pub(crate) profiles: &'a [String],
     pub(crate) default_author: &'a str,
 }
@@ -57,7 +60,7 @@ impl Plan {
     ) -> Result<Self, Error> {
         let executed = ExecutedSet::from_entries(history);
         let mut units = Vec::with_capacity(input.units.len());
-        for &unit in sorted(input.units).iter() {
+        for unit in sorted(&input.units) {
             let author = unit
                 .declared_author()
                 .unwrap_or(input.default_author)
@@ -104,10 +107,62 @@ impl Plan {
     pub fn pending(&self) -> impl Iterator<Item = &PlannedUnit> {
         self.units.iter().filter(|u| u.is_pending())
     }
+
+    /// Checks every pending unit's injection sites against `deps`, reporting every missing
+    /// (unit, type) pair at once.
+    pub(crate) fn check_dependencies(&self, deps: &Dependencies) -> Result<(), Error> {
+        let missing: Vec<MissingDependency> = self
+            .pending()
+            .flat_map(|p| {
+                p.unit
+                    .requirements()
+                    .into_iter()
+                    .filter(|(req, _)| !req.optional && !req.session && !deps.contains(req.type_id))
+                    .map(|(req, site)| MissingDependency {
+                        unit_id: p.unit.id().to_owned(),
+                        type_name: req.type_name,
+                        site,
+                    })
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingDependencies(missing))
+        }
+    }
+}
+
+/// Fails when the history records units of Rust code (type paths with `::`) that are not in
+/// `units`: the usual sign of a units crate the linker dropped. Entries written by other
+/// runtimes (Java class names) are left alone.
+pub(crate) fn check_unknown_history<M>(
+    units: &[&'static ChangeUnit],
+    history: &[HistoryEntry<M>],
+) -> Result<(), Error> {
+    let known: HashSet<&str> = units.iter().map(|u| u.id()).collect();
+    let mut unknown: Vec<String> = history
+        .iter()
+        .filter(|e| e.state == State::Executed && e.change_log_class.contains("::"))
+        .filter(|e| {
+            let id = e
+                .change_id
+                .strip_suffix(BEFORE_SUFFIX)
+                .unwrap_or(&e.change_id);
+            !known.contains(id) && !known.contains(e.change_id.as_str())
+        })
+        .map(|e| format!("`{}` ({})", e.change_id, e.change_log_class))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    unknown.dedup();
+    Err(Error::UnknownHistory { ids: unknown })
 }
 
 /// Units sorted by order (plain string comparison, as Mongock does), ties broken by id.
-pub fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
+fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
     let mut sorted = units.to_vec();
     sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
     sorted
@@ -117,7 +172,7 @@ pub fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
 ///
 /// No expressions: always. `!p` excludes the unit when `p` is active. Plain `p` entries
 /// require at least one of them to be active.
-pub fn profiles_match(declared: &[&str], active: &[String]) -> bool {
+fn profiles_match(declared: &[&str], active: &[String]) -> bool {
     let is_active = |p: &str| active.iter().any(|a| a == p);
     let (excluded, required): (Vec<&str>, Vec<&str>) =
         declared.iter().partition(|p| p.starts_with('!'));

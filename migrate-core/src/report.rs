@@ -1,9 +1,9 @@
-//! What a run did: the report it returns and the events it emits.
+//! What a run did: the report it returns.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Error;
+use crate::plan::{Decision, Plan, PlannedUnit};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,27 @@ pub struct UnitReport {
     pub elapsed: Option<Duration>,
 }
 
+impl UnitReport {
+    pub(crate) fn new(planned: &PlannedUnit, outcome: Outcome, elapsed: Option<Duration>) -> Self {
+        UnitReport {
+            id: planned.unit.id().to_owned(),
+            author: planned.author.clone(),
+            order: planned.unit.order().to_owned(),
+            outcome,
+            elapsed,
+        }
+    }
+
+    /// A unit that did not run: skipped, or pending when the run stopped first.
+    pub(crate) fn planned(planned: &PlannedUnit) -> Self {
+        let outcome = match &planned.decision {
+            Decision::Skip(reason) => Outcome::Skipped(reason.clone()),
+            Decision::Run | Decision::RunAgain => Outcome::NotRun,
+        };
+        UnitReport::new(planned, outcome, None)
+    }
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -82,6 +103,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a run that stopped before running anything: pending units are
+    /// [`Outcome::NotRun`].
+    pub(crate) fn before_running(
+        plan: &Plan,
+        execution_id: String,
+        status: RunStatus,
+        started: Instant,
+    ) -> Self {
+        Report {
+            execution_id,
+            status,
+            units: plan.units().iter().map(UnitReport::planned).collect(),
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// The ids of units that ran in this run (recorded or `run_always` reruns).
     pub fn executed(&self) -> Vec<&str> {
         self.units
@@ -134,22 +171,4 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
-}
-
-/// A run's lifecycle event, passed to the callbacks of
-/// [`Runner::on_started`](crate::Runner::on_started) and friends.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event<'a> {
-    /// The lock is held and pending units are about to run.
-    Started {
-        /// The run's execution id.
-        execution_id: &'a str,
-        /// The ids of the pending units, in order.
-        pending: &'a [&'a str],
-    },
-    /// The run finished.
-    Succeeded(&'a Report),
-    /// The run failed.
-    Failed(&'a Error),
 }

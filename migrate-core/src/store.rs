@@ -8,27 +8,6 @@ use crate::history::HistoryEntry;
 use crate::inject::Dependencies;
 use crate::unit::BoxError;
 
-/// Settings a runner hands to its store before the first operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Name of the history collection (Mongock: `mongockChangeLog`).
-    pub change_log_collection: String,
-    /// Name of the lock collection (Mongock: `mongockLock`).
-    pub lock_collection: String,
-    /// Whether the store creates its indexes (otherwise it verifies that they exist).
-    pub index_creation: bool,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        StoreSettings {
-            change_log_collection: "mongockChangeLog".into(),
-            lock_collection: "mongockLock".into(),
-            index_creation: true,
-        }
-    }
-}
-
 /// A lock claim: who wants the lock and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockClaim {
@@ -58,19 +37,23 @@ pub enum LockAttempt {
     HeldBy(Option<LockInfo>),
 }
 
-/// A storage backend: history, lock, sessions and transactions.
+/// A storage backend's history and sessions: what every run needs.
 ///
 /// The runner owns every decision; a store only performs single operations and owns every
-/// storage detail. Methods return `Send` futures so a run can be spawned on a multi-threaded
-/// runtime.
+/// storage detail, its own settings (collection names, indexes) included. The lock and
+/// transactions are the focused traits [`LockStore`] and [`TransactionStore`] beside this one.
+/// Methods return `Send` futures so a run can be spawned on a multi-threaded runtime.
 pub trait Store: Send + Sync + 'static {
     /// The session handed to change unit methods as `&mut Session`.
     type Session: Send + 'static;
     /// Metadata recorded with every history entry.
     type Metadata: Clone + fmt::Debug + Send + Sync + 'static;
 
-    /// Applies the runner's settings. Called once, before any other method.
-    fn configure(&mut self, settings: &StoreSettings) -> Result<(), BoxError>;
+    /// Checks the store's own settings. Called before any other method; an error here stops
+    /// the run before anything is read or written.
+    fn check_settings(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
 
     /// Reads the whole history.
     fn read_history(
@@ -80,15 +63,6 @@ pub trait Store: Send + Sync + 'static {
     /// Creates (or, without index creation, verifies) what the store needs. Called only when
     /// something is pending, before the lock is taken.
     fn prepare(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
-
-    /// Whether the store can run multi-statement transactions; `Err` explains why not when
-    /// detection itself fails.
-    fn supports_transactions(&self) -> impl Future<Output = Result<bool, BoxError>> + Send;
-
-    /// Why transactions are unavailable, for the error of a forced transactional run.
-    fn transactions_unsupported_reason(&self) -> String {
-        "this store does not support transactions".into()
-    }
 
     /// Registers the store's own injectable handles (for MongoDB: `Database`, `Client`).
     fn provide(&self, deps: &mut Dependencies);
@@ -103,6 +77,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
+}
+
+/// The distributed lock: one document that at most one runner holds at a time.
+pub trait LockStore: Send + Sync + 'static {
+    /// Stores `claim` if the lock is free, expired, or already held by `claim.owner`.
+    fn acquire_lock(
+        &self,
+        claim: &LockClaim,
+    ) -> impl Future<Output = Result<LockAttempt, BoxError>> + Send;
+
+    /// Extends the lease; `false` when `claim.owner` no longer holds the lock.
+    fn refresh_lock(
+        &self,
+        claim: &LockClaim,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Deletes the lock if `owner` holds it.
+    fn release_lock(&self, owner: &str) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// Multi-statement transactions, and the fence that ties a commit to the lock.
+pub trait TransactionStore: Store {
+    /// Whether the store can run multi-statement transactions; `Err` explains why not when
+    /// detection itself fails.
+    fn supports_transactions(&self) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
+    /// Why transactions are unavailable, for the error of a forced transactional run.
+    fn transactions_unsupported_reason(&self) -> String {
+        "this store does not support transactions".into()
+    }
 
     /// Starts a transaction on `session`.
     fn start_transaction(
@@ -137,27 +141,6 @@ pub trait Store: Send + Sync + 'static {
     fn is_unknown_commit_result(&self, _error: &BoxError) -> bool {
         false
     }
-
-    /// Stores `claim` if the lock is free, expired, or already held by `claim.owner`.
-    fn acquire_lock(
-        &self,
-        claim: &LockClaim,
-    ) -> impl Future<Output = Result<LockAttempt, BoxError>> + Send;
-
-    /// Extends the lease; `false` when `claim.owner` no longer holds the lock.
-    fn refresh_lock(
-        &self,
-        claim: &LockClaim,
-    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
-
-    /// Deletes the lock if `owner` holds it.
-    fn release_lock(&self, owner: &str) -> impl Future<Output = Result<(), BoxError>> + Send;
-
-    /// Reads the lock document, if any.
-    fn inspect_lock(&self) -> impl Future<Output = Result<Option<LockInfo>, BoxError>> + Send;
-
-    /// Deletes the lock whoever holds it.
-    fn force_release_lock(&self) -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
 /// Converts a value into a store, so `Runner::new` accepts both stores and handles such as

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::__private::UnitSpec;
 use crate::inject::{Dependencies, Requirement};
 
 /// The error type change unit methods return, once converted (`E: Into<BoxError>`).
@@ -97,34 +98,12 @@ pub struct ChangeUnit {
     spec: UnitSpec,
 }
 
-/// The parts of a [`ChangeUnit`], filled in by generated code.
-#[doc(hidden)]
-pub struct UnitSpec {
-    pub id: &'static str,
-    pub order: &'static str,
-    pub author: Option<&'static str>,
-    pub system_version: &'static str,
-    pub run_always: bool,
-    pub transactional: bool,
-    pub fail_fast: bool,
-    pub profiles: &'static [&'static str],
-    pub type_path: &'static str,
-    pub execution_method: &'static str,
-    pub before_method: Option<&'static str>,
-    pub checksum: u64,
-    pub file: &'static str,
-    pub line: u32,
-    pub requirements: fn() -> Vec<(Requirement, &'static str)>,
-    pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
-}
-
 /// The author recorded for units that do not name one and run without
 /// [`Runner::default_author`](crate::Runner::default_author).
 pub const DEFAULT_AUTHOR: &str = "default-author";
 
 impl ChangeUnit {
-    #[doc(hidden)]
-    pub const fn __new(spec: UnitSpec) -> Self {
+    pub(crate) const fn from_spec(spec: UnitSpec) -> Self {
         ChangeUnit { spec }
     }
 
@@ -200,7 +179,7 @@ impl ChangeUnit {
     }
 
     /// Builds the unit, resolving its fields from `deps`.
-    pub fn instantiate(
+    pub(crate) fn instantiate(
         &self,
         deps: &Dependencies,
     ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {

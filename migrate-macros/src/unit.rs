@@ -284,7 +284,7 @@ impl Unit {
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
                 static __MIGRATE_UNIT: #private::ChangeUnit =
-                    #private::ChangeUnit::__new(#private::UnitSpec {
+                    #private::change_unit(#private::UnitSpec {
                         id: #id,
                         order: #order,
                         author: #author,

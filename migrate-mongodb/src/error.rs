@@ -66,6 +66,13 @@ pub enum Error {
         /// Why MongoDB would reject it.
         reason: &'static str,
     },
+
+    /// The history and the lock were configured to share one collection.
+    #[error("the history and lock collections must differ (both are `{name}`)")]
+    SameCollections {
+        /// The shared name.
+        name: String,
+    },
 }
 
 impl Error {

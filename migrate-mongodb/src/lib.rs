@@ -30,5 +30,4 @@ mod store;
 mod topology;
 
 pub use error::Error;
-pub use inject::MongoHandles;
-pub use store::{MongoStore, HISTORY_BATCH_SIZE};
+pub use store::MongoStore;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use migrate_core::{
-    BoxError, Dependencies, HistoryEntry, IntoStore, LockAttempt, LockClaim, LockInfo, Store,
-    StoreSettings,
+    BoxError, Dependencies, HistoryEntry, IntoStore, LockAttempt, LockClaim, LockInfo, LockStore,
+    Store, TransactionStore,
 };
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
@@ -21,7 +21,7 @@ use crate::{history, lock};
 /// read in one round trip while it has at most this many entries and their projected
 /// documents fit in 16 MiB (tens of thousands of entries); beyond that the driver fetches
 /// the rest with further `getMore` round trips.
-pub const HISTORY_BATCH_SIZE: u32 = 100_000;
+const HISTORY_BATCH_SIZE: u32 = 100_000;
 
 /// `NamespaceNotFound`: `listIndexes` on a collection that does not exist.
 const NAMESPACE_NOT_FOUND: i32 = 26;
@@ -30,14 +30,17 @@ const NAMESPACE_NOT_FOUND: i32 = 26;
 /// and transactions through the driver.
 ///
 /// Building one does no I/O. `Runner::new(&db)` builds it for you; build it yourself to change
-/// the read or write concern:
+/// the collection names, index creation, or the read or write concern:
 ///
 /// ```no_run
 /// # async fn demo(db: mongodb::Database) -> Result<(), migrate_core::Error> {
 /// use migrate_mongodb::MongoStore;
 /// use mongodb::options::WriteConcern;
 ///
-/// let store = MongoStore::new(&db).write_concern(WriteConcern::nodes(1));
+/// let store = MongoStore::new(&db)
+///     .change_log_collection("schemaHistory")
+///     .lock_collection("schemaLock")
+///     .write_concern(WriteConcern::nodes(1));
 /// migrate_core::Runner::new(store).run().await?;
 /// # Ok(())
 /// # }
@@ -48,7 +51,8 @@ const NAMESPACE_NOT_FOUND: i32 = 26;
 /// - **History** (default `mongockChangeLog`): one document per step per run with Mongock 5's
 ///   field names; entries are upserted on `{executionId, author, changeId}` with `$set` of
 ///   these fields only, so fields other tools added are kept. The whole history is read with
-///   one `find` (see [`HISTORY_BATCH_SIZE`]); mongobee and Mongock 3 rows without `state`,
+///   one `find` in batches of 100,000 entries (one round trip while the reply fits MongoDB's
+///   16 MiB cap: tens of thousands of entries); mongobee and Mongock 3 rows without `state`,
 ///   `type` or `executionMillis` read as executed executions that took −1 ms.
 /// - **Lock** (default `mongockLock`): one document `{key: "DEFAULT_KEY", status:
 ///   "LOCK_HELD", owner, expiresAt}`.
@@ -60,7 +64,9 @@ const NAMESPACE_NOT_FOUND: i32 = 26;
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
-    settings: StoreSettings,
+    change_log_collection: String,
+    lock_collection: String,
+    index_creation: bool,
     read_concern: ReadConcern,
     write_concern: WriteConcern,
     topology: Arc<OnceCell<Topology>>,
@@ -72,11 +78,32 @@ impl MongoStore {
     pub fn new(db: &Database) -> Self {
         MongoStore {
             db: db.clone(),
-            settings: StoreSettings::default(),
+            change_log_collection: "mongockChangeLog".into(),
+            lock_collection: "mongockLock".into(),
+            index_creation: true,
             read_concern: ReadConcern::majority(),
             write_concern: WriteConcern::majority(),
             topology: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// Name of the history collection. Default: `"mongockChangeLog"`.
+    pub fn change_log_collection(mut self, name: impl Into<String>) -> Self {
+        self.change_log_collection = name.into();
+        self
+    }
+
+    /// Name of the lock collection. Default: `"mongockLock"`.
+    pub fn lock_collection(mut self, name: impl Into<String>) -> Self {
+        self.lock_collection = name.into();
+        self
+    }
+
+    /// Whether the store creates its indexes; when `false` they must already exist (they are
+    /// verified before the first run that has something to do). Default: `true`.
+    pub fn index_creation(mut self, create: bool) -> Self {
+        self.index_creation = create;
+        self
     }
 
     /// The read concern of history and lock reads and of transactions. Default: majority.
@@ -108,19 +135,19 @@ impl MongoStore {
     }
 
     fn history(&self) -> Collection<Document> {
-        self.collection(&self.settings.change_log_collection)
+        self.collection(&self.change_log_collection)
     }
 
     fn lock(&self) -> Collection<Document> {
-        self.collection(&self.settings.lock_collection)
+        self.collection(&self.lock_collection)
     }
 
     fn history_namespace(&self) -> String {
-        format!("{}.{}", self.db.name(), self.settings.change_log_collection)
+        format!("{}.{}", self.db.name(), self.change_log_collection)
     }
 
     fn lock_namespace(&self) -> String {
-        format!("{}.{}", self.db.name(), self.settings.lock_collection)
+        format!("{}.{}", self.db.name(), self.lock_collection)
     }
 
     async fn topology(&self) -> Result<&Topology, Error> {
@@ -183,7 +210,8 @@ impl MongoStore {
         })
     }
 
-    async fn read_lock(&self) -> Result<Option<LockInfo>, Error> {
+    /// Reads the lock document, if there is one: who holds the lock and until when.
+    pub async fn inspect_lock(&self) -> Result<Option<LockInfo>, Error> {
         let found = self
             .lock()
             .find_one(lock::key_filter())
@@ -192,6 +220,16 @@ impl MongoStore {
         found
             .map(|doc| lock::decode(&doc, &self.lock_namespace()))
             .transpose()
+    }
+
+    /// Deletes the lock whoever holds it. A runner that still works under it finds the lock
+    /// lost at its next refresh or fence; use this only for a holder that is gone.
+    pub async fn force_release_lock(&self) -> Result<(), Error> {
+        self.lock()
+            .delete_many(lock::key_filter())
+            .await
+            .map_err(|e| Error::driver("force-releasing the lock", self.lock_namespace(), e))?;
+        Ok(())
     }
 }
 
@@ -233,7 +271,9 @@ impl fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoStore")
             .field("database", &self.db.name())
-            .field("settings", &self.settings)
+            .field("change_log_collection", &self.change_log_collection)
+            .field("lock_collection", &self.lock_collection)
+            .field("index_creation", &self.index_creation)
             .field("read_concern", &self.read_concern)
             .field("write_concern", &self.write_concern)
             .field("transactions", &self.topology.get().map(|t| t.transactions))
@@ -245,10 +285,15 @@ impl Store for MongoStore {
     type Session = ClientSession;
     type Metadata = Document;
 
-    fn configure(&mut self, settings: &StoreSettings) -> Result<(), BoxError> {
-        check_collection_name(&settings.change_log_collection)?;
-        check_collection_name(&settings.lock_collection)?;
-        self.settings = settings.clone();
+    fn check_settings(&self) -> Result<(), BoxError> {
+        check_collection_name(&self.change_log_collection)?;
+        check_collection_name(&self.lock_collection)?;
+        if self.change_log_collection == self.lock_collection {
+            return Err(Error::SameCollections {
+                name: self.change_log_collection.clone(),
+            }
+            .into());
+        }
         Ok(())
     }
 
@@ -277,7 +322,7 @@ impl Store for MongoStore {
     }
 
     async fn prepare(&self) -> Result<(), BoxError> {
-        if self.settings.index_creation {
+        if self.index_creation {
             self.ensure_index(
                 self.history(),
                 history::index_keys(),
@@ -303,17 +348,6 @@ impl Store for MongoStore {
             .await?;
         }
         Ok(())
-    }
-
-    async fn supports_transactions(&self) -> Result<bool, BoxError> {
-        Ok(self.topology().await?.transactions)
-    }
-
-    fn transactions_unsupported_reason(&self) -> String {
-        match self.topology.get() {
-            Some(topology) if !topology.transactions => topology.reason.clone(),
-            _ => "the server cannot run transactions".to_owned(),
-        }
     }
 
     fn provide(&self, deps: &mut Dependencies) {
@@ -347,6 +381,19 @@ impl Store for MongoStore {
             .await
             .map_err(|e| Error::driver("starting a session", self.db.name(), e))?;
         Ok(session)
+    }
+}
+
+impl TransactionStore for MongoStore {
+    async fn supports_transactions(&self) -> Result<bool, BoxError> {
+        Ok(self.topology().await?.transactions)
+    }
+
+    fn transactions_unsupported_reason(&self) -> String {
+        match self.topology.get() {
+            Some(topology) if !topology.transactions => topology.reason.clone(),
+            _ => "the server cannot run transactions".to_owned(),
+        }
     }
 
     async fn start_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
@@ -396,7 +443,9 @@ impl Store for MongoStore {
     fn is_unknown_commit_result(&self, error: &BoxError) -> bool {
         error::has_label(&**error, mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
     }
+}
 
+impl LockStore for MongoStore {
     async fn acquire_lock(&self, claim: &LockClaim) -> Result<LockAttempt, BoxError> {
         let result = self
             .lock()
@@ -411,7 +460,7 @@ impl Store for MongoStore {
             // The filter did not match, so the upsert tried to insert a second document with
             // the same key: another owner holds an unexpired lease.
             Err(e) if error::is_duplicate_key(&e) => {
-                Ok(LockAttempt::HeldBy(self.read_lock().await?))
+                Ok(LockAttempt::HeldBy(self.inspect_lock().await?))
             }
             Err(e) => Err(Error::driver("acquiring the lock", self.lock_namespace(), e).into()),
         }
@@ -431,18 +480,6 @@ impl Store for MongoStore {
             .delete_one(lock::owner_filter(owner))
             .await
             .map_err(|e| Error::driver("releasing the lock", self.lock_namespace(), e))?;
-        Ok(())
-    }
-
-    async fn inspect_lock(&self) -> Result<Option<LockInfo>, BoxError> {
-        Ok(self.read_lock().await?)
-    }
-
-    async fn force_release_lock(&self) -> Result<(), BoxError> {
-        self.lock()
-            .delete_many(lock::key_filter())
-            .await
-            .map_err(|e| Error::driver("force-releasing the lock", self.lock_namespace(), e))?;
         Ok(())
     }
 }

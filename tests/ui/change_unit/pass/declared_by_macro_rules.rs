@@ -1,4 +1,4 @@
-use migrate::memory::MemorySession;
+use migrate_core::memory::MemorySession;
 use migrate::{change_unit, execution, rollback_execution, Dep};
 
 struct Counter;

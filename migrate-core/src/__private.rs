@@ -4,11 +4,40 @@ pub use linkme;
 
 pub use crate::inject::{Dependencies, Inject, InjectSession, Requirement};
 pub use crate::registry::{DescribeUnit, CHANGE_UNITS};
-pub use crate::unit::{
-    BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext, UnitSpec,
-};
+pub use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
-use std::any::type_name;
+/// The parts of a [`ChangeUnit`], filled in by generated code.
+pub struct UnitSpec {
+    pub id: &'static str,
+    pub order: &'static str,
+    pub author: Option<&'static str>,
+    pub system_version: &'static str,
+    pub run_always: bool,
+    pub transactional: bool,
+    pub fail_fast: bool,
+    pub profiles: &'static [&'static str],
+    pub type_path: &'static str,
+    pub execution_method: &'static str,
+    pub before_method: Option<&'static str>,
+    pub checksum: u64,
+    pub file: &'static str,
+    pub line: u32,
+    pub requirements: fn() -> Vec<(Requirement, &'static str)>,
+    pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
+}
+
+/// The descriptor of a unit, for the registry.
+pub const fn change_unit(spec: UnitSpec) -> ChangeUnit {
+    ChangeUnit::from_spec(spec)
+}
+
+/// Builds `unit`, resolving its fields from `deps`.
+pub fn instantiate(
+    unit: &ChangeUnit,
+    deps: &Dependencies,
+) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    unit.instantiate(deps)
+}
 
 /// Resolves one injection site, or explains which unit and type are missing.
 pub fn inject<'a, T, M>(
@@ -50,16 +79,6 @@ where
     S: InjectSession<M>,
 {
     cx.take_session::<S>()
-}
-
-/// Converts a method's error into the boxed error the runner records.
-pub fn into_box_error<E: Into<BoxError>>(error: E) -> BoxError {
-    error.into()
-}
-
-/// The name of `T`, for descriptors.
-pub fn type_name_of<T: ?Sized>() -> &'static str {
-    type_name::<T>()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,404 @@
+//! The run with the lock held: the locked re-read, then each pending unit in order, its
+//! before-step, its execution and the rollbacks of a failure, each step recorded.
+
+mod per_run;
+mod record;
+mod step;
+mod transaction;
+
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use crate::error::{Error, ExecutionError};
+use crate::event::{Event, Listeners};
+use crate::history::{EntryType, HistoryEntry, State};
+use crate::inject::Dependencies;
+use crate::lock::Lease;
+use crate::plan::{Decision, Plan, PlanInput, PlannedUnit};
+use crate::report::{Outcome, SkipReason, UnitReport};
+use crate::runner::TransactionStrategy;
+use crate::store::{LockStore, TransactionStore};
+use crate::unit::{BoxError, ChangeUnitInstance, Step};
+
+use record::error_trace;
+pub(crate) use record::RunRecord;
+use transaction::TransactionFailure;
+
+/// One run with the lock held.
+pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
+    pub(crate) store: &'r S,
+    pub(crate) lease: &'r Lease<S>,
+    pub(crate) deps: &'r Dependencies,
+    pub(crate) record: RunRecord<'r, S::Metadata>,
+    /// Whether pending transactional units run in transactions.
+    pub(crate) transactions: bool,
+    pub(crate) strategy: TransactionStrategy,
+    pub(crate) track_ignored: bool,
+}
+
+/// A step that failed, with what its rollbacks did.
+pub(crate) struct Failure {
+    step: Step,
+    error: BoxError,
+    rollback_errors: Vec<(Step, BoxError)>,
+    rolled_back: bool,
+}
+
+impl Failure {
+    /// `step` failed with `error`; nothing has been rolled back yet.
+    fn new(step: Step, error: BoxError) -> Self {
+        Failure {
+            step,
+            error,
+            rollback_errors: Vec::new(),
+            rolled_back: true,
+        }
+    }
+
+    /// A rollback step failed too: the unit's changes are not fully undone.
+    fn rollback_failed(&mut self, step: Step, error: BoxError) {
+        self.rolled_back = false;
+        self.rollback_errors.push((step, error));
+    }
+
+    /// The run's error for this failure of `planned`.
+    fn into_error(self, planned: &PlannedUnit) -> Error {
+        Error::Execution(Box::new(ExecutionError {
+            unit_id: planned.unit.id().to_owned(),
+            step: self.step,
+            source: self.error,
+            rollback_errors: self.rollback_errors,
+            rolled_back: self.rolled_back,
+        }))
+    }
+}
+
+/// Why a unit did not complete: its own failure (recorded, rolled back), or an error that
+/// stops the run (store, lock).
+pub(crate) enum StepError {
+    Failed(Failure),
+    Fatal(Error),
+}
+
+impl From<Error> for StepError {
+    fn from(error: Error) -> Self {
+        StepError::Fatal(error)
+    }
+}
+
+impl<S: TransactionStore + LockStore> Execution<'_, S> {
+    /// Re-reads the history under the lock and runs every unit that is still pending.
+    pub(crate) async fn run(
+        &self,
+        input: &PlanInput<'_>,
+        listeners: &Listeners,
+    ) -> Result<Vec<UnitReport>, Error> {
+        let history = self
+            .store
+            .read_history()
+            .await
+            .map_err(|e| Error::store("reading the migration history", e))?;
+        let plan = Plan::new(input, &history)?;
+        // Another runner may have rolled units back since the first read.
+        plan.check_dependencies(self.deps)?;
+        let pending: Vec<&str> = plan.pending().map(|p| p.unit.id()).collect();
+        listeners.emit(&Event::Started {
+            execution_id: self.record.execution_id,
+            pending: &pending,
+        });
+        if self.track_ignored {
+            self.record_ignored(&plan).await?;
+        }
+        if self.transactions && self.strategy == TransactionStrategy::PerRun {
+            return self.run_in_one_transaction(&plan).await;
+        }
+        let mut reports = Vec::with_capacity(plan.units().len());
+        for planned in plan.units() {
+            if !planned.is_pending() {
+                reports.push(UnitReport::planned(planned));
+                continue;
+            }
+            self.check_lease(planned)?;
+            let started = Instant::now();
+            let span = tracing::info_span!("change_unit", id = planned.unit.id(), author = %planned.author);
+            let outcome = self.run_unit(planned).instrument(span).await;
+            let elapsed = Some(started.elapsed());
+            match outcome {
+                Ok(()) => {
+                    let outcome = match planned.decision {
+                        Decision::RunAgain => Outcome::ExecutedAgain,
+                        _ => Outcome::Executed,
+                    };
+                    reports.push(UnitReport::new(planned, outcome, elapsed));
+                }
+                Err(StepError::Fatal(error)) => return Err(error),
+                Err(StepError::Failed(failure)) if planned.unit.fail_fast() => {
+                    return Err(failure.into_error(planned));
+                }
+                Err(StepError::Failed(failure)) => {
+                    let rolled_back = failure.rolled_back;
+                    let error = failure.into_error(planned).to_string();
+                    tracing::warn!(id = planned.unit.id(), %error, "change unit failed; fail_fast is off, continuing");
+                    reports.push(UnitReport::new(
+                        planned,
+                        Outcome::Failed { error, rolled_back },
+                        elapsed,
+                    ));
+                }
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Fails with [`Error::LockLost`] when the lease is known to be lost.
+    fn check_lease(&self, planned: &PlannedUnit) -> Result<(), Error> {
+        if self.lease.is_lost() {
+            return Err(lock_lost(planned));
+        }
+        Ok(())
+    }
+
+    async fn record_ignored(&self, plan: &Plan) -> Result<(), Error> {
+        for planned in plan.units() {
+            if matches!(
+                planned.decision,
+                Decision::Skip(SkipReason::Profile | SkipReason::SystemVersion { .. })
+            ) {
+                let entry = self
+                    .record
+                    .entry(planned, EntryType::Execution, State::Ignored, None);
+                self.write(&entry).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one unit: before-step, execution, history entries, rollbacks on failure.
+    async fn run_unit(&self, planned: &PlannedUnit) -> Result<(), StepError> {
+        let unit = planned.unit;
+        let instance = unit
+            .instantiate(self.deps)
+            .map_err(|error| StepError::Failed(Failure::new(Step::Execution, error)))?;
+        let mut session = self.session().await?;
+        let record = planned.decision == Decision::Run;
+
+        let before_ran = self
+            .run_before(planned, &*instance, &mut session, record)
+            .await?;
+        let result = if self.transactions && unit.transactional() {
+            self.execute_transactional(planned, &*instance, &mut session)
+                .await
+        } else {
+            self.execute_plain(planned, &*instance, &mut session, record)
+                .await
+        };
+        match result {
+            Err(StepError::Failed(mut failure)) if before_ran => {
+                self.rollback_before(planned, &*instance, &mut session, &mut failure)
+                    .await?;
+                Err(StepError::Failed(failure))
+            }
+            result => result,
+        }
+    }
+
+    /// Runs the before-step, if any; on failure records it and rolls it back. `Ok(true)` when
+    /// a before-step ran.
+    async fn run_before(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        session: &mut S::Session,
+        record: bool,
+    ) -> Result<bool, StepError> {
+        let started = Instant::now();
+        let Some(result) = self
+            .step(planned, instance, Step::BeforeExecution, session)
+            .await
+        else {
+            return Ok(false);
+        };
+        match result {
+            Ok(()) => {
+                if record {
+                    let entry = self.record.executed(
+                        planned,
+                        EntryType::BeforeExecution,
+                        started.elapsed(),
+                    );
+                    self.write(&entry).await?;
+                }
+                Ok(true)
+            }
+            Err(error) => {
+                let entry = self.record.entry(
+                    planned,
+                    EntryType::BeforeExecution,
+                    State::Failed,
+                    Some(error_trace(&error.to_string(), None)),
+                );
+                self.write(&entry).await?;
+                let mut failure = Failure::new(Step::BeforeExecution, error);
+                self.rollback_before(planned, instance, session, &mut failure)
+                    .await?;
+                Err(StepError::Failed(failure))
+            }
+        }
+    }
+
+    /// Runs `#[rollback_before_execution]` and records the before entry's new state.
+    async fn rollback_before(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        session: &mut S::Session,
+        failure: &mut Failure,
+    ) -> Result<(), Error> {
+        let Some(result) = self
+            .step(planned, instance, Step::RollbackBeforeExecution, session)
+            .await
+        else {
+            return Ok(());
+        };
+        let execution_trace = if failure.step == Step::BeforeExecution {
+            failure.error.to_string()
+        } else {
+            format!("rolled back after `#[execution]` failed: {}", failure.error)
+        };
+        self.record_rollback(
+            planned,
+            EntryType::BeforeExecution,
+            &execution_trace,
+            &result,
+        )
+        .await?;
+        if let Err(rollback) = result {
+            failure.rollback_failed(Step::RollbackBeforeExecution, rollback);
+        }
+        Ok(())
+    }
+
+    /// Runs the execution without a transaction; on failure runs `#[rollback_execution]`.
+    async fn execute_plain(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        session: &mut S::Session,
+        record: bool,
+    ) -> Result<(), StepError> {
+        let started = Instant::now();
+        let error = match self.execution(planned, instance, session).await {
+            Ok(()) => {
+                if record {
+                    let entry =
+                        self.record
+                            .executed(planned, EntryType::Execution, started.elapsed());
+                    self.write(&entry).await?;
+                }
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        let message = error.to_string();
+        self.record_failed(planned, &message).await?;
+        let mut failure = Failure::new(Step::Execution, error);
+        let rollback = self
+            .step(planned, instance, Step::RollbackExecution, session)
+            .await
+            .unwrap_or(Ok(()));
+        self.record_rollback(planned, EntryType::Execution, &message, &rollback)
+            .await?;
+        if let Err(error) = rollback {
+            failure.rollback_failed(Step::RollbackExecution, error);
+        }
+        Err(StepError::Failed(failure))
+    }
+
+    /// Runs the execution and its history entry in one fenced transaction; a failure is
+    /// recorded as FAILED (the transaction undid the unit's writes).
+    async fn execute_transactional(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        session: &mut S::Session,
+    ) -> Result<(), StepError> {
+        let mut elapsed = [Duration::ZERO];
+        match self
+            .execute_in_transaction(&[(planned, instance)], session, &mut elapsed)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(TransactionFailure::Fatal(error)) => Err(StepError::Fatal(error)),
+            Err(TransactionFailure::Failed { error, .. }) => {
+                self.record_failed(planned, &error.to_string()).await?;
+                Err(StepError::Failed(Failure::new(Step::Execution, error)))
+            }
+        }
+    }
+
+    /// Records the execution of `planned` as FAILED with `message` as its trace.
+    async fn record_failed(&self, planned: &PlannedUnit, message: &str) -> Result<(), Error> {
+        let entry = self.record.entry(
+            planned,
+            EntryType::Execution,
+            State::Failed,
+            Some(error_trace(message, None)),
+        );
+        self.write(&entry).await
+    }
+
+    /// Records the outcome of a rollback step: ROLLED_BACK, or ROLLBACK_FAILED with both
+    /// errors in the trace.
+    async fn record_rollback(
+        &self,
+        planned: &PlannedUnit,
+        entry_type: EntryType,
+        execution_trace: &str,
+        rollback: &Result<(), BoxError>,
+    ) -> Result<(), Error> {
+        let (state, rollback_trace) = match rollback {
+            Ok(()) => (State::RolledBack, None),
+            Err(e) => (State::RollbackFailed, Some(e.to_string())),
+        };
+        let entry = self.record.entry(
+            planned,
+            entry_type,
+            state,
+            Some(error_trace(execution_trace, rollback_trace.as_deref())),
+        );
+        self.write(&entry).await
+    }
+
+    async fn session(&self) -> Result<S::Session, Error> {
+        self.store
+            .start_session()
+            .await
+            .map_err(|e| Error::store("starting a session", e))
+    }
+
+    /// Writes `entry` outside any transaction.
+    async fn write(&self, entry: &HistoryEntry<S::Metadata>) -> Result<(), Error> {
+        self.store
+            .write_entry(entry, None)
+            .await
+            .map_err(|e| record_error(entry, e))
+    }
+}
+
+/// The run's error for a history write that failed.
+fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
+    Error::store(
+        format!(
+            "recording `{}` as {} in the history",
+            entry.change_id, entry.state
+        ),
+        source,
+    )
+}
+
+fn lock_lost(planned: &PlannedUnit) -> Error {
+    Error::LockLost {
+        unit_id: Some(planned.unit.id().to_owned()),
+    }
+}

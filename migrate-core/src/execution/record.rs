@@ -1,0 +1,104 @@
+//! The history entries a run writes, built as pure functions of what happened.
+
+use std::time::{Duration, SystemTime};
+
+use crate::history::{EntryType, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::plan::PlannedUnit;
+
+/// What every entry of one run shares.
+pub(crate) struct RunRecord<'r, M> {
+    pub(crate) execution_id: &'r str,
+    pub(crate) hostname: String,
+    pub(crate) metadata: Option<M>,
+}
+
+impl<M: Clone> RunRecord<'_, M> {
+    /// A step that completed in `elapsed`.
+    pub(crate) fn executed(
+        &self,
+        planned: &PlannedUnit,
+        entry_type: EntryType,
+        elapsed: Duration,
+    ) -> HistoryEntry<M> {
+        let mut entry = self.entry(planned, entry_type, State::Executed, None);
+        entry.execution_millis = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+        entry
+    }
+
+    /// A step that ended in `state` without executing (failed, rolled back, ignored), with
+    /// its JSON error trace if there is one.
+    pub(crate) fn entry(
+        &self,
+        planned: &PlannedUnit,
+        entry_type: EntryType,
+        state: State,
+        error_trace: Option<String>,
+    ) -> HistoryEntry<M> {
+        let unit = planned.unit;
+        let (change_id, method) = match entry_type {
+            EntryType::Execution => (unit.id().to_owned(), unit.execution_method()),
+            EntryType::BeforeExecution => (
+                format!("{}{BEFORE_SUFFIX}", unit.id()),
+                unit.before_method().unwrap_or_default(),
+            ),
+        };
+        HistoryEntry {
+            execution_id: self.execution_id.to_owned(),
+            change_id,
+            author: planned.author.clone(),
+            timestamp: SystemTime::now(),
+            state,
+            entry_type,
+            change_log_class: unit.type_path().to_owned(),
+            change_set_method: method.to_owned(),
+            metadata: self.metadata.clone(),
+            execution_millis: -1,
+            execution_hostname: self.hostname.clone(),
+            error_trace,
+            system_change: false,
+            checksum: Some(unit.checksum()),
+        }
+    }
+}
+
+/// Builds the JSON `errorTrace` of a failed step, with the rollback error if there was one.
+pub(crate) fn error_trace(execution: &str, rollback: Option<&str>) -> String {
+    let mut out = String::from("{\"execution-error\": ");
+    push_json_string(&mut out, execution);
+    if let Some(rollback) = rollback {
+        out.push_str(", \"rollback-error\": ");
+        push_json_string(&mut out, rollback);
+    }
+    out.push('}');
+    out
+}
+
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_trace;
+
+    #[test]
+    fn error_trace_is_json_with_both_errors() {
+        assert_eq!(
+            error_trace("bad \"quote\"\n", Some("undo")),
+            r#"{"execution-error": "bad \"quote\"\n", "rollback-error": "undo"}"#
+        );
+        assert_eq!(error_trace("x", None), r#"{"execution-error": "x"}"#);
+    }
+}

@@ -252,7 +252,7 @@ impl Flaky {
     }
 }
 
-/// Writes, then lets another runner take the lock over (on its first attempt only).
+/// Lets another runner take the lock over in its before-step, before its transaction starts.
 #[change_unit(id = "robbed", order = "t01", author = "platform")]
 struct Robbed {
     db: Database,
@@ -260,6 +260,29 @@ struct Robbed {
 }
 
 impl Robbed {
+    #[before_execution]
+    async fn steal_the_lock(&self) -> Result {
+        // As another runner whose lease began after ours expired.
+        let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
+        self.db
+            .collection::<Document>("mongockLock")
+            .update_one(
+                doc! { "key": "DEFAULT_KEY" },
+                doc! { "$set": {
+                    "owner": "thief",
+                    "expiresAt": DateTime::from_system_time(in_ten_minutes),
+                } },
+            )
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_before_execution]
+    async fn rollback_before(&self) -> Result {
+        self.probe.push("rollback_before_execution");
+        Ok(())
+    }
+
     #[execution]
     async fn execute(&self, session: &mut ClientSession) -> Result {
         let attempt = self.probe.attempt();
@@ -269,22 +292,7 @@ impl Robbed {
             doc! { "attempt": attempt as i64 },
             session,
         )
-        .await?;
-        if attempt == 1 {
-            // Outside the transaction, as another runner whose lease began after ours expired.
-            let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
-            self.db
-                .collection::<Document>("mongockLock")
-                .update_one(
-                    doc! { "key": "DEFAULT_KEY" },
-                    doc! { "$set": {
-                        "owner": "thief",
-                        "expiresAt": DateTime::from_system_time(in_ten_minutes),
-                    } },
-                )
-                .await?;
-        }
-        Ok(())
+        .await
     }
 
     #[rollback_execution]
@@ -583,7 +591,8 @@ async fn transactional_failure_aborts_its_writes_and_rolls_back_the_before_step(
     let execution = error.as_execution().expect("an execution error");
     assert_eq!(execution.unit_id, "failing");
     assert!(execution.rolled_back);
-    assert!(error.to_string().contains("boom after a write"), "{error}");
+    let message = format!("{:#}", anyhow::Error::from(error));
+    assert!(message.contains("boom after a write"), "{message}");
     assert_eq!(
         probe.lines(),
         ["before_execution", "execution", "rollback_before_execution"],
@@ -840,7 +849,7 @@ async fn unknown_commit_result_retries_only_the_commit() {
 }
 
 #[tokio::test]
-async fn fenced_commit_fails_after_a_takeover() {
+async fn the_fence_stops_a_unit_whose_lock_was_taken_over() {
     let Some(t) = transactional_db("fenced_commit").await else {
         return;
     };
@@ -853,23 +862,25 @@ async fn fenced_commit_fails_after_a_takeover() {
         .unwrap_err();
 
     assert!(
-        matches!(&error, Error::LockLost { unit_id: Some(id) } if id == "robbed"),
+        matches!(
+            &error,
+            Error::LockLost { unit_id: Some(id), during: "at the transaction fence of" }
+                if id == "robbed"
+        ),
         "{error:?}"
     );
     assert_eq!(
         probe.attempts(),
-        2,
-        "the fence's write conflict aborts the first attempt; the second finds the lock gone"
-    );
-    assert_eq!(
-        count(&t, "robbed", doc! {}).await,
         0,
-        "no write of the unit committed"
+        "the fence is the transaction's first write: the execution never ran"
     );
+    assert_eq!(count(&t, "robbed", doc! {}).await, 0);
     let history = t.history().await;
     assert!(
-        history.iter().all(|e| e.get_str("state") != Ok("EXECUTED")),
-        "{history:?}"
+        history
+            .iter()
+            .all(|e| e.get_str("changeId") != Ok("robbed")),
+        "nothing recorded for the execution after the loss: {history:?}"
     );
     let lock = t.documents("mongockLock").await;
     assert_eq!(lock.len(), 1);
@@ -1034,10 +1045,18 @@ async fn an_unreachable_server_fails_fast_with_a_clear_error() {
         "{:?}",
         started.elapsed()
     );
-    let message = error.to_string();
+    assert_eq!(error.to_string(), "reading the migration history failed");
+    let message = format!("{:#}", anyhow::Error::from(error));
     assert!(
-        message.starts_with("reading the migration history failed: reading the history on `unreachable.mongockChangeLog` failed"),
+        message.starts_with(
+            "reading the migration history failed: \
+             reading the history on `unreachable.mongockChangeLog` failed: "
+        ),
         "{message}"
+    );
+    assert!(
+        !message.contains("RawDocumentBuf"),
+        "no raw server reply: {message}"
     );
     assert!(message.contains("Server selection timeout"), "{message}");
 }

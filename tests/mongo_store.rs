@@ -15,6 +15,9 @@ fn store(t: &TestDb) -> MongoStore {
     MongoStore::new(&t.db)
 }
 
+/// How long an acquisition may wait for an open transaction.
+const WAIT: Duration = Duration::from_secs(5);
+
 fn claim(owner: &str, lease: Duration) -> LockClaim {
     LockClaim {
         owner: owner.into(),
@@ -62,7 +65,7 @@ async fn lock_is_acquired_when_free_and_stored_in_mongock_shape() {
     store.prepare().await.unwrap();
     let mine = claim("me", Duration::from_secs(60));
     assert_eq!(
-        store.acquire_lock(&mine).await.unwrap(),
+        store.acquire_lock(&mine, WAIT).await.unwrap(),
         LockAttempt::Acquired
     );
 
@@ -93,14 +96,14 @@ async fn lock_is_reacquired_by_its_owner() {
     store.prepare().await.unwrap();
     assert_eq!(
         store
-            .acquire_lock(&claim("me", Duration::from_secs(60)))
+            .acquire_lock(&claim("me", Duration::from_secs(60)), WAIT)
             .await
             .unwrap(),
         LockAttempt::Acquired
     );
     let again = claim("me", Duration::from_secs(120));
     assert_eq!(
-        store.acquire_lock(&again).await.unwrap(),
+        store.acquire_lock(&again, WAIT).await.unwrap(),
         LockAttempt::Acquired
     );
     let info = store.inspect_lock().await.unwrap().unwrap();
@@ -115,10 +118,10 @@ async fn lock_is_not_stolen_before_expiry() {
     let store = store(&t);
     store.prepare().await.unwrap();
     let holder = claim("holder", Duration::from_secs(60));
-    store.acquire_lock(&holder).await.unwrap();
+    store.acquire_lock(&holder, WAIT).await.unwrap();
 
     let attempt = store
-        .acquire_lock(&claim("thief", Duration::from_secs(60)))
+        .acquire_lock(&claim("thief", Duration::from_secs(60)), WAIT)
         .await
         .unwrap();
     let LockAttempt::HeldBy(Some(info)) = attempt else {
@@ -135,11 +138,11 @@ async fn lock_is_taken_over_after_expiry() {
     let t = test_db(Mode::ReplicaSet, "lock_takeover").await;
     let store = store(&t);
     store.prepare().await.unwrap();
-    store.acquire_lock(&expired("old")).await.unwrap();
+    store.acquire_lock(&expired("old"), WAIT).await.unwrap();
 
     let new = claim("new", Duration::from_secs(60));
     assert_eq!(
-        store.acquire_lock(&new).await.unwrap(),
+        store.acquire_lock(&new, WAIT).await.unwrap(),
         LockAttempt::Acquired
     );
     assert_eq!(store.inspect_lock().await.unwrap().unwrap().owner, "new");
@@ -160,7 +163,7 @@ async fn refresh_extends_only_the_owners_lease() {
     let store = store(&t);
     store.prepare().await.unwrap();
     store
-        .acquire_lock(&claim("me", Duration::from_secs(10)))
+        .acquire_lock(&claim("me", Duration::from_secs(10)), WAIT)
         .await
         .unwrap();
 
@@ -187,7 +190,7 @@ async fn release_deletes_only_the_owners_lock_and_force_release_deletes_any() {
     let store = store(&t);
     store.prepare().await.unwrap();
     store
-        .acquire_lock(&claim("me", Duration::from_secs(60)))
+        .acquire_lock(&claim("me", Duration::from_secs(60)), WAIT)
         .await
         .unwrap();
 
@@ -200,7 +203,7 @@ async fn release_deletes_only_the_owners_lock_and_force_release_deletes_any() {
     assert_eq!(store.inspect_lock().await.unwrap(), None);
 
     store
-        .acquire_lock(&claim("someone", Duration::from_secs(60)))
+        .acquire_lock(&claim("someone", Duration::from_secs(60)), WAIT)
         .await
         .unwrap();
     store.force_release_lock().await.unwrap();
@@ -228,7 +231,7 @@ async fn a_corrupt_lock_document_is_an_error_naming_its_id() {
     );
     // Acquiring runs into the same document through the duplicate key and reports it too.
     let error = store
-        .acquire_lock(&claim("me", Duration::from_secs(60)))
+        .acquire_lock(&claim("me", Duration::from_secs(60)), WAIT)
         .await
         .unwrap_err()
         .to_string();
@@ -246,7 +249,7 @@ async fn fence_fails_once_another_owner_holds_the_lock() {
     let store = store(&t);
     store.prepare().await.unwrap();
     let mine = claim("me", Duration::from_secs(60));
-    store.acquire_lock(&mine).await.unwrap();
+    store.acquire_lock(&mine, WAIT).await.unwrap();
 
     let mut session = store.start_session().await.unwrap();
     store.start_transaction(&mut session).await.unwrap();
@@ -255,7 +258,7 @@ async fn fence_fails_once_another_owner_holds_the_lock() {
 
     store.force_release_lock().await.unwrap();
     store
-        .acquire_lock(&claim("thief", Duration::from_secs(60)))
+        .acquire_lock(&claim("thief", Duration::from_secs(60)), WAIT)
         .await
         .unwrap();
     store.start_transaction(&mut session).await.unwrap();
@@ -460,7 +463,7 @@ async fn configured_collection_names_are_used() {
         .await
         .unwrap();
     store
-        .acquire_lock(&claim("me", Duration::from_secs(60)))
+        .acquire_lock(&claim("me", Duration::from_secs(60)), WAIT)
         .await
         .unwrap();
 

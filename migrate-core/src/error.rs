@@ -1,7 +1,7 @@
 //! The error type of the core runner.
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::unit::{BoxError, Step};
 
@@ -77,19 +77,35 @@ pub enum Error {
     },
 
     /// Another runner held the lock for longer than `lock_quit_trying_after`.
-    #[error("the migration lock is held by `{owner}` until {} and could not be acquired in time", DisplayTime(*.expires_at))]
+    #[error("the migration lock is held by `{owner}`{} and could not be acquired in time", match .expires_at { Some(t) => format!(" until {}", DisplayTime(*t)), None => String::new() })]
     Locked {
         /// The holder.
         owner: String,
-        /// When the holder's lease ends.
-        expires_at: SystemTime,
+        /// When the holder's lease ends, when known.
+        expires_at: Option<SystemTime>,
     },
 
-    /// The lock was lost during the run; nothing ran after the loss was noticed.
-    #[error("the migration lock was lost {}; the run stopped", match .unit_id { Some(id) => format!("before change unit `{id}`"), None => "during the run".to_owned() })]
+    /// The lock was lost during the run. Nothing was committed or recorded after the loss was
+    /// found.
+    #[error("the migration lock was lost {during}{}; the run stopped and recorded nothing more", match .unit_id { Some(id) => format!(" change unit `{id}`"), None => String::new() })]
     LockLost {
         /// The unit the run stopped at, if any.
         unit_id: Option<String>,
+        /// Where the loss was found: `"before running"`, `"before recording"`, `"at the
+        /// transaction fence of"`, ...
+        during: &'static str,
+    },
+
+    /// The commit of a unit's transaction returned no outcome, and reading back its history
+    /// entry did not settle it either. Nothing more was written; the next run sees whether it
+    /// committed.
+    #[error("the outcome of committing change unit `{unit_id}` is unknown; the run stopped")]
+    CommitOutcomeUnknown {
+        /// The unit.
+        unit_id: String,
+        /// The commit's last error.
+        #[source]
+        source: BoxError,
     },
 
     /// A change unit failed.
@@ -97,7 +113,7 @@ pub enum Error {
     Execution(Box<ExecutionError>),
 
     /// The store failed.
-    #[error("{operation} failed: {source}")]
+    #[error("{operation} failed")]
     Store {
         /// What the runner was doing.
         operation: String,
@@ -169,16 +185,67 @@ pub struct ExecutionError {
 }
 
 impl fmt::Display for ExecutionError {
+    /// The failed step is the [`source`](std::error::Error::source); rollback errors are not
+    /// in the source chain, so the message carries them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "change unit `{}` failed in `#[{}]`: {}",
+            "change unit `{}` failed in `#[{}]`",
             self.unit_id,
             self.step.attribute(),
-            self.source
         )?;
         for (step, error) in &self.rollback_errors {
-            write!(f, "; `#[{}]` also failed: {error}", step.attribute())?;
+            write!(
+                f,
+                "; `#[{}]` also failed: {}",
+                step.attribute(),
+                Chain(&**error)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A transactional unit ran longer than the server lets a transaction live, and the server
+/// aborted it. Retrying cannot help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "its transaction ran for {} s, past the server's transaction lifetime of {} s, and the \
+     server aborted it; split the unit into shorter ones, or make it `transactional = false` \
+     with an idempotent body that can resume where it stopped",
+    .elapsed.as_secs(),
+    .lifetime.as_secs()
+)]
+pub struct TransactionTooLong {
+    /// How long the attempt ran.
+    pub elapsed: Duration,
+    /// The server's transaction lifetime.
+    pub lifetime: Duration,
+}
+
+/// Recording a step that had executed failed; its rollback methods ran so that a rerun starts
+/// clean (the "artificial transaction" of a server without transactions).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "its changes were applied but could not be recorded in the history, so they were rolled back"
+)]
+pub struct NotRecorded {
+    /// The history write's error.
+    #[source]
+    pub source: BoxError,
+}
+
+/// Displays an error followed by its `source()` chain, `: `-separated: for logs and history
+/// traces, where there is no reporter to walk the chain.
+pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
         }
         Ok(())
     }

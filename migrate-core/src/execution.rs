@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::error::{Error, ExecutionError};
+use crate::error::{Chain, Error, ExecutionError, NotRecorded};
 use crate::event::{Event, Listeners};
 use crate::history::{EntryType, HistoryEntry, State};
 use crate::inject::Dependencies;
 use crate::lock::Lease;
 use crate::plan::{Decision, Plan, PlanInput, PlannedUnit};
 use crate::report::{Outcome, SkipReason, UnitReport};
+use crate::retry::Backoff;
 use crate::runner::TransactionStrategy;
 use crate::store::{LockStore, TransactionStore};
 use crate::unit::{BoxError, ChangeUnitInstance, Step};
@@ -35,6 +36,8 @@ pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
     pub(crate) transactions: bool,
     pub(crate) strategy: TransactionStrategy,
     pub(crate) track_ignored: bool,
+    /// How long transient failures are retried.
+    pub(crate) retry_deadline: Duration,
 }
 
 /// A step that failed, with what its rollbacks did.
@@ -119,7 +122,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 reports.push(UnitReport::planned(planned));
                 continue;
             }
-            self.check_lease(planned)?;
+            self.check_lease(planned).await?;
             let started = Instant::now();
             let span = tracing::info_span!("change_unit", id = planned.unit.id(), author = %planned.author);
             let outcome = self.run_unit(planned).instrument(span).await;
@@ -130,6 +133,13 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                         Decision::RunAgain => Outcome::ExecutedAgain,
                         _ => Outcome::Executed,
                     };
+                    tracing::info!(
+                        id = planned.unit.id(),
+                        author = %planned.author,
+                        ms = started.elapsed().as_millis() as u64,
+                        again = planned.decision == Decision::RunAgain,
+                        "change unit applied"
+                    );
                     reports.push(UnitReport::new(planned, outcome, elapsed));
                 }
                 Err(StepError::Fatal(error)) => return Err(error),
@@ -138,7 +148,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 }
                 Err(StepError::Failed(failure)) => {
                     let rolled_back = failure.rolled_back;
-                    let error = failure.into_error(planned).to_string();
+                    let error = Chain(&failure.into_error(planned)).to_string();
                     tracing::warn!(id = planned.unit.id(), %error, "change unit failed; fail_fast is off, continuing");
                     reports.push(UnitReport::new(
                         planned,
@@ -151,12 +161,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         Ok(reports)
     }
 
-    /// Fails with [`Error::LockLost`] when the lease is known to be lost.
-    fn check_lease(&self, planned: &PlannedUnit) -> Result<(), Error> {
-        if self.lease.is_lost() {
-            return Err(lock_lost(planned));
-        }
-        Ok(())
+    async fn check_lease(&self, planned: &PlannedUnit) -> Result<(), Error> {
+        self.guard(planned, "before running").await
     }
 
     async fn record_ignored(&self, plan: &Plan) -> Result<(), Error> {
@@ -168,7 +174,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 let entry = self
                     .record
                     .entry(planned, EntryType::Execution, State::Ignored, None);
-                self.write(&entry).await?;
+                self.write(planned, &entry).await?;
             }
         }
         Ok(())
@@ -227,7 +233,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                         EntryType::BeforeExecution,
                         started.elapsed(),
                     );
-                    self.write(&entry).await?;
+                    self.write(planned, &entry).await?;
                 }
                 Ok(true)
             }
@@ -236,9 +242,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                     planned,
                     EntryType::BeforeExecution,
                     State::Failed,
-                    Some(error_trace(&error.to_string(), None)),
+                    Some(error_trace(&Chain(&*error).to_string(), None)),
                 );
-                self.write(&entry).await?;
+                self.write(planned, &entry).await?;
                 let mut failure = Failure::new(Step::BeforeExecution, error);
                 self.rollback_before(planned, instance, session, &mut failure)
                     .await?;
@@ -262,9 +268,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             return Ok(());
         };
         let execution_trace = if failure.step == Step::BeforeExecution {
-            failure.error.to_string()
+            Chain(&*failure.error).to_string()
         } else {
-            format!("rolled back after `#[execution]` failed: {}", failure.error)
+            format!(
+                "rolled back after `#[execution]` failed: {}",
+                Chain(&*failure.error)
+            )
         };
         self.record_rollback(
             planned,
@@ -280,6 +289,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     }
 
     /// Runs the execution without a transaction; on failure runs `#[rollback_execution]`.
+    ///
+    /// When the execution succeeded but recording it fails (after retries), the unit is rolled
+    /// back too, so that a rerun starts clean.
     async fn execute_plain(
         &self,
         planned: &PlannedUnit,
@@ -289,18 +301,19 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     ) -> Result<(), StepError> {
         let started = Instant::now();
         let error = match self.execution(planned, instance, session).await {
+            Ok(()) if !record => return Ok(()),
             Ok(()) => {
-                if record {
-                    let entry =
-                        self.record
-                            .executed(planned, EntryType::Execution, started.elapsed());
-                    self.write(&entry).await?;
+                let entry = self
+                    .record
+                    .executed(planned, EntryType::Execution, started.elapsed());
+                match self.record_executed(planned, &entry).await? {
+                    Ok(()) => return Ok(()),
+                    Err(error) => Box::new(NotRecorded { source: error }) as BoxError,
                 }
-                return Ok(());
             }
             Err(error) => error,
         };
-        let message = error.to_string();
+        let message = Chain(&*error).to_string();
         self.record_failed(planned, &message).await?;
         let mut failure = Failure::new(Step::Execution, error);
         let rollback = self
@@ -313,6 +326,35 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             failure.rollback_failed(Step::RollbackExecution, error);
         }
         Err(StepError::Failed(failure))
+    }
+
+    /// Records a successful execution outside a transaction, retrying failed writes (the
+    /// write is an idempotent upsert) until the retry deadline, then reading back whether one
+    /// of them landed. `Ok(Err(_))`: it is not recorded.
+    async fn record_executed(
+        &self,
+        planned: &PlannedUnit,
+        entry: &HistoryEntry<S::Metadata>,
+    ) -> Result<Result<(), BoxError>, Error> {
+        let mut backoff = Backoff::new(self.retry_deadline);
+        loop {
+            self.guard(planned, "before recording").await?;
+            let error = match self.store.write_entry(entry, None).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(error) => error,
+            };
+            if backoff.retries() < RECORD_RETRIES && backoff.wait().await {
+                tracing::warn!(id = planned.unit.id(), error = %Chain(&*error), "recording the change unit failed; retrying");
+                continue;
+            }
+            return match self.store.is_recorded(entry).await {
+                Ok(true) => Ok(Ok(())),
+                Ok(false) | Err(_) => {
+                    tracing::error!(id = planned.unit.id(), error = %Chain(&*error), "recording the change unit failed; rolling it back");
+                    Ok(Err(error))
+                }
+            };
+        }
     }
 
     /// Runs the execution and its history entry in one fenced transaction; a failure is
@@ -331,7 +373,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             Ok(()) => Ok(()),
             Err(TransactionFailure::Fatal(error)) => Err(StepError::Fatal(error)),
             Err(TransactionFailure::Failed { error, .. }) => {
-                self.record_failed(planned, &error.to_string()).await?;
+                let message = Chain(&*error).to_string();
+                self.record_failed(planned, &message).await?;
                 Err(StepError::Failed(Failure::new(Step::Execution, error)))
             }
         }
@@ -345,7 +388,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             State::Failed,
             Some(error_trace(message, None)),
         );
-        self.write(&entry).await
+        self.write(planned, &entry).await
     }
 
     /// Records the outcome of a rollback step: ROLLED_BACK, or ROLLBACK_FAILED with both
@@ -359,7 +402,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     ) -> Result<(), Error> {
         let (state, rollback_trace) = match rollback {
             Ok(()) => (State::RolledBack, None),
-            Err(e) => (State::RollbackFailed, Some(e.to_string())),
+            Err(e) => (State::RollbackFailed, Some(Chain(&**e).to_string())),
         };
         let entry = self.record.entry(
             planned,
@@ -367,7 +410,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             state,
             Some(error_trace(execution_trace, rollback_trace.as_deref())),
         );
-        self.write(&entry).await
+        self.write(planned, &entry).await
     }
 
     async fn session(&self) -> Result<S::Session, Error> {
@@ -377,14 +420,32 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             .map_err(|e| Error::store("starting a session", e))
     }
 
-    /// Writes `entry` outside any transaction.
-    async fn write(&self, entry: &HistoryEntry<S::Metadata>) -> Result<(), Error> {
+    /// Writes `entry` outside any transaction, once this runner has made sure it still holds
+    /// the lock.
+    async fn write(
+        &self,
+        planned: &PlannedUnit,
+        entry: &HistoryEntry<S::Metadata>,
+    ) -> Result<(), Error> {
+        self.guard(planned, "before recording").await?;
         self.store
             .write_entry(entry, None)
             .await
             .map_err(|e| record_error(entry, e))
     }
+
+    /// Fails with [`Error::LockLost`] unless this runner still holds the lock.
+    async fn guard(&self, planned: &PlannedUnit, during: &'static str) -> Result<(), Error> {
+        if self.lease.still_held().await? {
+            Ok(())
+        } else {
+            Err(lock_lost(planned, during))
+        }
+    }
 }
+
+/// How often a failed history write outside a transaction is retried.
+const RECORD_RETRIES: u32 = 3;
 
 /// The run's error for a history write that failed.
 fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
@@ -397,8 +458,9 @@ fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
     )
 }
 
-fn lock_lost(planned: &PlannedUnit) -> Error {
+fn lock_lost(planned: &PlannedUnit, during: &'static str) -> Error {
     Error::LockLost {
         unit_id: Some(planned.unit.id().to_owned()),
+        during,
     }
 }

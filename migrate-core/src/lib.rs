@@ -30,6 +30,7 @@ pub mod memory;
 mod plan;
 mod registry;
 mod report;
+mod retry;
 mod runner;
 mod store;
 mod unit;
@@ -38,7 +39,7 @@ mod version;
 #[doc(hidden)]
 pub mod __private;
 
-pub use error::{Error, ExecutionError, MissingDependency};
+pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, TransactionTooLong};
 pub use event::Event;
 pub use history::{EntryType, HistoryEntry, State};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};

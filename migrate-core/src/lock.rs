@@ -1,12 +1,14 @@
-//! The lease on the distributed lock: acquisition with waiting, background refresh, release.
+//! The lease on the distributed lock: acquisition with waiting, background refresh, the
+//! ownership check that guards every write, and release.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use tokio::task::JoinHandle;
 
-use crate::error::Error;
+use crate::error::{DisplayTime, Error};
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
 
 /// Lock timing, validated by the runner.
@@ -22,14 +24,42 @@ pub(crate) struct Lease<S: LockStore> {
     store: Arc<S>,
     owner: String,
     lease: Duration,
-    lost: Arc<AtomicBool>,
+    state: Arc<LeaseState>,
     refresher: JoinHandle<()>,
+}
+
+/// What the runner and the refresher share.
+struct LeaseState {
+    lost: AtomicBool,
+    /// The latest expiry the store confirmed.
+    confirmed: Mutex<SystemTime>,
+    /// Held by each refresh and by each transaction that writes the lock document (the
+    /// fence), so that the two never write it at the same time.
+    writes: AsyncMutex<()>,
+}
+
+impl LeaseState {
+    fn confirmed(&self) -> SystemTime {
+        *self
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn confirm(&self, expires_at: SystemTime) {
+        let mut confirmed = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *confirmed = (*confirmed).max(expires_at);
+    }
 }
 
 /// Acquires the lock, waiting while another owner holds it.
 ///
 /// Returns `Ok(None)` when it stays held for `quit_trying_after` and the caller asked not to
-/// fail; otherwise [`Error::Locked`].
+/// fail; otherwise [`Error::Locked`]. Every wait is bounded by `quit_trying_after`, including
+/// a wait for an open transaction that holds the lock document.
 pub(crate) async fn acquire<S: LockStore>(
     store: &Arc<S>,
     owner: &str,
@@ -37,69 +67,121 @@ pub(crate) async fn acquire<S: LockStore>(
     fail_if_locked: bool,
 ) -> Result<Option<Lease<S>>, Error> {
     let deadline = tokio::time::Instant::now() + timing.quit_trying_after;
+    let mut waiting_for: Option<Holder> = None;
     loop {
         let claim = LockClaim {
             owner: owner.to_owned(),
             expires_at: SystemTime::now() + timing.lease,
         };
+        let max_wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(MIN_STORE_WAIT);
         let holder = match store
-            .acquire_lock(&claim)
+            .acquire_lock(&claim, max_wait)
             .await
             .map_err(|e| Error::store("acquiring the migration lock", e))?
         {
             LockAttempt::Acquired => {
-                tracing::debug!(owner, "migration lock acquired");
+                tracing::info!(owner, lease = ?timing.lease, "migration lock acquired");
                 return Ok(Some(Lease::start(Arc::clone(store), claim, timing.lease)));
             }
-            LockAttempt::HeldBy(holder) => holder,
+            LockAttempt::HeldBy(Some(info)) => Holder::Runner(info),
+            LockAttempt::HeldBy(None) => Holder::Vanished,
+            LockAttempt::InTransaction => Holder::Transaction,
         };
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            let LockInfo {
-                owner, expires_at, ..
-            } = holder.unwrap_or(LockInfo {
-                key: String::new(),
-                owner: "another runner".into(),
-                expires_at: SystemTime::now(),
-            });
             if fail_if_locked {
-                return Err(Error::Locked { owner, expires_at });
+                return Err(holder.into_error());
             }
-            tracing::warn!(holder = %owner, "migration lock unavailable; nothing was run");
+            tracing::warn!(holder = %holder, "migration lock unavailable; nothing was run");
             return Ok(None);
+        }
+        if waiting_for.as_ref() != Some(&holder) {
+            tracing::info!(
+                holder = %holder,
+                wait_at_most = ?(deadline - now),
+                "waiting for the migration lock"
+            );
+            waiting_for = Some(holder.clone());
         }
         // Wait the try frequency, but never past the holder's expiry or the deadline.
         let mut wait = timing.try_frequency.min(deadline - now);
-        if let Some(until_expiry) = holder
-            .as_ref()
-            .and_then(|h| h.expires_at.duration_since(SystemTime::now()).ok())
-        {
-            wait = wait.min(until_expiry + Duration::from_millis(1));
+        if let Holder::Runner(info) = &holder {
+            if let Ok(until_expiry) = info.expires_at.duration_since(SystemTime::now()) {
+                wait = wait.min(until_expiry + Duration::from_millis(1));
+            }
         }
-        tracing::debug!(
-            ?holder,
-            ?wait,
-            "migration lock held by another runner; waiting"
-        );
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// The shortest wait a lock attempt is allowed, so that a last attempt at the deadline still
+/// reaches the store.
+const MIN_STORE_WAIT: Duration = Duration::from_millis(100);
+
+/// Who keeps the lock from being acquired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Holder {
+    Runner(LockInfo),
+    /// Held when tried, gone when read back.
+    Vanished,
+    /// An open transaction writes the lock document.
+    Transaction,
+}
+
+impl Holder {
+    fn into_error(self) -> Error {
+        match self {
+            Holder::Runner(info) => Error::Locked {
+                owner: info.owner,
+                expires_at: Some(info.expires_at),
+            },
+            Holder::Vanished => Error::Locked {
+                owner: "another runner".into(),
+                expires_at: None,
+            },
+            Holder::Transaction => Error::Locked {
+                owner: "an open transaction".into(),
+                expires_at: None,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Runner(info) => {
+                write!(f, "`{}` until {}", info.owner, DisplayTime(info.expires_at))
+            }
+            Holder::Vanished => f.write_str("another runner"),
+            Holder::Transaction => f.write_str(
+                "an open transaction of a runner that crashed or froze inside it (the server \
+                 ends it when its transaction lifetime passes)",
+            ),
+        }
     }
 }
 
 impl<S: LockStore> Lease<S> {
     fn start(store: Arc<S>, claim: LockClaim, lease: Duration) -> Self {
-        let lost = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(LeaseState {
+            lost: AtomicBool::new(false),
+            confirmed: Mutex::new(claim.expires_at),
+            writes: AsyncMutex::new(()),
+        });
         let refresher = tokio::spawn(refresh_loop(
             Arc::clone(&store),
             claim.owner.clone(),
             lease,
-            claim.expires_at,
-            Arc::clone(&lost),
+            Arc::clone(&state),
         ));
         Lease {
             store,
             owner: claim.owner,
             lease,
-            lost,
+            state,
             refresher,
         }
     }
@@ -112,14 +194,59 @@ impl<S: LockStore> Lease<S> {
         }
     }
 
-    /// Whether the refresher found the lock taken over or could not extend it in time.
-    pub(crate) fn is_lost(&self) -> bool {
-        self.lost.load(Ordering::SeqCst)
+    /// The lease length.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
     }
 
-    /// Marks the lease lost (a fenced commit found another owner).
+    /// Records an expiry the store confirmed (a committed fence).
+    pub(crate) fn confirm(&self, expires_at: SystemTime) {
+        self.state.confirm(expires_at);
+    }
+
+    /// Keeps the refresher from writing the lock document until the guard is dropped: for a
+    /// transaction that writes it itself (its fence).
+    pub(crate) async fn hold_refresh(&self) -> AsyncMutexGuard<'_, ()> {
+        self.state.writes.lock().await
+    }
+
+    /// Whether the lease is known to be lost.
+    pub(crate) fn is_lost(&self) -> bool {
+        self.state.lost.load(Ordering::SeqCst)
+    }
+
+    /// Marks the lease lost (a fence found another owner).
     pub(crate) fn mark_lost(&self) {
-        self.lost.store(true, Ordering::SeqCst);
+        self.state.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this runner still holds the lock, checked right before a write that must
+    /// happen only under it.
+    ///
+    /// The confirmed expiry proves it without a round trip while more than a third of the
+    /// lease is left (the margin absorbs clock skew between runners); otherwise, after a pause
+    /// or failed refreshes, the store is asked, extending the lease if it is still ours.
+    pub(crate) async fn still_held(&self) -> Result<bool, Error> {
+        if self.is_lost() {
+            return Ok(false);
+        }
+        if SystemTime::now() + self.lease / 3 < self.state.confirmed() {
+            return Ok(true);
+        }
+        let _writes = self.hold_refresh().await;
+        let claim = self.claim();
+        let held = self
+            .store
+            .refresh_lock(&claim)
+            .await
+            .map_err(|e| Error::store("checking that the migration lock is still held", e))?;
+        if held {
+            self.state.confirm(claim.expires_at);
+        } else {
+            tracing::error!(owner = %self.owner, "migration lock was taken over by another runner");
+            self.mark_lost();
+        }
+        Ok(held)
     }
 
     /// Stops refreshing and deletes the lock if still ours.
@@ -147,30 +274,33 @@ async fn refresh_loop<S: LockStore>(
     store: Arc<S>,
     owner: String,
     lease: Duration,
-    mut expires_at: SystemTime,
-    lost: Arc<AtomicBool>,
+    state: Arc<LeaseState>,
 ) {
     let period = lease / 3;
     loop {
         tokio::time::sleep(period).await;
+        let _writes = state.writes.lock().await;
+        if state.lost.load(Ordering::SeqCst) {
+            return;
+        }
         let claim = LockClaim {
             owner: owner.clone(),
             expires_at: SystemTime::now() + lease,
         };
         match store.refresh_lock(&claim).await {
-            Ok(true) => expires_at = claim.expires_at,
+            Ok(true) => state.confirm(claim.expires_at),
             Ok(false) => {
                 tracing::error!(%owner, "migration lock was taken over by another runner");
-                lost.store(true, Ordering::SeqCst);
+                state.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(error) if SystemTime::now() + period >= expires_at => {
-                tracing::error!(%owner, %error, "migration lock could not be refreshed before it expired");
-                lost.store(true, Ordering::SeqCst);
+            Err(error) if SystemTime::now() + period >= state.confirmed() => {
+                tracing::error!(%owner, error = %crate::error::Chain(&*error), "migration lock could not be refreshed before it expired");
+                state.lost.store(true, Ordering::SeqCst);
                 return;
             }
             Err(error) => {
-                tracing::warn!(%owner, %error, "migration lock refresh failed; retrying");
+                tracing::warn!(%owner, error = %crate::error::Chain(&*error), "migration lock refresh failed; retrying");
             }
         }
     }

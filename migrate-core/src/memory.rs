@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::history::HistoryEntry;
 use crate::inject::{Dependencies, InjectSession};
@@ -235,6 +235,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn is_recorded(&self, entry: &HistoryEntry<String>) -> Result<bool, BoxError> {
+        Ok(self.log("is_recorded").history.iter().any(|e| {
+            e.execution_id == entry.execution_id
+                && e.author == entry.author
+                && e.change_id == entry.change_id
+                && e.state == entry.state
+        }))
+    }
+
     async fn start_session(&self) -> Result<MemorySession, BoxError> {
         Ok(MemorySession {
             inner: Arc::clone(&self.inner),
@@ -289,6 +298,11 @@ impl TransactionStore for MemoryStore {
         Ok(())
     }
 
+    async fn end_session(&self, mut session: MemorySession) {
+        drop(self.log("end_session"));
+        session.transaction = None;
+    }
+
     fn is_transient(&self, error: &BoxError) -> bool {
         error
             .downcast_ref::<MemoryError>()
@@ -297,7 +311,11 @@ impl TransactionStore for MemoryStore {
 }
 
 impl LockStore for MemoryStore {
-    async fn acquire_lock(&self, claim: &LockClaim) -> Result<LockAttempt, BoxError> {
+    async fn acquire_lock(
+        &self,
+        claim: &LockClaim,
+        _max_wait: Duration,
+    ) -> Result<LockAttempt, BoxError> {
         let mut inner = self.log("acquire_lock");
         let now = SystemTime::now();
         match &inner.lock {

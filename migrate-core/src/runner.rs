@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tracing::Instrument;
+
 use crate::error::Error;
 use crate::event::{Event, Listeners};
 use crate::execution::{Execution, RunRecord};
@@ -90,6 +92,14 @@ impl<S: Store> Runner<S> {
     /// least 500 ms.
     pub fn lock_try_frequency(mut self, every: Duration) -> Self {
         self.options.timing.try_frequency = every;
+        self
+    }
+
+    /// How long transient failures (write conflicts, a failover, a lost connection) are
+    /// retried, with exponential backoff and jitter, before the unit fails. Other errors fail
+    /// at once. Default: 2 min.
+    pub fn retry_deadline(mut self, deadline: Duration) -> Self {
+        self.options.retry_deadline = deadline;
         self
     }
 
@@ -230,10 +240,27 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             });
         }
         let listeners = std::mem::take(&mut self.listeners);
-        let result = self.run_enabled(execution_id, started, &listeners).await;
+        let span = tracing::info_span!("migrate_run", execution_id = %execution_id);
+        let result = self
+            .run_enabled(execution_id, started, &listeners)
+            .instrument(span.clone())
+            .await;
+        let _span = span.enter();
         match &result {
-            Ok(report) => listeners.emit(&Event::Succeeded(report)),
-            Err(error) => listeners.emit(&Event::Failed(error)),
+            Ok(report) => {
+                tracing::info!(
+                    applied = report.executed().len(),
+                    skipped = report.skipped().count(),
+                    ms = report.elapsed.as_millis() as u64,
+                    status = ?report.status,
+                    "migration run finished"
+                );
+                listeners.emit(&Event::Succeeded(report));
+            }
+            Err(error) => {
+                tracing::error!(error = %crate::error::Chain(error), "migration run failed");
+                listeners.emit(&Event::Failed(error));
+            }
         }
         result
     }
@@ -302,12 +329,13 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             transactions,
             strategy: options.strategy,
             track_ignored: options.track_ignored,
+            retry_deadline: options.retry_deadline,
         };
         let result = execution.run(&input, listeners).await;
         let released = lease.release().await;
         let units = result?;
         if let Err(error) = released {
-            tracing::warn!(%error, "the migration lock could not be released; it expires with its lease");
+            tracing::warn!(error = %crate::error::Chain(&error), "the migration lock could not be released; it expires with its lease");
         }
         Ok(Report {
             execution_id,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::history::HistoryEntry;
 use crate::inject::Dependencies;
@@ -35,6 +35,9 @@ pub enum LockAttempt {
     Acquired,
     /// Another owner holds an unexpired lease (`None` when it vanished in between).
     HeldBy(Option<LockInfo>),
+    /// The lock document is written by a transaction that is still open (a runner that
+    /// crashed or froze inside one); the store waited as long as it was allowed to.
+    InTransaction,
 }
 
 /// A storage backend's history and sessions: what every run needs.
@@ -75,16 +78,25 @@ pub trait Store: Send + Sync + 'static {
         session: Option<&mut Self::Session>,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
 
+    /// Whether an entry with `entry`'s key (executionId, author, changeId) is stored in
+    /// `entry`'s state: how the runner settles a write whose outcome it did not learn.
+    fn is_recorded(
+        &self,
+        entry: &HistoryEntry<Self::Metadata>,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
 }
 
 /// The distributed lock: one document that at most one runner holds at a time.
 pub trait LockStore: Send + Sync + 'static {
-    /// Stores `claim` if the lock is free, expired, or already held by `claim.owner`.
+    /// Stores `claim` if the lock is free, expired, or already held by `claim.owner`, waiting
+    /// at most `max_wait` for an open transaction that holds the lock document.
     fn acquire_lock(
         &self,
         claim: &LockClaim,
+        max_wait: Duration,
     ) -> impl Future<Output = Result<LockAttempt, BoxError>> + Send;
 
     /// Extends the lease; `false` when `claim.owner` no longer holds the lock.
@@ -114,8 +126,9 @@ pub trait TransactionStore: Store {
         session: &mut Self::Session,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
 
-    /// Writes to the lock document inside the transaction, so that the commit fails if
-    /// another runner took the lock over. Returns `false` when `claim.owner` no longer holds it.
+    /// Extends the lease to `claim.expires_at` inside the transaction. Written first, it holds
+    /// the lock document for the transaction's whole life: no other runner can take the lock
+    /// over until it ends, and a takeover that happened before makes it return `false`.
     fn fence_lock(
         &self,
         session: &mut Self::Session,
@@ -133,6 +146,21 @@ pub trait TransactionStore: Store {
         &self,
         session: &mut Self::Session,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Ends `session` on the server, aborting any transaction still open on it: after a
+    /// failed commit, which a client can no longer abort.
+    fn end_session(&self, session: Self::Session) -> impl Future<Output = ()> + Send;
+
+    /// How long the server lets a transaction live before aborting it.
+    fn transaction_lifetime(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    /// Whether `error` means the server no longer knows the transaction (it aborted it, for
+    /// example because it outlived [`transaction_lifetime`](Self::transaction_lifetime)).
+    fn is_transaction_gone(&self, _error: &BoxError) -> bool {
+        false
+    }
 
     /// Whether `error` means the whole transaction may succeed if retried.
     fn is_transient(&self, error: &BoxError) -> bool;

@@ -1,6 +1,7 @@
 //! The error type of the MongoDB store.
 
 use std::error::Error as StdError;
+use std::fmt;
 
 use mongodb::error::{ErrorKind, WriteFailure};
 
@@ -13,7 +14,7 @@ use mongodb::error::{ErrorKind, WriteFailure};
 #[non_exhaustive]
 pub enum Error {
     /// A driver operation failed (network, server error, timeout).
-    #[error("{operation} on `{namespace}` failed: {source}")]
+    #[error("{operation} on `{namespace}` failed")]
     Driver {
         /// What the store was doing, e.g. `"reading the history"`.
         operation: &'static str,
@@ -21,7 +22,7 @@ pub enum Error {
         namespace: String,
         /// The driver's error.
         #[source]
-        source: Box<mongodb::error::Error>,
+        source: DriverError,
     },
 
     /// A history document cannot be read as a history entry.
@@ -84,16 +85,71 @@ impl Error {
         Error::Driver {
             operation,
             namespace: namespace.into(),
-            source: Box::new(source),
+            source: DriverError(Box::new(source)),
         }
     }
 
     /// The driver error behind this error, if any.
     pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
         match self {
-            Error::Driver { source, .. } => Some(source),
+            Error::Driver { source, .. } => Some(source.get()),
             _ => None,
         }
+    }
+}
+
+/// A driver error, displayed as what the server or the network said: code, name, message
+/// and labels, without the driver's dump of the raw server reply.
+#[derive(Debug)]
+pub struct DriverError(Box<mongodb::error::Error>);
+
+impl DriverError {
+    /// The driver's error, for inspecting its kind and labels.
+    pub fn get(&self) -> &mongodb::error::Error {
+        &self.0
+    }
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0.kind {
+            ErrorKind::Command(e) => write!(
+                f,
+                "server error {} ({}): {}",
+                e.code, e.code_name, e.message
+            )?,
+            ErrorKind::Write(WriteFailure::WriteError(e)) => match &e.code_name {
+                Some(name) => write!(f, "write error {} ({name}): {}", e.code, e.message)?,
+                None => write!(f, "write error {}: {}", e.code, e.message)?,
+            },
+            ErrorKind::Write(WriteFailure::WriteConcernError(e)) => write!(
+                f,
+                "write concern error {} ({}): {}",
+                e.code, e.code_name, e.message
+            )?,
+            kind => write!(f, "{kind}")?,
+        }
+        let mut labels: Vec<&String> = self.0.labels().iter().collect();
+        if !labels.is_empty() {
+            labels.sort();
+            write!(f, " [")?;
+            for (i, label) in labels.iter().enumerate() {
+                if i > 0 {
+                    write!(f, ", ")?;
+                }
+                write!(f, "{label}")?;
+            }
+            write!(f, "]")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for DriverError {}
+
+impl From<mongodb::error::Error> for DriverError {
+    fn from(error: mongodb::error::Error) -> Self {
+        DriverError(Box::new(error))
     }
 }
 
@@ -138,8 +194,24 @@ pub(crate) fn has_label(error: &(dyn StdError + 'static), label: &str) -> bool {
     false
 }
 
+/// Whether some driver error in the chain of `error` carries one of the server `codes`.
+pub(crate) fn has_code(error: &(dyn StdError + 'static), codes: &[i32]) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if as_driver_error(e)
+            .and_then(code)
+            .is_some_and(|c| codes.contains(&c))
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 fn as_driver_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a mongodb::error::Error> {
     e.downcast_ref::<mongodb::error::Error>()
         .or_else(|| e.downcast_ref::<Box<mongodb::error::Error>>().map(|b| &**b))
+        .or_else(|| e.downcast_ref::<DriverError>().map(DriverError::get))
         .or_else(|| e.downcast_ref::<Error>().and_then(Error::driver_error))
 }

@@ -67,6 +67,13 @@ pub(crate) fn key(entry: &HistoryEntry<Document>) -> Document {
 }
 
 /// The `$set` update of an entry: every field Mongock writes, plus `checksum` when known.
+/// Matches the stored entry with `entry`'s key and state.
+pub(crate) fn recorded_filter(entry: &HistoryEntry<Document>) -> Document {
+    let mut filter = key(entry);
+    filter.insert(STATE, entry.state.as_str());
+    filter
+}
+
 pub(crate) fn update(entry: &HistoryEntry<Document>) -> Document {
     let mut fields = doc! {
         EXECUTION_ID: &entry.execution_id,

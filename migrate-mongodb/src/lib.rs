@@ -29,5 +29,5 @@ mod lock;
 mod store;
 mod topology;
 
-pub use error::Error;
+pub use error::{DriverError, Error};
 pub use store::MongoStore;

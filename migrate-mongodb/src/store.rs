@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use migrate_core::{
     BoxError, Dependencies, HistoryEntry, IntoStore, LockAttempt, LockClaim, LockInfo, LockStore,
@@ -25,6 +25,14 @@ const HISTORY_BATCH_SIZE: u32 = 100_000;
 
 /// `NamespaceNotFound`: `listIndexes` on a collection that does not exist.
 const NAMESPACE_NOT_FOUND: i32 = 26;
+/// `MaxTimeMSExpired`: an operation ran out of its time limit.
+const MAX_TIME_EXPIRED: i32 = 50;
+/// `WriteConflict`.
+const WRITE_CONFLICT: i32 = 112;
+/// `NoSuchTransaction`: the server no longer knows the transaction (it aborted it).
+const NO_SUCH_TRANSACTION: i32 = 251;
+/// `TransactionExceededLifetimeLimitSeconds`.
+const TRANSACTION_EXCEEDED_LIFETIME: i32 = 290;
 
 /// The MongoDB [`Store`]: Mongock 5's history and lock collections in one database, sessions
 /// and transactions through the driver.
@@ -67,6 +75,7 @@ pub struct MongoStore {
     change_log_collection: String,
     lock_collection: String,
     index_creation: bool,
+    transaction_lifetime: Duration,
     read_concern: ReadConcern,
     write_concern: WriteConcern,
     topology: Arc<OnceCell<Topology>>,
@@ -81,6 +90,7 @@ impl MongoStore {
             change_log_collection: "mongockChangeLog".into(),
             lock_collection: "mongockLock".into(),
             index_creation: true,
+            transaction_lifetime: Duration::from_secs(60),
             read_concern: ReadConcern::majority(),
             write_concern: WriteConcern::majority(),
             topology: Arc::new(OnceCell::new()),
@@ -103,6 +113,14 @@ impl MongoStore {
     /// verified before the first run that has something to do). Default: `true`.
     pub fn index_creation(mut self, create: bool) -> Self {
         self.index_creation = create;
+        self
+    }
+
+    /// The server's `transactionLifetimeLimitSeconds`: a transactional unit aborted after
+    /// running this long fails at once with an error that says so, instead of being retried.
+    /// Default: 60 s, MongoDB's default.
+    pub fn transaction_lifetime(mut self, lifetime: Duration) -> Self {
+        self.transaction_lifetime = lifetime;
         self
     }
 
@@ -373,6 +391,18 @@ impl Store for MongoStore {
         Ok(())
     }
 
+    async fn is_recorded(&self, entry: &HistoryEntry<Document>) -> Result<bool, BoxError> {
+        let found = self
+            .history()
+            .find_one(history::recorded_filter(entry))
+            .projection(doc! { "_id": 1 })
+            .await
+            .map_err(|e| {
+                Error::driver("reading back a history entry", self.history_namespace(), e)
+            })?;
+        Ok(found.is_some())
+    }
+
     async fn start_session(&self) -> Result<ClientSession, BoxError> {
         let session = self
             .db
@@ -443,17 +473,45 @@ impl TransactionStore for MongoStore {
     fn is_unknown_commit_result(&self, error: &BoxError) -> bool {
         error::has_label(&**error, mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
     }
+
+    async fn end_session(&self, session: ClientSession) {
+        // `killSessions` aborts the session's open transaction at once; without it the server
+        // would keep it, and the documents it wrote, until its transaction lifetime passes.
+        let kill = doc! { "killSessions": [session.id().clone()] };
+        if let Err(error) = self.db.client().database("admin").run_command(kill).await {
+            tracing::debug!(error = %error::DriverError::from(error), "killSessions failed");
+        }
+    }
+
+    fn transaction_lifetime(&self) -> Duration {
+        self.transaction_lifetime
+    }
+
+    fn is_transaction_gone(&self, error: &BoxError) -> bool {
+        error::has_code(
+            &**error,
+            &[NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME],
+        )
+    }
 }
 
 impl LockStore for MongoStore {
-    async fn acquire_lock(&self, claim: &LockClaim) -> Result<LockAttempt, BoxError> {
+    async fn acquire_lock(
+        &self,
+        claim: &LockClaim,
+        max_wait: Duration,
+    ) -> Result<LockAttempt, BoxError> {
+        // `findAndModify` because it takes a time limit: a write to a document that an open
+        // transaction has written waits for that transaction to end.
         let result = self
             .lock()
-            .update_one(
+            .find_one_and_update(
                 lock::acquire_filter(claim, SystemTime::now()),
                 lock::acquire_update(claim),
             )
             .upsert(true)
+            .max_time(max_wait)
+            .projection(doc! { "_id": 1 })
             .await;
         match result {
             Ok(_) => Ok(LockAttempt::Acquired),
@@ -461,6 +519,9 @@ impl LockStore for MongoStore {
             // the same key: another owner holds an unexpired lease.
             Err(e) if error::is_duplicate_key(&e) => {
                 Ok(LockAttempt::HeldBy(self.inspect_lock().await?))
+            }
+            Err(e) if matches!(error::code(&e), Some(MAX_TIME_EXPIRED | WRITE_CONFLICT)) => {
+                Ok(LockAttempt::InTransaction)
             }
             Err(e) => Err(Error::driver("acquiring the lock", self.lock_namespace(), e).into()),
         }

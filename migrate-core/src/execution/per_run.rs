@@ -24,7 +24,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         let mut befores: Vec<usize> = Vec::new();
         let mut before_timings = vec![Duration::ZERO; pending.len()];
         for (index, planned) in pending.iter().enumerate() {
-            self.check_lease(planned)?;
+            self.check_lease(planned).await?;
             let instance = planned
                 .unit
                 .instantiate(self.deps)
@@ -68,8 +68,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             Ok(()) => {}
             Err(TransactionFailure::Fatal(error)) => return Err(error),
             Err(TransactionFailure::Failed { index, error }) => {
-                self.record_failed(pending[index], &error.to_string())
-                    .await?;
+                let message = crate::error::Chain(&*error).to_string();
+                self.record_failed(pending[index], &message).await?;
                 let failure = Failure::new(Step::Execution, error);
                 return Err(self
                     .unwind_befores(&pending, &befores, &instances, &mut session, failure, index)

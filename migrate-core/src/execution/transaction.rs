@@ -1,25 +1,34 @@
 //! One fenced transaction around the executions of one or more units, used by both the
-//! per-unit and the per-run strategy: retries of transient failures, the fence on the lock,
-//! the history entries, the commit and the abort.
+//! per-unit and the per-run strategy: the fence on the lock, the history entries, the commit,
+//! settling a commit whose outcome is unknown, the abort, and retries of transient failures.
+//!
+//! The fence is the transaction's first write: it extends the lease on the lock document
+//! inside the transaction. From then on the document is written by the transaction, so no
+//! other runner can take the lock over until it ends (their writes wait for it), and a
+//! takeover that happened before it makes the fence fail. The background refresh is held
+//! off meanwhile, so it cannot conflict with the fence; a transaction that outlives a third
+//! of the lease extends it again before committing.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{lock_lost, Execution};
-use crate::error::Error;
-use crate::history::EntryType;
+use crate::error::{Chain, Error, TransactionTooLong};
+use crate::history::{EntryType, HistoryEntry};
 use crate::plan::{Decision, PlannedUnit};
+use crate::retry::Backoff;
 use crate::store::{LockStore, TransactionStore};
 use crate::unit::{BoxError, ChangeUnitInstance};
 
-/// How often a transaction that fails with a transient error is tried in all.
-const TRANSACTION_ATTEMPTS: usize = 5;
+/// How often a commit whose outcome is unknown is retried before the runner reads back
+/// whether it committed.
+const COMMIT_RETRIES: u32 = 2;
 
 /// A transaction that did not commit.
 pub(super) enum TransactionFailure {
-    /// It failed for good, attributed to the unit at `index` (the last one when the fence,
-    /// the history write or the commit failed). Nothing it wrote is left.
+    /// It failed for good, attributed to the unit at `index` (the last one when the history
+    /// write or the commit failed). Nothing it wrote is left.
     Failed { index: usize, error: BoxError },
-    /// The run must stop (lock lost, store unusable).
+    /// The run must stop (lock lost, store unusable, commit outcome unknown).
     Fatal(Error),
 }
 
@@ -32,52 +41,95 @@ impl From<Error> for TransactionFailure {
 /// Which unit an attempt failed at, and why.
 type AttemptFailure = (usize, BoxError);
 
+/// Why a commit did not succeed.
+enum CommitFailure {
+    /// The commit failed; whether to retry depends on the error.
+    Failed(BoxError),
+    /// The outcome was unknown and reading back showed it did not commit: safe to retry.
+    NotCommitted(BoxError),
+}
+
 impl<S: TransactionStore + LockStore> Execution<'_, S> {
     /// Runs the `#[execution]` of every unit of `units` (at least one), in order, in one
     /// transaction that also fences the lock and writes their history entries, retrying
-    /// transient failures. `elapsed[i]` receives the time unit `i`'s execution took.
+    /// transient failures with backoff until the retry deadline. `elapsed[i]` receives the
+    /// time unit `i`'s execution took.
     pub(super) async fn execute_in_transaction(
         &self,
         units: &[(&PlannedUnit, &dyn ChangeUnitInstance)],
         session: &mut S::Session,
         elapsed: &mut [Duration],
     ) -> Result<(), TransactionFailure> {
-        let mut attempt = 0;
+        let mut backoff = Backoff::new(self.retry_deadline);
         loop {
-            attempt += 1;
-            let Err((index, error)) = self.attempt(units, session, elapsed).await? else {
-                return Ok(());
+            let started = Instant::now();
+            let (index, error, retryable) = match self.attempt(units, session, elapsed).await? {
+                Ok(()) => return Ok(()),
+                Err(AttemptError::Failed((index, error))) => {
+                    let retryable = self.store.is_transient(&error);
+                    (index, error, retryable)
+                }
+                Err(AttemptError::NotCommitted((index, error))) => (index, error, true),
             };
             let planned = units[index].0;
             if self.lease.is_lost() {
-                return Err(lock_lost(planned).into());
+                return Err(lock_lost(planned, "while running").into());
             }
-            if self.store.is_transient(&error) && attempt < TRANSACTION_ATTEMPTS {
-                tracing::info!(id = planned.unit.id(), attempt, %error, "transient transaction error; retrying");
-                continue;
+            let lifetime = self.store.transaction_lifetime();
+            if self.store.is_transaction_gone(&error) && started.elapsed() >= lifetime * 9 / 10 {
+                tracing::error!(id = planned.unit.id(), elapsed = ?started.elapsed(), ?lifetime, "the transaction outlived the server's transaction lifetime");
+                let too_long = TransactionTooLong {
+                    elapsed: started.elapsed(),
+                    lifetime,
+                };
+                return Err(TransactionFailure::Failed {
+                    index,
+                    error: Box::new(too_long),
+                });
+            }
+            if retryable {
+                if let Some(delay) = backoff.next_delay() {
+                    tracing::info!(
+                        id = planned.unit.id(),
+                        retry = backoff.retries(),
+                        ?delay,
+                        error = %Chain(&*error),
+                        "transient transaction error; retrying the change unit"
+                    );
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+                tracing::warn!(id = planned.unit.id(), deadline = ?self.retry_deadline, "transient errors lasted past the retry deadline");
             }
             return Err(TransactionFailure::Failed { index, error });
         }
     }
 
-    /// One attempt: start, every execution, fence, history entries, commit. The transaction
-    /// is aborted on any failure before the commit.
+    /// One attempt: start, fence, every execution, history entries, commit. The transaction
+    /// is aborted (or its session ended) on any failure.
     async fn attempt(
         &self,
         units: &[(&PlannedUnit, &dyn ChangeUnitInstance)],
         session: &mut S::Session,
         elapsed: &mut [Duration],
-    ) -> Result<Result<(), AttemptFailure>, Error> {
+    ) -> Result<Result<(), AttemptError>, Error> {
+        let last = units.len() - 1;
+        let _no_refresh = self.lease.hold_refresh().await;
         self.store
             .start_transaction(session)
             .await
             .map_err(|e| Error::store("starting a transaction", e))?;
+        let mut fenced = match self.fence(session, units[0].0).await? {
+            Ok(expires_at) => expires_at,
+            Err(error) => return Ok(Err(AttemptError::Failed((0, error)))),
+        };
+        let fenced_at = Instant::now();
         let mut entries = Vec::with_capacity(units.len());
         for (index, &(planned, instance)) in units.iter().enumerate() {
             let started = Instant::now();
             if let Err(error) = self.execution(planned, instance, session).await {
-                self.abort(session).await;
-                return Ok(Err((index, error)));
+                self.abort(session).await?;
+                return Ok(Err(AttemptError::Failed((index, error))));
             }
             elapsed[index] = started.elapsed();
             if planned.decision == Decision::Run {
@@ -87,52 +139,130 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 );
             }
         }
-        let last = units.len() - 1;
-        match self.store.fence_lock(session, &self.lease.claim()).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.abort(session).await;
-                self.lease.mark_lost();
-                return Err(lock_lost(units[last].0));
-            }
-            Err(error) => {
-                self.abort(session).await;
-                return Ok(Err((last, error)));
+        if fenced_at.elapsed() > self.lease.lease() / 3 {
+            // Committed as it is, the lease would end soon after the commit.
+            match self.fence(session, units[last].0).await? {
+                Ok(extended) => fenced = extended,
+                Err(error) => return Ok(Err(AttemptError::Failed((last, error)))),
             }
         }
         for entry in &entries {
             if let Err(error) = self.store.write_entry(entry, Some(session)).await {
-                self.abort(session).await;
-                return Ok(Err((last, error)));
+                self.abort(session).await?;
+                return Ok(Err(AttemptError::Failed((last, error))));
             }
         }
-        Ok(self.commit(session).await.map_err(|error| (last, error)))
+        match self.commit(session, entries.last(), units[last].0).await? {
+            Ok(()) => {
+                self.lease.confirm(fenced);
+                Ok(Ok(()))
+            }
+            Err(CommitFailure::Failed(error)) => Ok(Err(AttemptError::Failed((last, error)))),
+            Err(CommitFailure::NotCommitted(error)) => {
+                Ok(Err(AttemptError::NotCommitted((last, error))))
+            }
+        }
     }
 
-    /// Commits, retrying while the outcome is unknown; aborts when the commit fails.
-    async fn commit(&self, session: &mut S::Session) -> Result<(), BoxError> {
-        let mut commits = 0;
+    /// Writes the fence: the lease's new expiry, or the write's error (the transaction is
+    /// then aborted). A takeover is [`Error::LockLost`].
+    async fn fence(
+        &self,
+        session: &mut S::Session,
+        planned: &PlannedUnit,
+    ) -> Result<Result<SystemTime, BoxError>, Error> {
+        let claim = self.lease.claim();
+        match self.store.fence_lock(session, &claim).await {
+            Ok(true) => Ok(Ok(claim.expires_at)),
+            Ok(false) => {
+                self.abort(session).await?;
+                self.lease.mark_lost();
+                tracing::error!(
+                    id = planned.unit.id(),
+                    "migration lock was taken over by another runner"
+                );
+                Err(lock_lost(planned, "at the transaction fence of"))
+            }
+            Err(error) => {
+                self.abort(session).await?;
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// Commits. A commit whose outcome is unknown is retried as the driver specifies, then
+    /// settled by reading back whether `entry` committed: never guessed. After a failed
+    /// commit the session is ended, so the server aborts whatever is left open.
+    async fn commit(
+        &self,
+        session: &mut S::Session,
+        entry: Option<&HistoryEntry<S::Metadata>>,
+        planned: &PlannedUnit,
+    ) -> Result<Result<(), CommitFailure>, Error> {
+        let mut backoff = Backoff::new(self.retry_deadline);
         loop {
-            commits += 1;
-            match self.store.commit_transaction(session).await {
-                Ok(()) => return Ok(()),
-                Err(error)
-                    if self.store.is_unknown_commit_result(&error)
-                        && commits < TRANSACTION_ATTEMPTS =>
-                {
-                    tracing::info!(%error, "commit result unknown; retrying the commit");
-                }
-                Err(error) => {
-                    self.abort(session).await;
-                    return Err(error);
-                }
+            let error = match self.store.commit_transaction(session).await {
+                Ok(()) => return Ok(Ok(())),
+                Err(error) => error,
+            };
+            if !self.store.is_unknown_commit_result(&error) {
+                self.end_session(session).await?;
+                return Ok(Err(CommitFailure::Failed(error)));
             }
+            if backoff.retries() < COMMIT_RETRIES && backoff.wait().await {
+                tracing::info!(id = planned.unit.id(), error = %Chain(&*error), "the commit's outcome is unknown; retrying the commit");
+                continue;
+            }
+            // Ending the session first settles the outcome: whatever has not committed by
+            // now never will.
+            self.end_session(session).await?;
+            let unknown = |source: BoxError| Error::CommitOutcomeUnknown {
+                unit_id: planned.unit.id().to_owned(),
+                source,
+            };
+            let Some(entry) = entry else {
+                return Err(unknown(error));
+            };
+            return match self.store.is_recorded(entry).await {
+                Ok(true) => {
+                    tracing::info!(
+                        id = planned.unit.id(),
+                        "the commit's outcome was unknown; its history entry shows it committed"
+                    );
+                    Ok(Ok(()))
+                }
+                Ok(false) => {
+                    tracing::info!(id = planned.unit.id(), "the commit's outcome was unknown; its history entry shows it did not commit");
+                    Ok(Err(CommitFailure::NotCommitted(error)))
+                }
+                Err(read) => {
+                    tracing::error!(id = planned.unit.id(), error = %Chain(&*read), "reading back the commit's outcome failed");
+                    Err(unknown(error))
+                }
+            };
         }
     }
 
-    async fn abort(&self, session: &mut S::Session) {
+    /// Aborts the transaction; when that fails, ends the session so the server aborts it.
+    async fn abort(&self, session: &mut S::Session) -> Result<(), Error> {
         if let Err(error) = self.store.abort_transaction(session).await {
-            tracing::debug!(%error, "aborting the transaction failed");
+            tracing::debug!(error = %Chain(&*error), "aborting the transaction failed; ending its session");
+            self.end_session(session).await?;
         }
+        Ok(())
     }
+
+    /// Ends `session` on the server and puts a new one in its place.
+    async fn end_session(&self, session: &mut S::Session) -> Result<(), Error> {
+        let fresh = self.session().await?;
+        let old = std::mem::replace(session, fresh);
+        self.store.end_session(old).await;
+        Ok(())
+    }
+}
+
+/// How one attempt failed.
+enum AttemptError {
+    Failed(AttemptFailure),
+    NotCommitted(AttemptFailure),
 }

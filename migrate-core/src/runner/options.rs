@@ -31,6 +31,7 @@ pub(crate) struct Options {
     pub(crate) default_author: String,
     pub(crate) profiles: Vec<String>,
     pub(crate) units: Option<Vec<&'static ChangeUnit>>,
+    pub(crate) retry_deadline: Duration,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             default_author: DEFAULT_AUTHOR.into(),
             profiles: vec!["default".into()],
             units: None,
+            retry_deadline: Duration::from_secs(120),
         }
     }
 }

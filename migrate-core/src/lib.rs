@@ -23,6 +23,7 @@ pub mod memory;
 mod plan;
 mod registry;
 mod report;
+mod rules;
 mod runner;
 mod store;
 mod unit;

@@ -14,6 +14,7 @@ mod checksum;
 mod errors;
 mod expand;
 mod respan;
+mod rules;
 mod step;
 mod unit;
 

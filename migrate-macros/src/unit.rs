@@ -10,6 +10,7 @@ use crate::attr::UnitArgs;
 use crate::checksum;
 use crate::errors::Errors;
 use crate::respan::respan;
+use crate::rules::version_syntax;
 use crate::step::{StepKind, UnrawName};
 
 /// A change unit, validated.
@@ -66,10 +67,14 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
     });
     let system_version = match &args.system_version {
         Some(version) => {
-            if let Err(reason) = check_version(&version.value()) {
+            if let Err(error) = version_syntax::segments(&version.value()) {
                 errors.error(
                     version.span(),
-                    format!("invalid `system_version` \"{}\": {reason}", version.value()),
+                    format!(
+                        "invalid `system_version` \"{}\": {}",
+                        version.value(),
+                        error.reason_with_example()
+                    ),
                 );
             }
             version.value()
@@ -154,23 +159,6 @@ fn not_empty(value: Option<&LitStr>, key: &str, errors: &mut Errors) -> String {
         );
     }
     value.value()
-}
-
-/// The rule of `Version::parse` in migrate-core, checked at compile time.
-fn check_version(text: &str) -> Result<(), &'static str> {
-    if text.is_empty() {
-        return Err("it is empty");
-    }
-    if !text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-    {
-        return Err("only ASCII letters, digits, `.` and `-` are allowed, e.g. \"2.5.1\"");
-    }
-    if text.split(['.', '-']).any(str::is_empty) {
-        return Err("it has an empty segment between separators, e.g. \"1..2\"");
-    }
-    Ok(())
 }
 
 impl Unit {
@@ -329,21 +317,6 @@ impl Unit {
             {
                 const ID: &'static str = #id;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_version;
-
-    #[test]
-    fn versions_follow_the_runtime_rule() {
-        for ok in ["0", "1", "2.5.1", "3.0-rc1", "1.0.0-SNAPSHOT"] {
-            assert_eq!(check_version(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", "1..2", "1.", "-1", "1 2", "1_0", "v1/2"] {
-            assert!(check_version(bad).is_err(), "{bad}");
         }
     }
 }

@@ -1,0 +1,5 @@
+//! The rules migrate-core applies again at run time, compiled from its own sources so that
+//! what the macros accept and what the runtime does cannot drift apart.
+
+#[path = "../../migrate-core/src/rules/version_syntax.rs"]
+pub(crate) mod version_syntax;

@@ -4,4 +4,5 @@
 //! Each rule is one std-only file that `migrate-macros` compiles into itself with
 //! `#[path = ...]`, so the compile-time check and the runtime behaviour cannot drift apart.
 
+pub(crate) mod steps;
 pub(crate) mod version_syntax;

@@ -10,8 +10,9 @@ use crate::attr::UnitArgs;
 use crate::checksum;
 use crate::errors::Errors;
 use crate::respan::respan;
+use crate::rules::steps::Step;
 use crate::rules::version_syntax;
-use crate::step::{StepKind, UnrawName};
+use crate::step::UnrawName;
 
 /// A change unit, validated.
 pub(crate) struct Unit {
@@ -183,16 +184,16 @@ impl Unit {
         let type_name = ident.unraw_name();
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
-        let dispatch = StepKind::ALL.map(|kind| {
+        let dispatch = Step::ALL.map(|kind| {
             let variant = kind.variant();
             let step = kind.const_ident();
             quote!(#private::Step::#variant => (#ident::#step.run)(self, cx),)
         });
-        let step_consts = StepKind::ALL.map(StepKind::const_ident);
+        let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
-        let execution = StepKind::Execution.const_ident();
-        let rollback = StepKind::RollbackExecution.const_ident();
-        let before = StepKind::BeforeExecution.const_ident();
+        let execution = Step::Execution.const_ident();
+        let rollback = Step::RollbackExecution.const_ident();
+        let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
                 const _: () = #private::require_execution(&#ident::#execution);

@@ -269,19 +269,7 @@ pub fn require_before_execution<T: ?Sized + HasBeforeExecution<P>, P>(_step: &St
 /// Combines the token hashes of a unit's struct and methods into its checksum (FNV-1a over
 /// the parts' bytes).
 pub const fn checksum(parts: &[u64]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < parts.len() {
-        let bytes = parts[i].to_le_bytes();
-        let mut j = 0;
-        while j < bytes.len() {
-            hash ^= bytes[j] as u64;
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            j += 1;
-        }
-        i += 1;
-    }
-    hash
+    crate::rules::checksum::combine(parts)
 }
 
 /// One injection site (a field or a parameter), checked once: generated code builds it with

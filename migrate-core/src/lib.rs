@@ -31,6 +31,7 @@ mod plan;
 mod registry;
 mod report;
 mod retry;
+mod rules;
 mod runner;
 mod store;
 mod unit;

@@ -8,36 +8,13 @@ use std::pin::Pin;
 use crate::__private::UnitSpec;
 use crate::inject::{Dependencies, Requirement};
 
+pub use crate::rules::steps::Step;
+
 /// The error type change unit methods return, once converted (`E: Into<BoxError>`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A boxed, `Send` future, as returned by generated step functions.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The four steps a change unit can define.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
-    /// `#[before_execution]`: runs first, outside any transaction.
-    BeforeExecution,
-    /// `#[execution]`: the change itself.
-    Execution,
-    /// `#[rollback_execution]`: undoes [`Step::Execution`].
-    RollbackExecution,
-    /// `#[rollback_before_execution]`: undoes [`Step::BeforeExecution`].
-    RollbackBeforeExecution,
-}
-
-impl Step {
-    /// The attribute that marks this step's method.
-    pub fn attribute(self) -> &'static str {
-        match self {
-            Step::BeforeExecution => "before_execution",
-            Step::Execution => "execution",
-            Step::RollbackExecution => "rollback_execution",
-            Step::RollbackBeforeExecution => "rollback_before_execution",
-        }
-    }
-}
 
 /// What a step function receives: the dependency map and the store's session.
 pub struct StepContext<'a> {

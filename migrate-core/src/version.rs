@@ -3,6 +3,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::rules::version_syntax;
+
 /// A parsed version such as `"1"`, `"2.5.1"` or `"3.0-rc1"`, ordered as Maven orders them:
 /// numbers numerically, trailing zeros ignored (`"1" == "1.0"`), and qualifiers
 /// `alpha < beta < milestone < rc < snapshot < (release) < sp`.
@@ -31,26 +33,12 @@ pub struct InvalidVersion {
 impl Version {
     /// Parses `text`: ASCII letters and digits in segments separated by `.` or `-`.
     pub fn parse(text: &str) -> Result<Self, InvalidVersion> {
-        let invalid = |reason| InvalidVersion {
+        let segments = version_syntax::segments(text).map_err(|error| InvalidVersion {
             text: text.to_owned(),
-            reason,
-        };
-        if text.is_empty() {
-            return Err(invalid("it is empty"));
-        }
-        if !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-        {
-            return Err(invalid(
-                "only ASCII letters, digits, `.` and `-` are allowed",
-            ));
-        }
-        if text.split(['.', '-']).any(str::is_empty) {
-            return Err(invalid("it has an empty segment"));
-        }
+            reason: error.reason(),
+        })?;
         let mut items = Vec::new();
-        for segment in text.split(['.', '-']) {
+        for segment in segments {
             let mut rest = segment;
             while !rest.is_empty() {
                 let digits = rest.starts_with(|c: char| c.is_ascii_digit());
@@ -274,9 +262,11 @@ mod tests {
     }
 
     #[test]
-    fn rejects_malformed_strings() {
-        for bad in ["", "1..2", ".1", "1.", "1 2", "v1/2", "1-"] {
-            assert!(Version::parse(bad).is_err(), "{bad:?} should be rejected");
-        }
+    fn a_malformed_string_is_rejected_with_the_syntax_rule_reason() {
+        let error = Version::parse("1..2").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid version `1..2`: it has an empty segment"
+        );
     }
 }

@@ -6,8 +6,7 @@
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
-const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-const PRIME: u64 = 0x0000_0100_0000_01b3;
+use crate::rules::checksum::{extend, OFFSET_BASIS};
 
 /// Hashes `tokens`, ignoring spacing, comments and doc attributes.
 pub(crate) fn of_tokens(tokens: TokenStream) -> u64 {
@@ -20,10 +19,7 @@ struct Fnv(u64);
 
 impl Fnv {
     fn bytes(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(PRIME);
-        }
+        self.0 = extend(self.0, bytes);
     }
 
     fn stream(&mut self, tokens: TokenStream) {

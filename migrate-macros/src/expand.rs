@@ -6,7 +6,7 @@ use quote::quote;
 use syn::{ImplItemFn, ItemStruct, Path};
 
 use crate::errors::Errors;
-use crate::step::StepKind;
+use crate::rules::steps::Step;
 use crate::{attr, step, unit};
 
 /// The path generated code uses when the attribute does not say `crate = ...`.
@@ -41,7 +41,7 @@ pub(crate) fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Expands a method marker (`#[execution]` and friends) on `item`.
-pub(crate) fn step(kind: StepKind, args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn step(kind: Step, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let krate =
         attr::marker_args(kind.attribute(), args, &mut errors).unwrap_or_else(default_crate);

@@ -9,11 +9,14 @@
 
 use proc_macro::TokenStream;
 
+use rules::steps::Step;
+
 mod attr;
 mod checksum;
 mod errors;
 mod expand;
 mod respan;
+mod rules;
 mod step;
 mod unit;
 
@@ -50,14 +53,14 @@ pub fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Accepts `crate = path` like `#[change_unit]`.
 #[proc_macro_attribute]
 pub fn execution(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::step(step::StepKind::Execution, args.into(), item.into()).into()
+    expand::step(Step::Execution, args.into(), item.into()).into()
 }
 
 /// Marks the method that undoes `#[execution]` when it fails or on an explicit rollback.
 /// Exactly one per unit; its body may be empty. Same signature rules as `#[execution]`.
 #[proc_macro_attribute]
 pub fn rollback_execution(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::step(step::StepKind::RollbackExecution, args.into(), item.into()).into()
+    expand::step(Step::RollbackExecution, args.into(), item.into()).into()
 }
 
 /// Marks an optional method that runs before `#[execution]`, outside any transaction (for
@@ -65,17 +68,12 @@ pub fn rollback_execution(args: TokenStream, item: TokenStream) -> TokenStream {
 /// method. Same signature rules as `#[execution]`.
 #[proc_macro_attribute]
 pub fn before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::step(step::StepKind::BeforeExecution, args.into(), item.into()).into()
+    expand::step(Step::BeforeExecution, args.into(), item.into()).into()
 }
 
 /// Marks the method that undoes `#[before_execution]`. Required when the unit has a
 /// `#[before_execution]` method, and only then. Same signature rules as `#[execution]`.
 #[proc_macro_attribute]
 pub fn rollback_before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::step(
-        step::StepKind::RollbackBeforeExecution,
-        args.into(),
-        item.into(),
-    )
-    .into()
+    expand::step(Step::RollbackBeforeExecution, args.into(), item.into()).into()
 }

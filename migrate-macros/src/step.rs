@@ -15,34 +15,10 @@ use syn::{FnArg, Ident, ImplItemFn, Pat, Path, ReceiverKind, ReturnType, Safety,
 use crate::checksum;
 use crate::errors::Errors;
 use crate::respan::respan;
+use crate::rules::steps::Step;
 
-/// Which step a marker declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StepKind {
-    BeforeExecution,
-    Execution,
-    RollbackExecution,
-    RollbackBeforeExecution,
-}
-
-impl StepKind {
-    pub(crate) const ALL: [StepKind; 4] = [
-        StepKind::BeforeExecution,
-        StepKind::Execution,
-        StepKind::RollbackExecution,
-        StepKind::RollbackBeforeExecution,
-    ];
-
-    /// The marker's name, as written in `#[...]`.
-    pub(crate) fn attribute(self) -> &'static str {
-        match self {
-            StepKind::BeforeExecution => "before_execution",
-            StepKind::Execution => "execution",
-            StepKind::RollbackExecution => "rollback_execution",
-            StepKind::RollbackBeforeExecution => "rollback_before_execution",
-        }
-    }
-
+// What a marker generates for its step.
+impl Step {
     /// The associated const the marker generates and `#[change_unit]` reads.
     pub(crate) fn const_ident(self) -> Ident {
         format_ident!(
@@ -51,21 +27,16 @@ impl StepKind {
         )
     }
 
-    /// The variant of `Step` this marker runs as.
+    /// The variant of `Step` this marker runs as: its name, as `Debug` prints a fieldless
+    /// enum's variant.
     pub(crate) fn variant(self) -> Ident {
-        let name = match self {
-            StepKind::BeforeExecution => "BeforeExecution",
-            StepKind::Execution => "Execution",
-            StepKind::RollbackExecution => "RollbackExecution",
-            StepKind::RollbackBeforeExecution => "RollbackBeforeExecution",
-        };
-        Ident::new(name, Span::call_site())
+        Ident::new(&format!("{self:?}"), Span::call_site())
     }
 }
 
 /// A marked method, validated.
 pub(crate) struct StepMethod {
-    kind: StepKind,
+    kind: Step,
     method: ImplItemFn,
     params: Vec<Param>,
     checksum: u64,
@@ -82,7 +53,7 @@ struct Param {
 }
 
 /// Builds the model of a marked method, recording every mistake in `errors`.
-pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
+pub(crate) fn model(kind: Step, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
     strip_other_markers(kind, &mut method, errors);
     check_signature(kind, &method.sig, errors);
     let params = params(kind, &method.sig, errors);
@@ -98,9 +69,9 @@ pub(crate) fn model(kind: StepKind, mut method: ImplItemFn, errors: &mut Errors)
 
 /// Removes other step markers from the method, each an error, so that the method comes out
 /// of the expansion exactly once.
-fn strip_other_markers(kind: StepKind, method: &mut ImplItemFn, errors: &mut Errors) {
+fn strip_other_markers(kind: Step, method: &mut ImplItemFn, errors: &mut Errors) {
     method.attrs.retain(|attr| {
-        let other = StepKind::ALL.into_iter().find(|other| {
+        let other = Step::ALL.into_iter().find(|other| {
             attr.path()
                 .segments
                 .last()
@@ -123,7 +94,7 @@ fn strip_other_markers(kind: StepKind, method: &mut ImplItemFn, errors: &mut Err
 }
 
 /// Checks everything but the parameters: `async`, not generic, a return type, `&self`.
-fn check_signature(kind: StepKind, sig: &Signature, errors: &mut Errors) {
+fn check_signature(kind: Step, sig: &Signature, errors: &mut Errors) {
     let attribute = kind.attribute();
     let name = sig.ident.unraw_name();
     if sig.asyncness.is_none() {
@@ -188,7 +159,7 @@ fn check_signature(kind: StepKind, sig: &Signature, errors: &mut Errors) {
 }
 
 /// The parameters after the receiver, each to be injected.
-fn params(kind: StepKind, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+fn params(kind: Step, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
     let name = sig.ident.unraw_name();
     let mut params = Vec::new();
     let mut session_seen = false;
@@ -260,19 +231,19 @@ impl StepMethod {
             #private::unit_id::<Self>()
         };
         let companion = match self.kind {
-            StepKind::BeforeExecution => {
-                let other = StepKind::RollbackBeforeExecution.const_ident();
+            Step::BeforeExecution => {
+                let other = Step::RollbackBeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
                     #private::require_rollback_before_execution(&Self::#other);
                 })
             }
-            StepKind::RollbackBeforeExecution => {
-                let other = StepKind::BeforeExecution.const_ident();
+            Step::RollbackBeforeExecution => {
+                let other = Step::BeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
                     #private::require_before_execution(&Self::#other);
                 })
             }
-            StepKind::Execution | StepKind::RollbackExecution => None,
+            Step::Execution | Step::RollbackExecution => None,
         };
 
         // Locals are made here, with call-site hygiene, and interpolated: code spanned at a
@@ -381,7 +352,7 @@ impl Param {
 }
 
 /// The method as written and a stand-in for its step.
-pub(crate) fn rejected(kind: StepKind, method: &ImplItemFn, krate: &Path) -> TokenStream {
+pub(crate) fn rejected(kind: Step, method: &ImplItemFn, krate: &Path) -> TokenStream {
     let step_const = kind.const_ident();
     let name = method.sig.ident.unraw_name();
     quote! {

@@ -10,7 +10,9 @@ use crate::attr::UnitArgs;
 use crate::checksum;
 use crate::errors::Errors;
 use crate::respan::respan;
-use crate::step::{StepKind, UnrawName};
+use crate::rules::steps::Step;
+use crate::rules::version_syntax;
+use crate::step::UnrawName;
 
 /// A change unit, validated.
 pub(crate) struct Unit {
@@ -66,10 +68,14 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
     });
     let system_version = match &args.system_version {
         Some(version) => {
-            if let Err(reason) = check_version(&version.value()) {
+            if let Err(error) = version_syntax::segments(&version.value()) {
                 errors.error(
                     version.span(),
-                    format!("invalid `system_version` \"{}\": {reason}", version.value()),
+                    format!(
+                        "invalid `system_version` \"{}\": {}",
+                        version.value(),
+                        error.reason_with_example()
+                    ),
                 );
             }
             version.value()
@@ -156,23 +162,6 @@ fn not_empty(value: Option<&LitStr>, key: &str, errors: &mut Errors) -> String {
     value.value()
 }
 
-/// The rule of `Version::parse` in migrate-core, checked at compile time.
-fn check_version(text: &str) -> Result<(), &'static str> {
-    if text.is_empty() {
-        return Err("it is empty");
-    }
-    if !text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
-    {
-        return Err("only ASCII letters, digits, `.` and `-` are allowed, e.g. \"2.5.1\"");
-    }
-    if text.split(['.', '-']).any(str::is_empty) {
-        return Err("it has an empty segment between separators, e.g. \"1..2\"");
-    }
-    Ok(())
-}
-
 impl Unit {
     /// The struct, its trait impls and its registration.
     pub(crate) fn generate(&self, item: &ItemStruct, krate: &Path) -> TokenStream {
@@ -195,16 +184,16 @@ impl Unit {
         let type_name = ident.unraw_name();
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
-        let dispatch = StepKind::ALL.map(|kind| {
+        let dispatch = Step::ALL.map(|kind| {
             let variant = kind.variant();
             let step = kind.const_ident();
             quote!(#private::Step::#variant => (#ident::#step.run)(self, cx),)
         });
-        let step_consts = StepKind::ALL.map(StepKind::const_ident);
+        let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
-        let execution = StepKind::Execution.const_ident();
-        let rollback = StepKind::RollbackExecution.const_ident();
-        let before = StepKind::BeforeExecution.const_ident();
+        let execution = Step::Execution.const_ident();
+        let rollback = Step::RollbackExecution.const_ident();
+        let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
                 const _: () = #private::require_execution(&#ident::#execution);
@@ -329,21 +318,6 @@ impl Unit {
             {
                 const ID: &'static str = #id;
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::check_version;
-
-    #[test]
-    fn versions_follow_the_runtime_rule() {
-        for ok in ["0", "1", "2.5.1", "3.0-rc1", "1.0.0-SNAPSHOT"] {
-            assert_eq!(check_version(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", "1..2", "1.", "-1", "1 2", "1_0", "v1/2"] {
-            assert!(check_version(bad).is_err(), "{bad}");
         }
     }
 }

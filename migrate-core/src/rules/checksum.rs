@@ -1,0 +1,65 @@
+//! The hash behind a unit's checksum: 64-bit FNV-1a. The macros hash the tokens of the unit's
+//! struct and of each step method with it; the generated code then combines those hashes with
+//! it, in a const, into the unit's checksum.
+//!
+//! This file is compiled into both migrate-core and migrate-macros (`#[path]`), so it must
+//! stay std-only; its functions are `const fn` because generated code calls them in a const.
+
+const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// The hash of no bytes, where every hash starts.
+pub(crate) const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Continues `hash` over `bytes`.
+pub(crate) const fn extend(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// Combines the token hashes of a unit's struct and step methods, in that order, into the
+/// unit's checksum: the hash of their little-endian bytes.
+// The runtime's half of the rule, called by `__private::checksum`; the macros never combine.
+#[allow(dead_code)]
+pub(crate) const fn combine(parts: &[u64]) -> u64 {
+    let mut hash = OFFSET_BASIS;
+    let mut i = 0;
+    while i < parts.len() {
+        hash = extend(hash, &parts[i].to_le_bytes());
+        i += 1;
+    }
+    hash
+}
+
+// Pure and fast, so running once in each crate that compiles this file is harmless.
+#[cfg(test)]
+mod tests {
+    use super::{combine, extend, OFFSET_BASIS};
+
+    #[test]
+    fn extend_is_fnv_1a() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(extend(OFFSET_BASIS, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(extend(OFFSET_BASIS, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(extend(OFFSET_BASIS, b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn extend_continues_where_it_stopped() {
+        assert_eq!(
+            extend(extend(OFFSET_BASIS, b"foo"), b"bar"),
+            extend(OFFSET_BASIS, b"foobar")
+        );
+    }
+
+    #[test]
+    fn combine_hashes_the_parts_in_order() {
+        let bytes: Vec<u8> = [7u64, 9].iter().flat_map(|p| p.to_le_bytes()).collect();
+        assert_eq!(combine(&[7, 9]), extend(OFFSET_BASIS, &bytes));
+        assert_ne!(combine(&[7, 9]), combine(&[9, 7]));
+    }
+}

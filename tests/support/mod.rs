@@ -1,6 +1,9 @@
 //! Shared set-up of the MongoDB integration tests: which server, a database per test, and a
 //! counter of the commands the driver sends.
 //!
+//! The facade's tests include it as `mod support;`, the store's own tests in
+//! `migrate-mongodb/tests/` by its path, so both suites pick servers the same way.
+//!
 //! The server comes from the environment, in this order:
 //! - `MONGODB_URI`: a user's own server, used for every test whatever its mode; tests whose
 //!   assertions depend on the topology adapt to what the server's `hello` says;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use crate::clock;
 use crate::error::Error;
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
 
@@ -40,7 +41,7 @@ pub(crate) async fn acquire<S: LockStore>(
     loop {
         let claim = LockClaim {
             owner: owner.to_owned(),
-            expires_at: SystemTime::now() + timing.lease,
+            expires_at: clock::now() + timing.lease,
         };
         let holder = match store
             .acquire_lock(&claim)
@@ -60,7 +61,7 @@ pub(crate) async fn acquire<S: LockStore>(
             } = holder.unwrap_or(LockInfo {
                 key: String::new(),
                 owner: "another runner".into(),
-                expires_at: SystemTime::now(),
+                expires_at: clock::now(),
             });
             if fail_if_locked {
                 return Err(Error::Locked { owner, expires_at });
@@ -72,7 +73,7 @@ pub(crate) async fn acquire<S: LockStore>(
         let mut wait = timing.try_frequency.min(deadline - now);
         if let Some(until_expiry) = holder
             .as_ref()
-            .and_then(|h| h.expires_at.duration_since(SystemTime::now()).ok())
+            .and_then(|h| h.expires_at.duration_since(clock::now()).ok())
         {
             wait = wait.min(until_expiry + Duration::from_millis(1));
         }
@@ -108,7 +109,7 @@ impl<S: LockStore> Lease<S> {
     pub(crate) fn claim(&self) -> LockClaim {
         LockClaim {
             owner: self.owner.clone(),
-            expires_at: SystemTime::now() + self.lease,
+            expires_at: clock::now() + self.lease,
         }
     }
 
@@ -155,7 +156,7 @@ async fn refresh_loop<S: LockStore>(
         tokio::time::sleep(period).await;
         let claim = LockClaim {
             owner: owner.clone(),
-            expires_at: SystemTime::now() + lease,
+            expires_at: clock::now() + lease,
         };
         match store.refresh_lock(&claim).await {
             Ok(true) => expires_at = claim.expires_at,
@@ -164,7 +165,7 @@ async fn refresh_loop<S: LockStore>(
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(error) if SystemTime::now() + period >= expires_at => {
+            Err(error) if clock::now() + period >= expires_at => {
                 tracing::error!(%owner, %error, "migration lock could not be refreshed before it expired");
                 lost.store(true, Ordering::SeqCst);
                 return;

@@ -811,6 +811,9 @@ async fn one_transaction_per_run_commits_all_or_nothing() {
 }
 
 // ---------------------------------------------------------------- lock
+//
+// The tests that wait for a lease run on tokio's paused clock: the in-memory store measures
+// expiry on tokio's clock, so seconds of waiting pass at once and always in the same order.
 
 fn held_by_other(for_how_long: Duration) -> LockInfo {
     LockInfo {
@@ -820,7 +823,7 @@ fn held_by_other(for_how_long: Duration) -> LockInfo {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_held_lock_is_an_error_after_quit_trying_after() {
     let (store, log) = (MemoryStore::new(), Recorder::default());
     store.set_lock(Some(held_by_other(Duration::from_secs(60))));
@@ -859,7 +862,7 @@ async fn a_held_lock_without_fail_if_locked_returns_a_report_that_nothing_ran() 
     assert!(log.lines().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_runner_waits_for_an_expiring_lock_and_then_takes_it() {
     let (store, log) = (MemoryStore::new(), Recorder::default());
     store.set_lock(Some(held_by_other(Duration::from_millis(1200))));
@@ -898,7 +901,7 @@ async fn a_lock_taken_over_mid_run_stops_the_run_and_nothing_commits_after() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn without_transactions_a_lost_lock_stops_before_the_next_unit() {
     let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let runner = runner(&store, &log)

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use migrate::{
@@ -13,6 +11,7 @@ use migrate::{
 };
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::{Client, ClientSession, Database};
+use support::recorder::Recorder;
 use support::{test_db, transactional_db, Mode, TestDb};
 
 type Result<T = ()> = anyhow::Result<T>;
@@ -21,36 +20,7 @@ fn unit<T: DescribeUnit>() -> &'static ChangeUnit {
     T::change_unit()
 }
 
-/// What the units did, for the test to check.
-#[derive(Default, Clone)]
-struct Probe(Arc<ProbeInner>);
-
-#[derive(Default)]
-struct ProbeInner {
-    log: Mutex<Vec<String>>,
-    attempts: AtomicUsize,
-}
-
-impl Probe {
-    fn push(&self, line: impl Into<String>) {
-        self.0.log.lock().unwrap().push(line.into());
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.0.log.lock().unwrap().clone()
-    }
-
-    /// Counts an attempt and returns its number, from 1.
-    fn attempt(&self) -> usize {
-        self.0.attempts.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    fn attempts(&self) -> usize {
-        self.0.attempts.load(Ordering::SeqCst)
-    }
-}
-
-fn runner(t: &TestDb, probe: &Probe) -> Runner {
+fn runner(t: &TestDb, probe: &Recorder) -> Runner {
     Runner::new(&t.db).dependency(probe.clone())
 }
 
@@ -178,7 +148,7 @@ impl Shape {
 #[change_unit(id = "failing", order = "f01", author = "platform")]
 struct Failing {
     db: Database,
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl Failing {
@@ -230,7 +200,7 @@ impl Failing {
 #[change_unit(id = "flaky", order = "r01", author = "platform")]
 struct Flaky {
     db: Database,
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl Flaky {
@@ -256,7 +226,7 @@ impl Flaky {
 #[change_unit(id = "robbed", order = "t01", author = "platform")]
 struct Robbed {
     db: Database,
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl Robbed {
@@ -307,7 +277,7 @@ struct Unregistered;
 
 #[change_unit(id = "harmless", order = "m01", author = "platform")]
 struct Harmless {
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl Harmless {
@@ -387,7 +357,7 @@ fn counter_units() -> Vec<&'static ChangeUnit> {
 /// Already applied by a Java service using mongobee: must not run.
 #[change_unit(id = "legacy-a", order = "l01", author = "java")]
 struct LegacyA {
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl LegacyA {
@@ -405,7 +375,7 @@ impl LegacyA {
 
 #[change_unit(id = "after-legacy", order = "l02", author = "java")]
 struct AfterLegacy {
-    probe: Dep<Probe>,
+    probe: Dep<Recorder>,
 }
 
 impl AfterLegacy {
@@ -480,7 +450,7 @@ fn assert_mongock_shape(entry: &Document) {
 
 async fn history_has_mongock_shape(mode: Mode, name: &str) {
     let t = test_db(mode, name).await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
     runner(&t, &probe)
         .units([unit::<Shape>()])
         .metadata(doc! { "deployed_by": "ci" })
@@ -550,7 +520,7 @@ async fn legacy_rows_count_as_executed_and_new_rows_use_mongock_shape() {
         .insert_one(mongobee.clone())
         .await
         .unwrap();
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     let report = runner(&t, &probe)
         .units([unit::<LegacyA>(), unit::<AfterLegacy>()])
@@ -580,7 +550,7 @@ async fn transactional_failure_aborts_its_writes_and_rolls_back_the_before_step(
     let Some(t) = transactional_db("tx_failure").await else {
         return;
     };
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     let error = runner(&t, &probe)
         .units([unit::<Failing>()])
@@ -627,7 +597,7 @@ async fn transactional_failure_aborts_its_writes_and_rolls_back_the_before_step(
 #[tokio::test]
 async fn standalone_failure_runs_rollback_execution_and_records_rolled_back_in_place() {
     let t = test_db(Mode::Standalone, "standalone_failure").await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     // On a server with transactions (MONGODB_URI), turn them off to take the same path.
     let error = runner(&t, &probe)
@@ -680,7 +650,7 @@ async fn standalone_failure_runs_rollback_execution_and_records_rolled_back_in_p
 #[tokio::test]
 async fn forced_transactions_on_a_standalone_server_fail_before_anything_runs() {
     let t = test_db(Mode::Standalone, "forced_tx_standalone").await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     let result = runner(&t, &probe)
         .units([unit::<Harmless>()])
@@ -716,7 +686,7 @@ async fn forced_transactions_on_a_standalone_server_fail_before_anything_runs() 
 #[tokio::test]
 async fn missing_dependency_is_reported_before_anything_runs() {
     let t = test_db(Mode::ReplicaSet, "missing_dependency").await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     let error = runner(&t, &probe)
         .units([unit::<Harmless>(), unit::<Needy>()])
@@ -775,7 +745,7 @@ async fn transient_error_is_retried(command: &str, name: &str) {
         return;
     };
     let _turn = FAIL_POINT.lock().await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
     fail_next(&t, command).await;
 
     let report = runner(&t, &probe)
@@ -819,7 +789,7 @@ async fn unknown_commit_result_retries_only_the_commit() {
         return;
     };
     let _turn = FAIL_POINT.lock().await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
     t.client
         .database("admin")
         .run_command(doc! {
@@ -853,7 +823,7 @@ async fn the_fence_stops_a_unit_whose_lock_was_taken_over() {
     let Some(t) = transactional_db("fenced_commit").await else {
         return;
     };
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     let error = runner(&t, &probe)
         .units([unit::<Robbed>()])
@@ -896,7 +866,7 @@ async fn the_fence_stops_a_unit_whose_lock_was_taken_over() {
 
 async fn nothing_pending_sends_one_command(mode: Mode, name: &str) {
     let t = test_db(mode, name).await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
     runner(&t, &probe)
         .units(insert_units())
         .run()
@@ -934,7 +904,7 @@ async fn a_run_with_nothing_pending_sends_one_command_on_a_standalone_server() {
 async fn applying_units_stays_within_budget(mode: Mode, name: &str) {
     const UNITS: usize = 5;
     let t = test_db(mode, name).await;
-    let probe = Probe::default();
+    let probe = Recorder::default();
 
     runner(&t, &probe)
         .units(insert_units().into_iter().take(UNITS))

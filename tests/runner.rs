@@ -1,6 +1,7 @@
 //! Runner semantics (DESIGN §4) over the in-memory store: one behaviour per test.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use migrate::{
@@ -10,23 +11,11 @@ use migrate::{
 };
 use migrate_core::memory::{MemorySession, MemoryStore};
 use migrate_core::{LockInfo, Runner};
+use support::recorder::Recorder;
 
 type Result<T = (), E = BoxError> = std::result::Result<T, E>;
 
-/// Shared record of which steps ran, in order.
-#[derive(Default, Clone)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, line: impl Into<String>) {
-        self.0.lock().unwrap().push(line.into());
-    }
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-fn runner(store: &MemoryStore, log: &Log) -> Runner<MemoryStore> {
+fn runner(store: &MemoryStore, log: &Recorder) -> Runner<MemoryStore> {
     Runner::new(store.clone()).dependency(log.clone())
 }
 
@@ -50,7 +39,7 @@ macro_rules! logging_unit {
     ($name:ident, id = $id:literal $(, $key:ident = $value:tt)*) => {
         #[change_unit(id = $id $(, $key = $value)*)]
         struct $name {
-            log: Dep<Log>,
+            log: Dep<Recorder>,
         }
 
         impl $name {
@@ -88,7 +77,7 @@ logging_unit!(
 /// Fails in `#[execution]` after writing, with a before-step.
 #[change_unit(id = "failing", order = "003", author = "team")]
 struct Failing {
-    log: Dep<Log>,
+    log: Dep<Recorder>,
 }
 
 impl Failing {
@@ -140,7 +129,7 @@ impl DoublyFailing {
 /// Fails without stopping the run.
 #[change_unit(id = "tolerated", order = "0015", fail_fast = false)]
 struct Tolerated {
-    log: Dep<Log>,
+    log: Dep<Recorder>,
 }
 
 impl Tolerated {
@@ -203,7 +192,7 @@ struct NeedsApi {
 
 impl NeedsApi {
     #[execution]
-    async fn execute(&self, api: &Api, log: &Log, clock: Option<&Clock>) -> Result {
+    async fn execute(&self, api: &Api, log: &Recorder, clock: Option<&Clock>) -> Result {
         log.push(format!(
             "field {} param {} clock {}/{}",
             self.api.name,
@@ -295,7 +284,7 @@ impl DuplicateTwo {
 
 #[tokio::test]
 async fn runs_pending_units_in_order_and_records_each() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let report = runner(&store, &log)
         .units([unit::<Second>(), unit::<First>()])
         .run()
@@ -330,7 +319,7 @@ async fn runs_pending_units_in_order_and_records_each() {
 
 #[tokio::test]
 async fn order_is_compared_as_plain_strings_with_ties_broken_by_id() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([
             unit::<OrderNine>(),
@@ -346,7 +335,7 @@ async fn order_is_compared_as_plain_strings_with_ties_broken_by_id() {
 
 #[tokio::test]
 async fn a_second_run_applies_nothing() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<First>()])
         .run()
@@ -369,7 +358,7 @@ async fn a_second_run_applies_nothing() {
 
 #[tokio::test]
 async fn nothing_pending_reads_the_history_once_and_never_touches_the_lock() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<First>(), unit::<Second>()])
         .run()
@@ -389,7 +378,7 @@ async fn nothing_pending_reads_the_history_once_and_never_touches_the_lock() {
 
 #[tokio::test]
 async fn system_version_window_runs_start_inclusive_to_end_exclusive() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let all = [
         unit::<V0>(),
         unit::<V1>(),
@@ -423,7 +412,7 @@ async fn profiles_select_and_exclude_units() {
         (&["dev", "prod"], &["dev-only"]),
     ];
     for (profiles, expected) in cases {
-        let (store, log) = (MemoryStore::new(), Log::default());
+        let (store, log) = (MemoryStore::new(), Recorder::default());
         let report = runner(&store, &log)
             .units(units)
             .profiles(profiles.iter().copied())
@@ -439,7 +428,7 @@ async fn profiles_select_and_exclude_units() {
 
 #[tokio::test]
 async fn track_ignored_records_filtered_units_as_ignored() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<V0>(), unit::<V26>()])
         .system_versions("0", "2")
@@ -456,7 +445,7 @@ async fn track_ignored_records_filtered_units_as_ignored() {
 
 #[tokio::test]
 async fn ignored_units_are_not_recorded_by_default() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<V0>(), unit::<V26>()])
         .system_versions("0", "2")
@@ -470,7 +459,7 @@ async fn ignored_units_are_not_recorded_by_default() {
 
 #[tokio::test]
 async fn fields_and_parameters_are_injected_by_type() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .dependency(Api { name: "crm" })
         .units([unit::<NeedsApi>()])
@@ -482,7 +471,7 @@ async fn fields_and_parameters_are_injected_by_type() {
 
 #[tokio::test]
 async fn optional_dependencies_are_injected_when_registered() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .dependency(Api { name: "crm" })
         .dependency(Clock)
@@ -495,7 +484,7 @@ async fn optional_dependencies_are_injected_when_registered() {
 
 #[tokio::test]
 async fn every_missing_dependency_is_reported_before_anything_runs() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<NeedsApi>(), unit::<NeedsMailer>()])
         .run()
@@ -536,7 +525,7 @@ async fn every_missing_dependency_is_reported_before_anything_runs() {
 
 #[tokio::test]
 async fn without_transactions_a_failure_runs_the_rollbacks_in_reverse_order() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<First>(), unit::<Failing>(), unit::<OrderNine>()])
         .run()
@@ -564,7 +553,7 @@ async fn without_transactions_a_failure_runs_the_rollbacks_in_reverse_order() {
 
 #[tokio::test]
 async fn a_rolled_back_step_is_updated_in_place() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let report_err = runner(&store, &log).units([unit::<Failing>()]).run().await;
     assert!(report_err.is_err());
 
@@ -591,7 +580,7 @@ async fn a_rolled_back_step_is_updated_in_place() {
 
 #[tokio::test]
 async fn a_failed_rollback_is_recorded_and_both_errors_are_returned() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<DoublyFailing>()])
         .run()
@@ -623,7 +612,7 @@ async fn a_failed_rollback_is_recorded_and_both_errors_are_returned() {
 
 #[tokio::test]
 async fn in_a_transaction_a_failure_aborts_and_only_the_before_step_is_rolled_back() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<Failing>()])
         .run()
@@ -653,7 +642,7 @@ async fn in_a_transaction_a_failure_aborts_and_only_the_before_step_is_rolled_ba
 
 #[tokio::test]
 async fn the_next_run_resumes_at_the_failed_unit() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let first_try = runner(&store, &log)
         .units([unit::<First>(), unit::<DoublyFailing>()])
         .run()
@@ -671,7 +660,7 @@ async fn the_next_run_resumes_at_the_failed_unit() {
 
 #[tokio::test]
 async fn a_unit_without_fail_fast_fails_and_the_run_goes_on() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let report = runner(&store, &log)
         .units([unit::<First>(), unit::<Tolerated>(), unit::<Second>()])
         .run()
@@ -690,7 +679,7 @@ async fn a_unit_without_fail_fast_fails_and_the_run_goes_on() {
 
 #[tokio::test]
 async fn a_panicking_unit_is_recorded_as_failed_and_reported() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<Panicking>()])
         .run()
@@ -707,7 +696,7 @@ async fn a_panicking_unit_is_recorded_as_failed_and_reported() {
 
 #[tokio::test]
 async fn the_lock_is_released_when_a_unit_fails() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let result = runner(&store, &log).units([unit::<Failing>()]).run().await;
     assert!(result.is_err());
     assert_eq!(store.lock_info(), None);
@@ -718,7 +707,7 @@ async fn the_lock_is_released_when_a_unit_fails() {
 
 #[tokio::test]
 async fn run_always_units_run_every_time_and_are_recorded_once() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     for _ in 0..3 {
         runner(&store, &log)
             .units([unit::<Always>()])
@@ -743,7 +732,7 @@ async fn run_always_units_run_every_time_and_are_recorded_once() {
 
 #[tokio::test]
 async fn transient_commit_errors_are_retried() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     store.fail_next_commits(2);
     runner(&store, &log)
         .units([unit::<First>()])
@@ -762,7 +751,7 @@ async fn transient_commit_errors_are_retried() {
 
 #[tokio::test]
 async fn forcing_transactions_off_runs_rollback_methods() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let result = runner(&store, &log)
         .transactional(false)
         .units([unit::<Failing>()])
@@ -775,7 +764,7 @@ async fn forcing_transactions_off_runs_rollback_methods() {
 
 #[tokio::test]
 async fn forcing_transactions_on_a_store_without_them_fails_before_running() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let error = runner(&store, &log)
         .transactional(true)
         .units([unit::<First>()])
@@ -791,7 +780,7 @@ async fn forcing_transactions_on_a_store_without_them_fails_before_running() {
 
 #[tokio::test]
 async fn one_transaction_per_run_commits_all_or_nothing() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let error = runner(&store, &log)
         .transaction_strategy(TransactionStrategy::PerRun)
         .units([unit::<First>(), unit::<Second>(), unit::<Failing>()])
@@ -805,7 +794,7 @@ async fn one_transaction_per_run_commits_all_or_nothing() {
     );
     assert!(entries(&store, "first").is_empty());
 
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .transaction_strategy(TransactionStrategy::PerRun)
         .units([unit::<First>(), unit::<Second>()])
@@ -825,6 +814,9 @@ async fn one_transaction_per_run_commits_all_or_nothing() {
 }
 
 // ---------------------------------------------------------------- lock
+//
+// The tests that wait for a lease run on tokio's paused clock: the in-memory store measures
+// expiry on tokio's clock, so seconds of waiting pass at once and always in the same order.
 
 fn held_by_other(for_how_long: Duration) -> LockInfo {
     LockInfo {
@@ -834,9 +826,9 @@ fn held_by_other(for_how_long: Duration) -> LockInfo {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_held_lock_is_an_error_after_quit_trying_after() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     store.set_lock(Some(held_by_other(Duration::from_secs(60))));
     let error = runner(&store, &log)
         .lock_quit_trying_after(Duration::from_secs(1))
@@ -859,7 +851,7 @@ async fn a_held_lock_is_an_error_after_quit_trying_after() {
 
 #[tokio::test]
 async fn a_held_lock_without_fail_if_locked_returns_a_report_that_nothing_ran() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     store.set_lock(Some(held_by_other(Duration::from_secs(60))));
     let report = runner(&store, &log)
         .fail_if_locked(false)
@@ -873,9 +865,9 @@ async fn a_held_lock_without_fail_if_locked_returns_a_report_that_nothing_ran() 
     assert!(log.lines().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_runner_waits_for_an_expiring_lock_and_then_takes_it() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     store.set_lock(Some(held_by_other(Duration::from_millis(1200))));
     runner(&store, &log)
         .lock_quit_trying_after(Duration::from_secs(10))
@@ -891,7 +883,7 @@ async fn the_runner_waits_for_an_expiring_lock_and_then_takes_it() {
 /// MongoDB does, so the thief's takeover lands inside the unit; the next unit's fence finds it.
 #[tokio::test]
 async fn a_lock_taken_over_mid_run_stops_the_run_at_the_next_fence() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let error = runner(&store, &log)
         .units([unit::<LockThief>(), unit::<Second>()])
         .run()
@@ -918,9 +910,9 @@ async fn a_lock_taken_over_mid_run_stops_the_run_at_the_next_fence() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn without_transactions_a_runner_that_lost_the_lock_records_nothing_more() {
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let runner = runner(&store, &log)
         .lock_lease(Duration::from_secs(3))
         .units([unit::<LockThief>(), unit::<Slow>(), unit::<Second>()]);
@@ -940,7 +932,7 @@ async fn without_transactions_a_runner_that_lost_the_lock_records_nothing_more()
 /// Outlasts one lock refresh period (a third of the 3 s lease).
 #[change_unit(id = "slow", order = "001-slow")]
 struct Slow {
-    log: Dep<Log>,
+    log: Dep<Recorder>,
 }
 
 impl Slow {
@@ -961,7 +953,7 @@ impl Slow {
 
 #[tokio::test]
 async fn a_disabled_runner_does_nothing() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let report = runner(&store, &log)
         .enabled(false)
         .units([unit::<First>()])
@@ -1025,7 +1017,7 @@ async fn an_empty_registry_explains_how_to_link_a_units_crate() {
 
 #[tokio::test]
 async fn history_of_units_missing_from_the_binary_is_an_error() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<First>(), unit::<Second>()])
         .run()
@@ -1044,7 +1036,7 @@ async fn history_of_units_missing_from_the_binary_is_an_error() {
 
 #[tokio::test]
 async fn history_of_deleted_units_is_accepted_when_allowed() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .units([unit::<First>(), unit::<Second>()])
         .run()
@@ -1066,7 +1058,7 @@ async fn history_of_deleted_units_is_accepted_when_allowed() {
 
 #[tokio::test]
 async fn metadata_host_and_execution_id_are_recorded_on_every_entry() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     let report = runner(&store, &log)
         .metadata("deployed-by-ci".to_owned())
         .service_identifier("client-service")
@@ -1083,7 +1075,7 @@ async fn metadata_host_and_execution_id_are_recorded_on_every_entry() {
 
 #[tokio::test]
 async fn default_author_applies_to_units_without_one() {
-    let (store, log) = (MemoryStore::new(), Log::default());
+    let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)
         .default_author("platform")
         .units([unit::<OrderNine>(), unit::<First>()])
@@ -1096,21 +1088,19 @@ async fn default_author_applies_to_units_without_one() {
 
 #[tokio::test]
 async fn events_report_start_success_and_failure() {
-    let events = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (store, log) = (MemoryStore::without_transactions(), Log::default());
+    let events = Recorder::default();
+    let (store, log) = (MemoryStore::without_transactions(), Recorder::default());
     let (e1, e2, e3) = (events.clone(), events.clone(), events.clone());
     let result = runner(&store, &log)
         .on_started(move |e| {
             if let Event::Started { pending, .. } = e {
-                e1.lock().unwrap().push(format!("started {pending:?}"));
+                e1.push(format!("started {pending:?}"));
             }
         })
-        .on_success(move |_| e2.lock().unwrap().push("success".into()))
+        .on_success(move |_| e2.push("success"))
         .on_failure(move |e| {
             if let Event::Failed(error) = e {
-                e3.lock()
-                    .unwrap()
-                    .push(format!("failure {}", error.as_execution().unwrap().unit_id));
+                e3.push(format!("failure {}", error.as_execution().unwrap().unit_id));
             }
         })
         .units([unit::<First>(), unit::<DoublyFailing>()])
@@ -1118,7 +1108,7 @@ async fn events_report_start_success_and_failure() {
         .await;
     assert!(result.is_err());
     assert_eq!(
-        *events.lock().unwrap(),
+        events.lines(),
         [
             r#"started ["first", "doubly-failing"]"#,
             "failure doubly-failing"

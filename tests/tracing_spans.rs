@@ -1,21 +1,23 @@
 //! Every unit runs inside a `change_unit` span that carries its id.
 
+mod support;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use migrate::{change_unit, execution, rollback_execution, BoxError, DescribeUnit};
+use migrate::{change_unit, execution, rollback_execution, BoxError, Dep, DescribeUnit};
 use migrate_core::memory::MemoryStore;
+use support::recorder::Recorder;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Records `change_unit` spans with their `id` field, and which span each event happened in.
+/// Records `change_unit` spans with their `id` field, and which spans are entered now.
 #[derive(Default, Clone)]
-struct Recorder {
+struct UnitSpans {
     next: Arc<AtomicU64>,
     spans: Arc<Mutex<Vec<(u64, String)>>>,
     current: Arc<Mutex<Vec<u64>>>,
-    events_in: Arc<Mutex<Vec<Option<String>>>>,
 }
 
 struct IdField(Option<String>);
@@ -34,7 +36,7 @@ impl Visit for IdField {
     }
 }
 
-impl Subscriber for Recorder {
+impl Subscriber for UnitSpans {
     fn enabled(&self, _: &Metadata<'_>) -> bool {
         true
     }
@@ -67,7 +69,7 @@ impl Subscriber for Recorder {
     }
 }
 
-impl Recorder {
+impl UnitSpans {
     /// The id of the innermost `change_unit` span entered now.
     fn current_unit(&self) -> Option<String> {
         let spans = self.spans.lock().unwrap();
@@ -82,14 +84,17 @@ impl Recorder {
 
 #[change_unit(id = "traced-unit", order = "001")]
 struct Traced {
-    recorder: migrate::Dep<Recorder>,
+    spans: Dep<UnitSpans>,
+    recorder: Dep<Recorder>,
 }
 
 impl Traced {
+    /// Records the unit span it runs in.
     #[execution]
     async fn execute(&self) -> Result<(), BoxError> {
-        let unit = self.recorder.current_unit();
-        self.recorder.events_in.lock().unwrap().push(unit);
+        let unit = self.spans.current_unit();
+        let line = unit.as_deref().unwrap_or("outside every unit span");
+        self.recorder.push(line);
         Ok(())
     }
 
@@ -101,14 +106,15 @@ impl Traced {
 
 #[test]
 fn each_unit_runs_inside_a_span_with_its_id() {
-    let recorder = Recorder::default();
+    let (spans, recorder) = (UnitSpans::default(), Recorder::default());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    tracing::subscriber::with_default(recorder.clone(), || {
+    tracing::subscriber::with_default(spans.clone(), || {
         runtime.block_on(async {
             migrate_core::Runner::new(MemoryStore::new())
+                .dependency(spans.clone())
                 .dependency(recorder.clone())
                 .units([Traced::change_unit()])
                 .run()
@@ -117,7 +123,7 @@ fn each_unit_runs_inside_a_span_with_its_id() {
         })
     });
     assert_eq!(
-        recorder
+        spans
             .spans
             .lock()
             .unwrap()
@@ -127,8 +133,8 @@ fn each_unit_runs_inside_a_span_with_its_id() {
         ["traced-unit"]
     );
     assert_eq!(
-        *recorder.events_in.lock().unwrap(),
-        [Some("traced-unit".to_owned())],
+        recorder.lines(),
+        ["traced-unit"],
         "the execution ran inside the unit's span"
     );
 }

@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+mod clock;
 mod error;
 mod event;
 mod execution;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use tokio::task::JoinHandle;
 
+use crate::clock;
 use crate::error::{DisplayTime, Error};
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
 
@@ -71,7 +72,7 @@ pub(crate) async fn acquire<S: LockStore>(
     loop {
         let claim = LockClaim {
             owner: owner.to_owned(),
-            expires_at: SystemTime::now() + timing.lease,
+            expires_at: clock::now() + timing.lease,
         };
         let max_wait = deadline
             .saturating_duration_since(tokio::time::Instant::now())
@@ -108,7 +109,7 @@ pub(crate) async fn acquire<S: LockStore>(
         // Wait the try frequency, but never past the holder's expiry or the deadline.
         let mut wait = timing.try_frequency.min(deadline - now);
         if let Holder::Runner(info) = &holder {
-            if let Ok(until_expiry) = info.expires_at.duration_since(SystemTime::now()) {
+            if let Ok(until_expiry) = info.expires_at.duration_since(clock::now()) {
                 wait = wait.min(until_expiry + Duration::from_millis(1));
             }
         }
@@ -190,7 +191,7 @@ impl<S: LockStore> Lease<S> {
     pub(crate) fn claim(&self) -> LockClaim {
         LockClaim {
             owner: self.owner.clone(),
-            expires_at: SystemTime::now() + self.lease,
+            expires_at: clock::now() + self.lease,
         }
     }
 
@@ -230,7 +231,7 @@ impl<S: LockStore> Lease<S> {
         if self.is_lost() {
             return Ok(false);
         }
-        if SystemTime::now() + self.lease / 3 < self.state.confirmed() {
+        if clock::now() + self.lease / 3 < self.state.confirmed() {
             return Ok(true);
         }
         let _writes = self.hold_refresh().await;
@@ -285,7 +286,7 @@ async fn refresh_loop<S: LockStore>(
         }
         let claim = LockClaim {
             owner: owner.clone(),
-            expires_at: SystemTime::now() + lease,
+            expires_at: clock::now() + lease,
         };
         match store.refresh_lock(&claim).await {
             Ok(true) => state.confirm(claim.expires_at),
@@ -294,7 +295,7 @@ async fn refresh_loop<S: LockStore>(
                 state.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            Err(error) if SystemTime::now() + period >= state.confirmed() => {
+            Err(error) if clock::now() + period >= state.confirmed() => {
                 tracing::error!(%owner, error = %crate::error::Chain(&*error), "migration lock could not be refreshed before it expired");
                 state.lost.store(true, Ordering::SeqCst);
                 return;

@@ -5,14 +5,18 @@
 //! vanish on abort, like a database's. Clones share the same state, so several runners can
 //! race on one store.
 //!
+//! A held lock expires on tokio's clock, so in a test on tokio's paused clock
+//! (`#[tokio::test(start_paused = true)]`) leases run out as the paused time advances.
+//!
 //! With the `fault-injection` feature it can also fail commits and history writes on
 //! demand, to test how a runner handles a store that fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::clock;
 use crate::history::HistoryEntry;
 use crate::inject::{Dependencies, InjectSession};
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};
@@ -317,7 +321,7 @@ impl LockStore for MemoryStore {
         _max_wait: Duration,
     ) -> Result<LockAttempt, BoxError> {
         let mut inner = self.log("acquire_lock");
-        let now = SystemTime::now();
+        let now = clock::now();
         match &inner.lock {
             Some(held) if held.owner != claim.owner && held.expires_at >= now => {
                 Ok(LockAttempt::HeldBy(Some(held.clone())))
@@ -350,5 +354,53 @@ impl LockStore for MemoryStore {
             inner.lock = None;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const LEASE: Duration = Duration::from_secs(3);
+
+    fn claim(owner: &str) -> LockClaim {
+        LockClaim {
+            owner: owner.into(),
+            expires_at: clock::now() + LEASE,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lock_is_taken_over_once_its_lease_has_run_out() {
+        // Paused time costs nothing, so the margins around the expiry are wide.
+        let margin = Duration::from_millis(100);
+        let store = MemoryStore::new();
+        assert_eq!(
+            store
+                .acquire_lock(&claim("first"), Duration::ZERO)
+                .await
+                .unwrap(),
+            LockAttempt::Acquired
+        );
+
+        tokio::time::sleep(LEASE - margin).await;
+        assert!(
+            matches!(
+                store.acquire_lock(&claim("second"), Duration::ZERO).await.unwrap(),
+                LockAttempt::HeldBy(Some(held)) if held.owner == "first"
+            ),
+            "held until it expires"
+        );
+
+        tokio::time::sleep(2 * margin).await;
+        assert_eq!(
+            store
+                .acquire_lock(&claim("second"), Duration::ZERO)
+                .await
+                .unwrap(),
+            LockAttempt::Acquired
+        );
+        assert_eq!(store.lock_info().unwrap().owner, "second");
     }
 }

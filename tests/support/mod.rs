@@ -1,5 +1,8 @@
-//! Shared set-up of the MongoDB integration tests: which server, a database per test, and a
-//! counter of the commands the driver sends.
+//! Shared set-up of the integration tests: which MongoDB server, a database per test, a
+//! counter of the commands the driver sends, and a [`recorder::Recorder`] of what the units did.
+//!
+//! The facade's tests include it as `mod support;`, the store's own tests in
+//! `migrate-mongodb/tests/` by its path, so both suites pick servers the same way.
 //!
 //! The server comes from the environment, in this order:
 //! - `MONGODB_URI`: a user's own server, used for every test whatever its mode; tests whose
@@ -9,6 +12,8 @@
 //!
 //! Without any of them a test fails with a message saying how to provide one.
 #![allow(dead_code)]
+
+pub(crate) mod recorder;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,12 +1,15 @@
 //! The MongoDB store driven directly through the `Store` trait, against a real server: lock,
 //! indexes, history upserts and reads.
 
+// The server selection and per-test databases are shared with the facade's MongoDB tests.
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, SystemTime};
 
-use migrate::{EntryType, HistoryEntry, State};
-use migrate_core::{LockAttempt, LockClaim, LockStore, Store, TransactionStore};
+use migrate_core::{
+    EntryType, HistoryEntry, LockAttempt, LockClaim, LockStore, State, Store, TransactionStore,
+};
 use migrate_mongodb::MongoStore;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use support::{test_db, transactional_db, Mode, TestDb};

@@ -39,8 +39,9 @@
 pub use migrate_core::__private;
 pub use migrate_core::{
     BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error, Event,
-    ExecutionError, HistoryEntry, MissingDependency, Outcome, Plan, PlannedUnit, Report, RunStatus,
-    SkipReason, State, Step, TransactionStrategy, UnitReport, Version,
+    ExecutionError, HistoryEntry, MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit,
+    Report, RunStatus, SkipReason, State, Step, TransactionStrategy, TransactionTooLong,
+    UnitReport, Version,
 };
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,

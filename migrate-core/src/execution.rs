@@ -300,7 +300,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         record: bool,
     ) -> Result<(), StepError> {
         let started = Instant::now();
-        let error = match self.execution(planned, instance, session).await {
+        // `recordable`: whether the store accepted writes a moment ago.
+        let (error, recordable) = match self.execution(planned, instance, session).await {
             Ok(()) if !record => return Ok(()),
             Ok(()) => {
                 let entry = self
@@ -308,20 +309,29 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                     .executed(planned, EntryType::Execution, started.elapsed());
                 match self.record_executed(planned, &entry).await? {
                     Ok(()) => return Ok(()),
-                    Err(error) => Box::new(NotRecorded { source: error }) as BoxError,
+                    Err(error) => (Box::new(NotRecorded { source: error }) as BoxError, false),
                 }
             }
-            Err(error) => error,
+            Err(error) => (error, true),
         };
         let message = Chain(&*error).to_string();
-        self.record_failed(planned, &message).await?;
+        if recordable {
+            self.record_failed(planned, &message).await?;
+        }
         let mut failure = Failure::new(Step::Execution, error);
         let rollback = self
             .step(planned, instance, Step::RollbackExecution, session)
             .await
             .unwrap_or(Ok(()));
-        self.record_rollback(planned, EntryType::Execution, &message, &rollback)
-            .await?;
+        let recorded = self
+            .record_rollback(planned, EntryType::Execution, &message, &rollback)
+            .await;
+        match recorded {
+            Err(error) if !recordable => {
+                tracing::warn!(id = planned.unit.id(), error = %Chain(&error), "the rollback ran but could not be recorded either");
+            }
+            recorded => recorded?,
+        }
         if let Err(error) = rollback {
             failure.rollback_failed(Step::RollbackExecution, error);
         }

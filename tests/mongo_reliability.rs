@@ -1,0 +1,378 @@
+//! Guarantees that must hold for real migrations, against a real server: units longer than
+//! the refresh interval, transactions the server aborts, commits whose outcome is unknown,
+//! transactions left open by a crashed runner, and history writes that fail.
+
+mod support;
+
+use std::time::Duration;
+
+use migrate::{
+    change_unit, execution, rollback_execution, ChangeUnit, Dep, DescribeUnit, Error, MongoStore,
+    Runner, TransactionTooLong,
+};
+use mongodb::bson::{doc, DateTime, Document};
+use mongodb::{ClientSession, Database};
+use support::recorder::Recorder;
+use support::{test_db, transactional_db, Mode, TestDb};
+
+type Result<T = ()> = anyhow::Result<T>;
+
+fn unit<T: DescribeUnit>() -> &'static ChangeUnit {
+    T::change_unit()
+}
+
+fn runner(t: &TestDb, recorder: &Recorder) -> Runner {
+    Runner::new(&t.db).dependency(recorder.clone())
+}
+
+/// `failCommand` is one fail point per server: the tests that configure it take turns.
+static FAIL_POINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn fail_point(t: &TestDb, mode: mongodb::bson::Bson, data: Document) {
+    let mut data = data;
+    data.insert("appName", t.app_name());
+    t.client
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": mode, "data": data })
+        .await
+        .expect("configureFailPoint (the server needs `--enable-test-commands`)");
+}
+
+async fn fail_point_off(t: &TestDb) {
+    t.client
+        .database("admin")
+        .run_command(doc! { "configureFailPoint": "failCommand", "mode": "off" })
+        .await
+        .expect("configureFailPoint off");
+}
+
+fn executed_rows(history: &[Document], id: &str) -> usize {
+    history
+        .iter()
+        .filter(|e| e.get_str("changeId") == Ok(id) && e.get_str("state") == Ok("EXECUTED"))
+        .count()
+}
+
+/// Increments a counter through the session: applying it twice shows.
+#[change_unit(id = "counted", order = "001", author = "reliability")]
+struct Counted {
+    db: Database,
+    recorder: Dep<Recorder>,
+}
+
+impl Counted {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.recorder.attempt();
+        self.db
+            .collection::<Document>("counters")
+            .update_one(doc! { "_id": "counted" }, doc! { "$inc": { "n": 1 } })
+            .upsert(true)
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.db
+            .collection::<Document>("counters")
+            .update_one(doc! { "_id": "counted" }, doc! { "$inc": { "n": -1 } })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Writes, then works for 2.5 s: longer than two refresh intervals of a 3 s lease.
+#[change_unit(id = "long", order = "001", author = "reliability")]
+struct Long {
+    db: Database,
+    recorder: Dep<Recorder>,
+}
+
+impl Long {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.recorder.attempt();
+        self.db
+            .collection::<Document>("long")
+            .insert_one(doc! { "written": true })
+            .session(session)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Inserts a document (an `insert`, never an `update`); its rollback deletes it.
+#[change_unit(id = "inserted", order = "001", author = "reliability")]
+struct Inserted {
+    db: Database,
+}
+
+impl Inserted {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.db
+            .collection::<Document>("inserted")
+            .insert_one(doc! { "unit": "inserted" })
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.db
+            .collection::<Document>("inserted")
+            .delete_many(doc! {})
+            .await?;
+        Ok(())
+    }
+}
+
+async fn counter(t: &TestDb) -> i32 {
+    t.documents("counters")
+        .await
+        .first()
+        .map_or(0, |d| d.get_i32("n").unwrap())
+}
+
+#[tokio::test]
+async fn a_transactional_unit_longer_than_a_third_of_the_lease_commits_first_time() {
+    let Some(t) = transactional_db("long_unit").await else {
+        return;
+    };
+    let recorder = Recorder::default();
+    let report = runner(&t, &recorder)
+        .lock_lease(Duration::from_secs(3))
+        .units([unit::<Long>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.executed(), ["long"]);
+    assert_eq!(recorder.attempts(), 1, "no write conflict with the refresh");
+    assert_eq!(t.documents("long").await.len(), 1);
+    assert!(t.documents("mongockLock").await.is_empty(), "released");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() {
+    let Some(t) = transactional_db("too_long").await else {
+        return;
+    };
+    let _turn = FAIL_POINT.lock().await;
+    // The server aborts a transaction older than its lifetime; the commit then finds none.
+    fail_point(
+        &t,
+        doc! { "times": 1 }.into(),
+        doc! {
+            "failCommands": ["commitTransaction"],
+            "errorCode": 251,
+            "errorLabels": ["TransientTransactionError"],
+        },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let store = MongoStore::new(&t.db).transaction_lifetime(Duration::from_millis(1000));
+    let error = Runner::new(store)
+        .dependency(recorder.clone())
+        .units([unit::<Long>()])
+        .run()
+        .await
+        .unwrap_err();
+    fail_point_off(&t).await;
+
+    let failure = error.as_execution().expect("the unit failed");
+    let too_long = failure
+        .source
+        .downcast_ref::<TransactionTooLong>()
+        .expect("the cause says the transaction was too long");
+    assert_eq!(too_long.lifetime, Duration::from_secs(1));
+    assert!(
+        too_long.to_string().contains("split the unit"),
+        "{too_long}"
+    );
+    assert_eq!(recorder.attempts(), 1, "not retried");
+    let history = t.history().await;
+    assert_eq!(executed_rows(&history, "long"), 0);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_commit_that_keeps_reporting_an_error_although_it_committed_is_not_applied_twice() {
+    let Some(t) = transactional_db("committed_anyway").await else {
+        return;
+    };
+    let _turn = FAIL_POINT.lock().await;
+    fail_point(
+        &t,
+        "alwaysOn".into(),
+        doc! {
+            "failCommands": ["commitTransaction"],
+            "writeConcernError": { "code": 64, "errmsg": "waiting for replication timed out" },
+        },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let result = runner(&t, &recorder).units([unit::<Counted>()]).run().await;
+    fail_point_off(&t).await;
+    let report = result.unwrap();
+
+    assert_eq!(report.executed(), ["counted"]);
+    assert_eq!(recorder.attempts(), 1);
+    assert_eq!(
+        t.commands.count_of("commitTransaction"),
+        3,
+        "the commit and its two retries, then the read-back"
+    );
+    assert_eq!(counter(&t).await, 1);
+    let history = t.history().await;
+    assert_eq!(executed_rows(&history, "counted"), 1, "{history:?}");
+    assert_eq!(
+        history.len(),
+        1,
+        "no FAILED row over the EXECUTED one: {history:?}"
+    );
+
+    let again = runner(&t, &recorder)
+        .units([unit::<Counted>()])
+        .run()
+        .await
+        .unwrap();
+    assert!(again.executed().is_empty());
+    assert_eq!(counter(&t).await, 1, "applied exactly once");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_failed_commit_ends_its_session_so_no_transaction_stays_open() {
+    let Some(t) = transactional_db("failed_commit").await else {
+        return;
+    };
+    let _turn = FAIL_POINT.lock().await;
+    fail_point(
+        &t,
+        doc! { "times": 1 }.into(),
+        doc! { "failCommands": ["commitTransaction"], "errorCode": 8 },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let error = runner(&t, &recorder)
+        .units([unit::<Counted>()])
+        .run()
+        .await
+        .unwrap_err();
+    fail_point_off(&t).await;
+
+    assert!(error.as_execution().is_some(), "{error}");
+    assert_eq!(t.commands.count_of("killSessions"), 1);
+    assert_eq!(counter(&t).await, 0, "nothing committed");
+    let history = t.history().await;
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        history[0].get_str("state").unwrap(),
+        "FAILED",
+        "recorded on the key the aborted transaction had written"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_on_the_lock_bounds_the_wait_and_then_releases_it() {
+    let Some(t) = transactional_db("orphaned_transaction").await else {
+        return;
+    };
+    // A crashed runner's transaction, stopped after its fence.
+    let expired = DateTime::from_millis(DateTime::now().timestamp_millis() - 10_000);
+    t.collection("mongockLock")
+        .insert_one(doc! { "key": "DEFAULT_KEY", "status": "LOCK_HELD", "owner": "crashed", "expiresAt": expired })
+        .await
+        .unwrap();
+    let mut orphan = t.client.start_session().await.unwrap();
+    orphan.start_transaction().await.unwrap();
+    t.collection("mongockLock")
+        .update_one(
+            doc! { "key": "DEFAULT_KEY" },
+            doc! { "$set": { "expiresAt": DateTime::now() } },
+        )
+        .session(&mut orphan)
+        .await
+        .unwrap();
+
+    let recorder = Recorder::default();
+    let error = runner(&t, &recorder)
+        .lock_quit_trying_after(Duration::from_secs(2))
+        .lock_try_frequency(Duration::from_millis(500))
+        .units([unit::<Counted>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Locked { owner, expires_at: None } if owner == "an open transaction"),
+        "{error}"
+    );
+    assert_eq!(recorder.attempts(), 0);
+
+    // The server ends the orphan (here: its client aborts it); the next run converges.
+    orphan.abort_transaction().await.unwrap();
+    runner(&t, &recorder)
+        .units([unit::<Counted>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(counter(&t).await, 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn without_transactions_a_change_that_cannot_be_recorded_is_rolled_back() {
+    let t = test_db(Mode::Standalone, "unrecorded").await;
+    if t.transactions {
+        return;
+    }
+    let _turn = FAIL_POINT.lock().await;
+    // The history upsert is the only `update` of the run.
+    fail_point(
+        &t,
+        "alwaysOn".into(),
+        doc! { "failCommands": ["update"], "errorCode": 6, "errorLabels": ["RetryableWriteError"] },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let error = runner(&t, &recorder)
+        .units([unit::<Inserted>()])
+        .run()
+        .await;
+    fail_point_off(&t).await;
+    let error = error.unwrap_err();
+
+    let failure = error.as_execution().expect("the unit failed");
+    assert!(
+        failure.source.to_string().contains("could not be recorded"),
+        "{}",
+        failure.source
+    );
+    assert!(failure.rolled_back);
+    assert!(t.documents("inserted").await.is_empty(), "rolled back");
+    assert_eq!(executed_rows(&t.history().await, "inserted"), 0);
+
+    runner(&t, &recorder)
+        .units([unit::<Inserted>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        t.documents("inserted").await.len(),
+        1,
+        "the rerun started clean"
+    );
+    assert_eq!(executed_rows(&t.history().await, "inserted"), 1);
+    t.finish().await;
+}

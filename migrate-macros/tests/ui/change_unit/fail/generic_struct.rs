@@ -1,0 +1,20 @@
+use migrate_macros::{change_unit, execution, rollback_execution};
+
+#[change_unit(id = "unit", order = "001")]
+struct Unit<T> {
+    value: migrate::Dep<T>,
+}
+
+impl<T> Unit<T> {
+    #[execution]
+    async fn execute(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use migrate_macros::{change_unit, rollback_execution};
+
+#[change_unit(id = "unit", order = "001")]
+struct Unit;
+
+impl Unit {
+    #[rollback_execution]
+    async fn rollback(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

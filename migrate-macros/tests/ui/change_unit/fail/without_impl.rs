@@ -1,0 +1,6 @@
+use migrate_macros::change_unit;
+
+#[change_unit(id = "unit", order = "001")]
+struct Unit;
+
+fn main() {}

@@ -1,0 +1,19 @@
+use migrate_macros::{change_unit, execution, rollback_execution};
+
+#[change_unit(id = "unit", order = "001")]
+struct Unit;
+
+impl Unit {
+    #[execution]
+    async fn execute(&self, buffer: &mut Vec<u8>) -> anyhow::Result<()> {
+        buffer.clear();
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

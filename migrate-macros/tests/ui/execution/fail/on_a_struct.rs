@@ -1,0 +1,6 @@
+use migrate_macros::execution;
+
+#[execution]
+struct Plain;
+
+fn main() {}

@@ -1,0 +1,24 @@
+use migrate::memory::MemorySession;
+use migrate_macros::{change_unit, execution, rollback_execution};
+
+#[change_unit(id = "unit", order = "001")]
+struct Unit;
+
+impl Unit {
+    #[execution]
+    async fn execute(
+        &self,
+        first: &mut MemorySession,
+        second: &mut MemorySession,
+    ) -> anyhow::Result<()> {
+        let _ = (first, second);
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

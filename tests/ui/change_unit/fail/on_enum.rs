@@ -1,8 +1,0 @@
-use migrate::change_unit;
-
-#[change_unit(id = "unit", order = "001")]
-enum Unit {
-    First,
-}
-
-fn main() {}

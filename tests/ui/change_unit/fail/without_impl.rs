@@ -1,6 +1,0 @@
-use migrate::change_unit;
-
-#[change_unit(id = "unit", order = "001")]
-struct Unit;
-
-fn main() {}

@@ -1,6 +1,0 @@
-use migrate::execution;
-
-#[execution]
-struct Plain;
-
-fn main() {}

@@ -375,8 +375,6 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     }
 }
 
-
-
 /// The run's error for a history write that failed.
 fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
     Error::store(

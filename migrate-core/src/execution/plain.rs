@@ -93,5 +93,4 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             };
         }
     }
-
 }

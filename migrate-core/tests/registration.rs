@@ -1,15 +1,22 @@
 //! What `#[change_unit]` and the method markers generate: registration, descriptor fields,
 //! constructor and parameter injection, and step dispatch. Uses no runner.
+//!
+//! `cargo xtask test` also runs this file in release mode, to check that registration survives
+//! optimisation. It lives here rather than beside the macros because every test build of the
+//! macros crate also compiles trybuild for the UI tests; here the release build compiles only
+//! what this file needs.
+
+// Generated code names `::migrate::__private`; this crate provides all of it.
+extern crate migrate_core as migrate;
 
 use std::sync::Mutex;
 
 use migrate::__private::{Dependencies, DescribeUnit, Step, StepContext};
-use migrate::{
+use migrate::memory::{MemorySession, MemoryStore};
+use migrate::{BoxError, ChangeUnit, Dep, Store};
+use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
-    BoxError, ChangeUnit, Dep,
 };
-use migrate_core::memory::{MemorySession, MemoryStore};
-use migrate_core::Store;
 
 /// Records which methods ran, in order.
 #[derive(Default)]
@@ -167,7 +174,7 @@ mod steps {
 }
 
 fn unit(id: &str) -> &'static ChangeUnit {
-    migrate_core::registered()
+    migrate::registered()
         .iter()
         .find(|unit| unit.id() == id)
         .unwrap_or_else(|| panic!("unit `{id}` is not registered"))
@@ -196,7 +203,7 @@ async fn run(
 #[test]
 fn every_annotated_struct_is_registered_once() {
     for id in ["full-unit", "minimal", "tuple"] {
-        let count = migrate_core::registered()
+        let count = migrate::registered()
             .iter()
             .filter(|unit| unit.id() == id)
             .count();
@@ -215,11 +222,13 @@ fn descriptor_carries_every_key() {
     assert!(!unit.transactional());
     assert!(!unit.fail_fast());
     assert_eq!(unit.profiles(), ["dev", "!prod"]);
-    assert_eq!(unit.type_path(), "macros_registration::FullUnit");
+    assert_eq!(unit.type_path(), "registration::FullUnit");
     assert_eq!(unit.execution_method(), "execute");
     assert_eq!(unit.before_method(), Some("create_collection"));
     assert_eq!(unit.checksum().len(), 16);
-    assert!(unit.location().starts_with("tests/macros_registration.rs:"));
+    assert!(unit
+        .location()
+        .starts_with("migrate-core/tests/registration.rs:"));
 }
 
 #[test]

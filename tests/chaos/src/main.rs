@@ -57,46 +57,50 @@ fn main() -> ExitCode {
 async fn dispatch(args: &[String]) -> Result<ExitCode, BoxError> {
     let uri = std::env::var("MONGODB_URI").map_err(|_| "MONGODB_URI is not set")?;
     let database = env_or("CHAOS_DB", "chaos".to_owned())?;
-    match args.first().map(String::as_str) {
-        Some("run") => {
-            let client = client::service(&uri).await?;
-            run(&client.database(&database)).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("check") => {
-            let expectation: Expectation =
-                args.get(1).ok_or("check: which expectation?")?.parse()?;
-            let client = client::admin(&uri).await?;
-            let violations = check::check(&client.database(&database), expectation).await?;
-            if violations.is_empty() {
-                println!("ok");
-                return Ok(ExitCode::SUCCESS);
-            }
-            for violation in violations {
-                println!("{violation}");
-            }
-            Ok(ExitCode::FAILURE)
-        }
-        Some("fault") => {
-            let client = client::admin(&uri).await?;
-            fault::configure(&client, &args[1..]).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("topology") => {
-            let client = client::admin(&uri).await?;
-            println!("{}", client::topology(&client).await?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("drop") => {
-            let client = client::admin(&uri).await?;
-            client.database(&database).drop().await?;
-            Ok(ExitCode::SUCCESS)
-        }
+    let command = args.first().map(String::as_str);
+    let client = match command {
+        Some("run") => client::service(&uri).await?,
+        Some("check" | "fault" | "topology" | "drop") => client::admin(&uri).await?,
         _ => {
             eprintln!("usage: migrate-chaos run | check <exact|at-least-once|consistent> | fault <options>|off | topology | drop");
-            Ok(ExitCode::from(2))
+            return Ok(ExitCode::from(2));
         }
+    };
+    let db = client.database(&database);
+    let result = match command {
+        Some("run") => run(&db).await.map(|()| ExitCode::SUCCESS),
+        Some("check") => check(&db, args.get(1)).await,
+        Some("fault") => fault::configure(&client, &args[1..])
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Some("topology") => client::topology(&client).await.map(|t| {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }),
+        _ => db
+            .drop()
+            .await
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
+    };
+    // Dropping a client ends its sessions in a task of its own, which may outlive the
+    // runtime; shutting it down here ends them first.
+    client.shutdown().await;
+    result
+}
+
+/// Prints every violation of `expectation`, one a line, or `ok`.
+async fn check(db: &mongodb::Database, expectation: Option<&String>) -> Result<ExitCode, BoxError> {
+    let expectation: Expectation = expectation.ok_or("check: which expectation?")?.parse()?;
+    let violations = check::check(db, expectation).await?;
+    if violations.is_empty() {
+        println!("ok");
+        return Ok(ExitCode::SUCCESS);
     }
+    for violation in violations {
+        println!("{violation}");
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// One service instance start-up: the runner with the chaos units and a short lease.

@@ -59,11 +59,22 @@ impl Tool<'_> {
             .map_err(|e| format!("starting {:?}: {e}", self.bin))?;
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         if output.status.success() {
-            Ok(stdout)
-        } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(format!("{stdout}{}", stderr.trim()))
+            return Ok(stdout);
         }
+        // `check` prints its violations on stdout; errors go to stderr.
+        if output.status.code() == Some(1) && !stdout.is_empty() {
+            return Err(stdout);
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let error: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.starts_with("  caused by: "))
+            .collect();
+        Err(if error.is_empty() {
+            format!("{:?} {args:?}: {}", self.bin, output.status)
+        } else {
+            brief(&error.join(" "))
+        })
     }
 
     /// `replica-set` or `standalone`.

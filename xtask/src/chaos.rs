@@ -10,6 +10,7 @@
 //! (the `failpoints` scenario one per fault), followed by the reason of each failed trial.
 //! The command exits non-zero unless every trial passed.
 
+mod fault;
 mod scenario;
 mod service;
 
@@ -108,7 +109,7 @@ pub(crate) fn chaos(args: &[String]) -> Result {
         return Ok(());
     };
     let bin = build()?;
-    let (targets, _servers) = targets(&bin)?;
+    let (targets, _local) = targets(&bin)?;
     println!(
         "chaos: seed {} (repeat with --seed {}){}",
         options.seed,
@@ -189,9 +190,20 @@ impl TargetMode {
     }
 }
 
-/// The servers: both local test databases, or the user's `MONGODB_URI` alone. The servers
-/// started here are returned too, to be stopped when dropped.
-fn targets(bin: &std::path::Path) -> Result<(Vec<Target>, Vec<Server>)> {
+/// What keeps the local servers going, stopped when dropped: the reapers first, then the
+/// servers.
+struct Local {
+    _reapers: Vec<service::Service>,
+    _servers: Vec<Server>,
+}
+
+/// The servers: both local test databases, or the user's `MONGODB_URI` alone.
+///
+/// A local replica-set server gets a reaper (`migrate-chaos reap`): SecantusDB ends a
+/// transaction past its 60 s lifetime only when a statement in some transaction reaches it,
+/// where mongod ends it from a periodic job, so without one the open transaction of a killed
+/// runner would outlive every wait. A user's server is left to itself.
+fn targets(bin: &std::path::Path) -> Result<(Vec<Target>, Local)> {
     let (uris, servers) = match env::var("MONGODB_URI") {
         Ok(uri) if !uri.trim().is_empty() => {
             eprintln!("xtask: MONGODB_URI is set; the chaos scenarios run against {uri}");
@@ -207,6 +219,7 @@ fn targets(bin: &std::path::Path) -> Result<(Vec<Target>, Vec<Server>)> {
         }
     };
     let mut targets = Vec::new();
+    let mut reapers = Vec::new();
     for uri in uris {
         let tool = Tool {
             bin,
@@ -217,9 +230,18 @@ fn targets(bin: &std::path::Path) -> Result<(Vec<Target>, Vec<Server>)> {
             "replica-set" => TargetMode::ReplicaSet,
             _ => TargetMode::Standalone,
         };
+        if mode == TargetMode::ReplicaSet && !servers.is_empty() {
+            reapers.push(tool.start_reaper()?);
+        }
         targets.push(Target { uri, mode });
     }
-    Ok((targets, servers))
+    Ok((
+        targets,
+        Local {
+            _reapers: reapers,
+            _servers: servers,
+        },
+    ))
 }
 
 /// The outcome of one scenario (or one fault) on one server.

@@ -21,13 +21,19 @@ const ADMIN_APP_NAME: &str = "migrate-chaos-admin";
 
 /// The service's client. Every command the server fails, and every reply that carries a
 /// `writeConcernError`, is reported on stderr as `chaos: command failed: <command> on
-/// <collection>: <error>`, so the harness can see which command a fault hit.
+/// <collection>: <error>`, so the harness can see which command a fault hit; with
+/// `CHAOS_TRACE_COMMANDS=1`, every command it sends as `chaos: command started: <command> on
+/// <collection>`, so the harness can aim a fault.
 pub(crate) async fn service(uri: &str) -> Result<Client, BoxError> {
     let mut options = options(uri, SERVICE_APP_NAME).await?;
     let targets: Arc<Mutex<HashMap<i32, String>>> = Arc::default();
+    let trace = std::env::var_os("CHAOS_TRACE_COMMANDS").is_some_and(|v| v == "1");
     options.command_event_handler = Some(EventHandler::callback(move |event| match event {
         CommandEvent::Started(started) => {
             let target = target(&started.command_name, &started.command);
+            if trace {
+                eprintln!("chaos: command started: {target}");
+            }
             targets.lock().unwrap().insert(started.request_id, target);
         }
         CommandEvent::Succeeded(succeeded) => {

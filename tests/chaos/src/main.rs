@@ -7,12 +7,14 @@
 //! migrate-chaos fault <options> | off   configure the server's `failCommand` fail point
 //! migrate-chaos topology                print `replica-set` or `standalone`
 //! migrate-chaos drop                    drop the database
+//! migrate-chaos reap                    end expired transactions every 5 s (see `reap.rs`)
 //! ```
 //!
 //! Every subcommand reads `MONGODB_URI` and `CHAOS_DB` (default `chaos`). `run` also reads
 //! `CHAOS_LEASE_MILLIS` (the lock lease, default 3000), `CHAOS_STEP_MILLIS` (how long every
 //! unit waits before its writes, default 0) and `CHAOS_UNIT_MILLIS` (how long the long units
-//! wait after their writes, inside their transaction, default 0).
+//! wait after their writes, inside their transaction, default 0), and with
+//! `CHAOS_TRACE_COMMANDS=1` lists every command it sends.
 //!
 //! `run` tells the harness where it is on stderr (`chaos: <unit> wrote`, ...), including every
 //! command the server failed, so a fault scenario can tell whether its fault hit the command it
@@ -21,6 +23,7 @@
 mod check;
 mod client;
 mod fault;
+mod reap;
 mod units;
 
 use std::error::Error;
@@ -60,9 +63,9 @@ async fn dispatch(args: &[String]) -> Result<ExitCode, BoxError> {
     let command = args.first().map(String::as_str);
     let client = match command {
         Some("run") => client::service(&uri).await?,
-        Some("check" | "fault" | "topology" | "drop") => client::admin(&uri).await?,
+        Some("check" | "fault" | "topology" | "drop" | "reap") => client::admin(&uri).await?,
         _ => {
-            eprintln!("usage: migrate-chaos run | check <exact|at-least-once|consistent> | fault <options>|off | topology | drop");
+            eprintln!("usage: migrate-chaos run | check <exact|at-least-once|consistent> | fault <options>|off | topology | drop | reap");
             return Ok(ExitCode::from(2));
         }
     };
@@ -73,6 +76,7 @@ async fn dispatch(args: &[String]) -> Result<ExitCode, BoxError> {
         Some("fault") => fault::configure(&client, &args[1..])
             .await
             .map(|()| ExitCode::SUCCESS),
+        Some("reap") => reap::reap(&client).await.map(|()| ExitCode::SUCCESS),
         Some("topology") => client::topology(&client).await.map(|t| {
             println!("{t}");
             ExitCode::SUCCESS

@@ -14,12 +14,14 @@
 //!
 //! "Converges" means the runs a scenario prescribes succeed without a manual retry: the
 //! process restarted once after a kill must succeed (it may wait for the dead owner's lock or
-//! for its orphaned transaction to be reaped, which SecantusDB does after 60 s).
+//! for its orphaned transaction to end, which the server does once the transaction's 60 s
+//! lifetime has passed; on a local SecantusDB with the harness's reaper, see `chaos.rs`).
 
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::fault::{Aimed, FAULTS};
 use super::service::{Exit, Expectation, Service, Tool, RUN_TIMEOUT};
 use super::{Figure, Rng, Target, TargetMode};
 use crate::Result;
@@ -52,17 +54,16 @@ pub(crate) enum Scenario {
     /// with an error saying the lock was lost; B was still running when A resumed; the checks.
     SigstopTakeover,
     /// `failpoints`: one figure per fault, injected with `failCommand` for the service's
-    /// `appName` only (lease 30 s, so no refresh interleaves with the targeted commands):
-    /// `commitTransaction` failing with a transient error, with an
-    /// `UnknownTransactionCommitResult`, and answered with a write concern error on every
-    /// attempt although the server committed (replica set only); the history write (`update`
-    /// on the history collection for `chaos-03`, targeted by skipping the `update`s sent
-    /// before it) failing with an error and with a dropped connection; the history read
-    /// (`find`) before and after the lock is taken failing; the lock acquisition (`update` on
-    /// the lock collection) failing with an error and with a dropped connection. Checks: the
-    /// fault hit the command it aimed at; the faulted run succeeds or fails cleanly (its
-    /// history tells the truth about what it applied, and the lock is released); a second run
-    /// without the fault exits 0; the checks, effects exactly once in both modes.
+    /// `appName` only and aimed at one command found by a fault-free probe run (see
+    /// `fault.rs`; lease 30 s, so no refresh interleaves): `commitTransaction` failing with a
+    /// transient error, with an `UnknownTransactionCommitResult`, and answered with a write
+    /// concern error on every attempt although the server committed (replica set only, the
+    /// last turned off after the run); `chaos-03`'s history write failing with an error and
+    /// with a dropped connection; the history read before and after the lock is taken
+    /// failing; the lock acquisition failing with an error and with a dropped connection.
+    /// Checks: the fault hit the command it aimed at; the faulted run succeeds or fails
+    /// cleanly (its history tells the truth about what it applied, and the lock is released);
+    /// a second run without the fault exits 0; the checks, effects exactly once in both modes.
     Failpoints,
     /// `long_units`: the long units `chaos-03` and `chaos-05` last 3.5 s after their writes,
     /// more than three lock refreshes, inside their transactions on a replica set. Checks: the
@@ -130,28 +131,7 @@ impl Scenario {
     pub(crate) fn run(self, mut ctx: Context<'_>, trials: usize) -> Vec<Figure> {
         let name = format!("{}/{}", self.name(), ctx.target.mode.name());
         if self == Scenario::Failpoints {
-            return FAULTS
-                .iter()
-                .filter(|f| !f.replica_set_only || ctx.target.mode == TargetMode::ReplicaSet)
-                .map(|fault| {
-                    let mut figure = Figure::new(format!(
-                        "{}/{}/{}",
-                        self.name(),
-                        fault.name,
-                        ctx.target.mode.name()
-                    ));
-                    for trial in 1..=trials {
-                        let outcome =
-                            ctx.trial(&format!("fp_{}", fault.name), trial, |ctx, tool| {
-                                ctx.fault_trial(tool, fault)
-                            });
-                        progress(&figure.name, trial, trials, &outcome);
-                        figure.record(outcome);
-                    }
-                    figure.notes.extend(ctx.take_tally());
-                    figure
-                })
-                .collect();
+            return ctx.failpoints(trials);
         }
         let mut figure = Figure::new(name);
         let kill_window = match self {
@@ -184,178 +164,6 @@ fn progress(figure: &str, trial: usize, trials: usize, outcome: &Result) {
     eprintln!("xtask: {figure} trial {trial}/{trials} {verdict}");
 }
 
-/// One fault of the `failpoints` scenario: a `failCommand` fail point for the service.
-struct Fault {
-    name: &'static str,
-    /// Commit faults need transactions.
-    replica_set_only: bool,
-    /// The command that fails.
-    command: &'static str,
-    /// Which of the matching commands fails first.
-    first: Nth,
-    /// How many fail in a row; `None`: every one until the fault is turned off.
-    times: Option<u32>,
-    effect: Effect,
-    /// The command the fault aims at, as the service reports failed commands.
-    target: &'static str,
-}
-
-/// Which of the service's matching commands a fault hits first.
-#[derive(Clone, Copy)]
-enum Nth {
-    First,
-    Second,
-    /// The `update` that writes `chaos-03`'s history entry.
-    ThirdUnitsHistoryWrite,
-}
-
-/// What the failing command does.
-#[derive(Clone, Copy)]
-enum Effect {
-    /// Fails with this code, and this label instead of the server's own.
-    Error(i32, Option<&'static str>),
-    /// The server drops the connection.
-    CloseConnection,
-    /// The command runs, and the reply carries a write concern error with this code.
-    WriteConcernError(i32),
-}
-
-/// A non-transient server error (OperationFailed).
-const OPERATION_FAILED: Effect = Effect::Error(96, None);
-
-impl Fault {
-    /// The `migrate-chaos fault` options.
-    fn options(&self, mode: TargetMode) -> Vec<String> {
-        let skip = match self.first {
-            Nth::First => 0,
-            Nth::Second => 1,
-            Nth::ThirdUnitsHistoryWrite => updates_before_third_history_write(mode),
-        };
-        let mut options = vec![
-            "--command".to_owned(),
-            self.command.to_owned(),
-            "--skip".to_owned(),
-            skip.to_string(),
-        ];
-        match self.times {
-            Some(times) => options.extend(["--times".to_owned(), times.to_string()]),
-            None => options.push("--always-on".to_owned()),
-        }
-        match self.effect {
-            Effect::Error(code, label) => {
-                options.extend(["--error-code".to_owned(), code.to_string()]);
-                if let Some(label) = label {
-                    options.extend(["--label".to_owned(), label.to_owned()]);
-                }
-            }
-            Effect::CloseConnection => options.push("--close-connection".to_owned()),
-            Effect::WriteConcernError(code) => {
-                options.extend(["--write-concern-error".to_owned(), code.to_string()]);
-            }
-        }
-        options
-    }
-}
-
-/// The `update` commands the service sends before the history write of `chaos-03` (the
-/// third unit): the lock acquisition; per earlier unit its own `$inc`, the fence on the lock
-/// (in transactions) and the history write; then `chaos-03`'s `$inc` and fence. No lock
-/// refresh interleaves: the fault scenarios run with a 30 s lease.
-fn updates_before_third_history_write(mode: TargetMode) -> usize {
-    match mode {
-        TargetMode::ReplicaSet => 1 + 2 * 3 + 2,
-        TargetMode::Standalone => 1 + 2 * 2 + 1,
-    }
-}
-
-const HISTORY_WRITE: &str = "update on mongockChangeLog";
-const HISTORY_READ: &str = "find on mongockChangeLog";
-const LOCK_ACQUIRE: &str = "update on mongockLock";
-
-const FAULTS: &[Fault] = &[
-    Fault {
-        name: "commit_transient",
-        replica_set_only: true,
-        command: "commitTransaction",
-        first: Nth::First,
-        times: Some(1),
-        effect: Effect::Error(112, Some("TransientTransactionError")),
-        target: "commitTransaction",
-    },
-    Fault {
-        name: "commit_unknown_result",
-        replica_set_only: true,
-        command: "commitTransaction",
-        first: Nth::First,
-        times: Some(1),
-        effect: Effect::Error(50, Some("UnknownTransactionCommitResult")),
-        target: "commitTransaction",
-    },
-    Fault {
-        name: "commit_write_concern",
-        replica_set_only: true,
-        command: "commitTransaction",
-        first: Nth::First,
-        times: None,
-        effect: Effect::WriteConcernError(64),
-        target: "commitTransaction",
-    },
-    Fault {
-        name: "history_write_error",
-        replica_set_only: false,
-        command: "update",
-        first: Nth::ThirdUnitsHistoryWrite,
-        times: Some(1),
-        effect: OPERATION_FAILED,
-        target: HISTORY_WRITE,
-    },
-    Fault {
-        name: "history_write_close",
-        replica_set_only: false,
-        command: "update",
-        first: Nth::ThirdUnitsHistoryWrite,
-        times: Some(1),
-        effect: Effect::CloseConnection,
-        target: HISTORY_WRITE,
-    },
-    Fault {
-        name: "history_read_error",
-        replica_set_only: false,
-        command: "find",
-        first: Nth::First,
-        times: Some(1),
-        effect: OPERATION_FAILED,
-        target: HISTORY_READ,
-    },
-    Fault {
-        name: "history_reread_error",
-        replica_set_only: false,
-        command: "find",
-        first: Nth::Second,
-        times: Some(1),
-        effect: OPERATION_FAILED,
-        target: HISTORY_READ,
-    },
-    Fault {
-        name: "lock_acquire_error",
-        replica_set_only: false,
-        command: "update",
-        first: Nth::First,
-        times: Some(1),
-        effect: OPERATION_FAILED,
-        target: LOCK_ACQUIRE,
-    },
-    Fault {
-        name: "lock_acquire_close",
-        replica_set_only: false,
-        command: "update",
-        first: Nth::First,
-        times: Some(1),
-        effect: Effect::CloseConnection,
-        target: LOCK_ACQUIRE,
-    },
-];
-
 /// What a scenario runs with.
 pub(crate) struct Context<'a> {
     bin: &'a std::path::Path,
@@ -363,6 +171,15 @@ pub(crate) struct Context<'a> {
     rng: &'a mut Rng,
     /// How often each notable outcome occurred, reported under the figure.
     tally: BTreeMap<&'static str, usize>,
+}
+
+/// The environment of the fault scenario's runs: a lease long enough that no refresh
+/// interleaves with the commands a fault is aimed at, and the command list for the probe.
+fn fault_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("CHAOS_LEASE_MILLIS", "30000".to_owned()),
+        ("CHAOS_TRACE_COMMANDS", "1".to_owned()),
+    ]
 }
 
 /// The service's environment: the lease plus `extra`.
@@ -614,20 +431,82 @@ impl<'a> Context<'a> {
         reasons.into_result()
     }
 
-    fn fault_trial(&mut self, tool: &Tool<'_>, fault: &Fault) -> Result {
-        let env = vec![("CHAOS_LEASE_MILLIS", "30000".to_owned())];
+    /// One figure per fault that applies to the server, each aimed from one probe.
+    fn failpoints(&mut self, trials: usize) -> Vec<Figure> {
+        let probe = self.probe();
+        let mode = self.target.mode;
+        FAULTS
+            .iter()
+            .filter(|fault| fault.applies_to(mode))
+            .map(|fault| {
+                let mut figure = Figure::new(format!("failpoints/{}/{}", fault.name, mode.name()));
+                let aimed = match &probe {
+                    Ok(lines) => fault
+                        .aim(lines)
+                        .ok_or_else(|| "the probe sent no command to aim the fault at".to_owned()),
+                    Err(e) => Err(e.clone()),
+                };
+                if let Ok(aimed) = &aimed {
+                    figure.notes.push(format!(
+                        "aimed at `{}`: fault {}",
+                        aimed.target,
+                        aimed.options.join(" ")
+                    ));
+                }
+                for trial in 1..=trials {
+                    let outcome = match &aimed {
+                        Ok(aimed) => {
+                            self.trial(&format!("fp_{}", fault.name), trial, |ctx, tool| {
+                                ctx.fault_trial(tool, aimed)
+                            })
+                        }
+                        Err(e) => Err(format!("harness: {e}")),
+                    };
+                    progress(&figure.name, trial, trials, &outcome);
+                    figure.record(outcome);
+                }
+                figure.notes.extend(self.take_tally());
+                figure
+            })
+            .collect()
+    }
+
+    /// A fault-free run that lists every command the service sends, in order, between its
+    /// unit markers (see `fault.rs`).
+    fn probe(&mut self) -> Result<Vec<String>> {
+        let tool = Tool {
+            bin: self.bin,
+            uri: &self.target.uri,
+            db: format!("chaos_{}_probe", std::process::id()),
+        };
+        tool.drop_database();
         tool.fault_off()?;
-        tool.fault(&fault.options(self.target.mode))?;
+        let exit = tool.start(&fault_env())?.finish(RUN_TIMEOUT);
+        tool.drop_database();
+        if exit.succeeded() {
+            Ok(exit.lines().to_vec())
+        } else {
+            Err(format!(
+                "the fault-free probe run failed: {}",
+                exit.failure()
+            ))
+        }
+    }
+
+    fn fault_trial(&mut self, tool: &Tool<'_>, aimed: &Aimed) -> Result {
+        let env = fault_env();
+        tool.fault_off()?;
+        tool.fault(&aimed.options)?;
         let first = tool.start(&env).map(|s| s.finish(RUN_TIMEOUT));
         let off = tool.fault_off();
         let first = first?;
         off?;
         let mut reasons = Reasons::default();
         let failed = first.failed_commands();
-        if failed.first() != Some(&fault.target) {
+        if failed.first() != Some(&aimed.target.as_str()) {
             reasons.fail(format!(
                 "the fault did not hit `{}` (failed commands: {failed:?})",
-                fault.target
+                aimed.target
             ));
         }
         self.count(if first.succeeded() {

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// runner's default three-minute wait for the lock.
 pub(super) const RUN_TIMEOUT: Duration = Duration::from_secs(240);
 
+/// How long a check, a fault configuration or a drop may take: a drop waits for an orphaned
+/// transaction to be dropped by the server (60 s on SecantusDB).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// What a trial requires of the database afterwards (`migrate-chaos check <expectation>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Expectation {
@@ -52,11 +56,30 @@ impl Tool<'_> {
 
     /// Runs a one-shot subcommand; its stdout, or why it failed.
     fn tool(&self, args: &[&str]) -> Result<String, String> {
-        let output = self
+        let mut child = self
             .command()
             .args(args)
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("starting {:?}: {e}", self.bin))?;
+        let deadline = Instant::now() + TOOL_TIMEOUT;
+        while matches!(child.try_wait(), Ok(None)) {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`migrate-chaos {}` did not finish within {} s",
+                    args.join(" "),
+                    TOOL_TIMEOUT.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        // The tools print a few lines at most, so their pipes never filled up.
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("reading the output of {:?}: {e}", self.bin))?;
         let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
         if output.status.success() {
             return Ok(stdout);
@@ -103,14 +126,26 @@ impl Tool<'_> {
 
     /// Drops the trial's database (best effort: a leftover only costs the server memory).
     pub(super) fn drop_database(&self) {
-        let _ = self.tool(&["drop"]);
+        if let Err(e) = self.tool(&["drop"]) {
+            eprintln!("xtask: dropping {}: {e}", self.db);
+        }
     }
 
     /// Starts one service instance (`migrate-chaos run`) with `env` on top of the defaults.
     pub(super) fn start(&self, env: &[(&str, String)]) -> Result<Service, String> {
+        self.spawn("run", env)
+    }
+
+    /// Starts `migrate-chaos reap`, which ends the server's expired transactions as mongod's
+    /// periodic job would (see `migrate-chaos`'s `reap.rs`), until it is dropped.
+    pub(super) fn start_reaper(&self) -> Result<Service, String> {
+        self.spawn("reap", &[])
+    }
+
+    fn spawn(&self, subcommand: &str, env: &[(&str, String)]) -> Result<Service, String> {
         let mut command = self.command();
         command
-            .arg("run")
+            .arg(subcommand)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -285,6 +320,11 @@ impl Exit {
             }
         }
         brief(&message)
+    }
+
+    /// Everything it printed, stdout and stderr interleaved as read.
+    pub(super) fn lines(&self) -> &[String] {
+        &self.log
     }
 
     /// Whether the printed error says the lock was lost.

@@ -114,7 +114,7 @@ impl Scenario {
     pub(crate) fn trials(self, short: bool) -> usize {
         let (full, short_) = match self {
             Scenario::Race16 => (5, 1),
-            Scenario::Kill9 => (30, 4),
+            Scenario::Kill9 => (30, 3),
             Scenario::Kill9InTransaction => (5, 1),
             Scenario::SigstopTakeover => (10, 2),
             Scenario::Failpoints => (3, 1),

@@ -49,9 +49,10 @@ pub(crate) enum Scenario {
     Kill9InTransaction,
     /// `sigstop_takeover`: owner A is paused with SIGSTOP inside the long unit `chaos-03` (2 s
     /// after its writes, transaction open) and stays paused past its lease (lease + 1 s); B
-    /// is started (every unit waits 300 ms before its writes) and takes the lock over; A is
-    /// resumed with SIGCONT 1 s later, while B runs. Checks: B exits 0; A exits 0, or non-zero
-    /// with an error saying the lock was lost; B was still running when A resumed; the checks.
+    /// is started (every unit waits 300 ms before its writes) to take the expired lock over;
+    /// A is resumed with SIGCONT 1 s later, while B runs. Checks: B exits 0; A exits 0, or
+    /// non-zero with an error saying the lock was lost; B was still running when A resumed;
+    /// the checks.
     SigstopTakeover,
     /// `failpoints`: one figure per fault, injected with `failCommand` for the service's
     /// `appName` only and aimed at one command found by a fault-free probe run (see

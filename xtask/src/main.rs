@@ -5,9 +5,13 @@
 //!   it, and stops it.
 //! - `cargo xtask demo`: starts a local test database (unless `MONGODB_URI` is set), runs the
 //!   `client_service` example twice against it, and stops it.
+//! - `cargo xtask chaos [--short] [--scenario <name>] [--trials <n>]`: the fault-injection
+//!   suite (`chaos.rs`): races, SIGKILL, SIGSTOP and `failCommand` faults against a local test
+//!   database in both modes; `--help` lists the scenarios.
 //! - `cargo xtask server [--standalone]`: starts a test database and keeps it running until
 //!   interrupted, printing its URI.
 
+mod chaos;
 mod server;
 
 use std::env;
@@ -22,6 +26,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
+        Some("chaos") => chaos::chaos(&args[1..]),
         Some("server") => serve(args.iter().any(|a| a == "--standalone")),
         Some("install-server") => server::install().map(|bin| println!("{}", bin.display())),
         _ => {
@@ -30,6 +35,7 @@ fn main() -> ExitCode {
                  commands:\n  \
                  test [--quick]          fmt, clippy, every test against a local test database, docs\n  \
                  demo                    run the client_service example against a local test database\n  \
+                 chaos [--short] [--help]  kill, pause and fault-inject the chaos service; print the figures\n  \
                  server [--standalone]   start a test database and keep it running\n  \
                  install-server          install the test database and print its path"
             );

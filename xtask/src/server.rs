@@ -21,7 +21,7 @@ pub(crate) enum Mode {
     Standalone,
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
@@ -86,6 +86,7 @@ pub(crate) struct Server {
 impl Server {
     pub(crate) fn start(bin: &Path, mode: Mode) -> Result<Self> {
         let port = free_port()?;
+        fs::create_dir_all(state_dir()).map_err(|e| format!("creating {:?}: {e}", state_dir()))?;
         let log_path = state_dir().join(format!("server-{port}.log"));
         let log = fs::File::create(&log_path).map_err(|e| format!("{log_path:?}: {e}"))?;
         let mut command = Command::new(bin);

@@ -2,12 +2,9 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use migrate_core::{
-    BoxError, Dependencies, HistoryEntry, IntoStore, LockAttempt, LockClaim, LockInfo, LockStore,
-    Store, TransactionStore,
-};
+use migrate_core::{BoxError, Dependencies, HistoryEntry, IntoStore, LockInfo, Store};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
@@ -16,6 +13,9 @@ use tokio::sync::OnceCell;
 use crate::error::{self, Error};
 use crate::topology::{self, Topology};
 use crate::{history, lock};
+
+mod locking;
+mod transactions;
 
 /// The batch size of the history read. MongoDB also caps a reply at 16 MiB, so a history is
 /// read in one round trip while it has at most this many entries and their projected
@@ -411,137 +411,6 @@ impl Store for MongoStore {
             .await
             .map_err(|e| Error::driver("starting a session", self.db.name(), e))?;
         Ok(session)
-    }
-}
-
-impl TransactionStore for MongoStore {
-    async fn supports_transactions(&self) -> Result<bool, BoxError> {
-        Ok(self.topology().await?.transactions)
-    }
-
-    fn transactions_unsupported_reason(&self) -> String {
-        match self.topology.get() {
-            Some(topology) if !topology.transactions => topology.reason.clone(),
-            _ => "the server cannot run transactions".to_owned(),
-        }
-    }
-
-    async fn start_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
-        session
-            .start_transaction()
-            .read_concern(self.read_concern.clone())
-            .write_concern(self.write_concern.clone())
-            .await
-            .map_err(|e| Error::driver("starting a transaction", self.db.name(), e))?;
-        Ok(())
-    }
-
-    async fn fence_lock(
-        &self,
-        session: &mut ClientSession,
-        claim: &LockClaim,
-    ) -> Result<bool, BoxError> {
-        let result = self
-            .lock()
-            .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
-            .session(session)
-            .await
-            .map_err(|e| Error::driver("fencing the lock", self.lock_namespace(), e))?;
-        Ok(result.matched_count > 0)
-    }
-
-    async fn commit_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
-        session
-            .commit_transaction()
-            .await
-            .map_err(|e| Error::driver("committing a transaction", self.db.name(), e))?;
-        Ok(())
-    }
-
-    async fn abort_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
-        session
-            .abort_transaction()
-            .await
-            .map_err(|e| Error::driver("aborting a transaction", self.db.name(), e))?;
-        Ok(())
-    }
-
-    fn is_transient(&self, error: &BoxError) -> bool {
-        error::has_label(&**error, mongodb::error::TRANSIENT_TRANSACTION_ERROR)
-    }
-
-    fn is_unknown_commit_result(&self, error: &BoxError) -> bool {
-        error::has_label(&**error, mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-    }
-
-    async fn end_session(&self, session: ClientSession) {
-        // `killSessions` aborts the session's open transaction at once; without it the server
-        // would keep it, and the documents it wrote, until its transaction lifetime passes.
-        let kill = doc! { "killSessions": [session.id().clone()] };
-        if let Err(error) = self.db.client().database("admin").run_command(kill).await {
-            tracing::debug!(error = %error::DriverError::from(error), "killSessions failed");
-        }
-    }
-
-    fn transaction_lifetime(&self) -> Duration {
-        self.transaction_lifetime
-    }
-
-    fn is_transaction_gone(&self, error: &BoxError) -> bool {
-        error::has_code(
-            &**error,
-            &[NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME],
-        )
-    }
-}
-
-impl LockStore for MongoStore {
-    async fn acquire_lock(
-        &self,
-        claim: &LockClaim,
-        max_wait: Duration,
-    ) -> Result<LockAttempt, BoxError> {
-        // `findAndModify` because it takes a time limit: a write to a document that an open
-        // transaction has written waits for that transaction to end.
-        let result = self
-            .lock()
-            .find_one_and_update(
-                lock::acquire_filter(claim, SystemTime::now()),
-                lock::acquire_update(claim),
-            )
-            .upsert(true)
-            .max_time(max_wait)
-            .projection(doc! { "_id": 1 })
-            .await;
-        match result {
-            Ok(_) => Ok(LockAttempt::Acquired),
-            // The filter did not match, so the upsert tried to insert a second document with
-            // the same key: another owner holds an unexpired lease.
-            Err(e) if error::is_duplicate_key(&e) => {
-                Ok(LockAttempt::HeldBy(self.inspect_lock().await?))
-            }
-            Err(e) if matches!(error::code(&e), Some(MAX_TIME_EXPIRED | WRITE_CONFLICT)) => {
-                Ok(LockAttempt::InTransaction)
-            }
-            Err(e) => Err(Error::driver("acquiring the lock", self.lock_namespace(), e).into()),
-        }
-    }
-
-    async fn refresh_lock(&self, claim: &LockClaim) -> Result<bool, BoxError> {
-        let result = self
-            .lock()
-            .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
-            .await
-            .map_err(|e| Error::driver("refreshing the lock", self.lock_namespace(), e))?;
-        Ok(result.matched_count > 0)
-    }
-
-    async fn release_lock(&self, owner: &str) -> Result<(), BoxError> {
-        self.lock()
-            .delete_one(lock::owner_filter(owner))
-            .await
-            .map_err(|e| Error::driver("releasing the lock", self.lock_namespace(), e))?;
-        Ok(())
     }
 }
 

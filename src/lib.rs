@@ -38,10 +38,11 @@
 #[doc(hidden)]
 pub use migrate_core::__private;
 pub use migrate_core::{
-    BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error, Event,
-    ExecutionError, HistoryEntry, MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit,
-    Report, RunStatus, SkipReason, State, Step, TransactionStrategy, TransactionTooLong,
-    UnitReport, Version,
+    AcceptedChecksum, BoxError, ChangeUnit, ChecksumPolicy, Decision, Dep, Dependencies,
+    DescribeUnit, Drift, EntryType, Error, Event, ExecutionError, Finding, HistoryEntry,
+    MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit, ReleaseReason, Report, RunStatus,
+    Severity, SkipReason, State, Status, Step, TransactionStrategy, TransactionTooLong, UnitReport,
+    UnitState, UnitStatus, UnknownEntry, Unlock, Validation, Version,
 };
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,

@@ -19,6 +19,8 @@ pub struct UnitSpec {
     pub type_path: &'static str,
     pub execution_method: &'static str,
     pub before_method: Option<&'static str>,
+    pub execution_takes_session: bool,
+    pub rollback_does_nothing: bool,
     pub checksum: u64,
     pub file: &'static str,
     pub line: u32,
@@ -115,6 +117,10 @@ pub struct StepDef<T: ?Sized, P> {
     pub method: Option<&'static str>,
     /// Hash of the marked method's tokens; `0` for an absent step.
     pub checksum: u64,
+    /// Whether the method takes the store session.
+    pub takes_session: bool,
+    /// Whether the method's body is empty or only `Ok(())` (an absent step does nothing).
+    pub does_nothing: bool,
     /// The method's injection sites.
     pub requirements: RequirementsFn,
     /// Runs the method.
@@ -127,12 +133,16 @@ impl<T: ?Sized> StepDef<T, Present> {
     pub const fn new(
         method: &'static str,
         checksum: u64,
+        takes_session: bool,
+        does_nothing: bool,
         requirements: RequirementsFn,
         run: StepFn<T>,
     ) -> Self {
         StepDef {
             method: Some(method),
             checksum,
+            takes_session,
+            does_nothing,
             requirements,
             run,
             presence: PhantomData,
@@ -142,7 +152,7 @@ impl<T: ?Sized> StepDef<T, Present> {
     /// Stands in for a marked method the macro rejected, so that the compile error about the
     /// method is not followed by one about a missing step.
     pub const fn rejected(method: &'static str) -> Self {
-        Self::new(method, 0, no_requirements, no_step::<T>)
+        Self::new(method, 0, true, false, no_requirements, no_step::<T>)
     }
 }
 
@@ -151,6 +161,8 @@ impl<T: ?Sized> StepDef<T, Absent> {
     pub const ABSENT: Self = StepDef {
         method: None,
         checksum: 0,
+        takes_session: false,
+        does_nothing: true,
         requirements: no_requirements,
         run: no_step::<T>,
         presence: PhantomData,

@@ -69,6 +69,35 @@ pub enum Error {
         ids: Vec<String>,
     },
 
+    /// An operation names a change unit that this binary does not contain.
+    #[error("no change unit `{id}` in this binary")]
+    UnknownChangeUnit {
+        /// The id asked for.
+        id: String,
+    },
+
+    /// Applied units changed since they ran, and the checksum policy is strict. Nothing ran.
+    #[error(
+        "change units changed since they ran: {}; revert the edits, or record the new code \
+         with `Runner::accept_checksums` once it is reviewed",
+        .units.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+    )]
+    ChecksumDrift {
+        /// The ids of the changed units.
+        units: Vec<String>,
+    },
+
+    /// Units to undo have no rollback code. Nothing was undone.
+    #[error(
+        "cannot undo {}: `#[rollback_execution]` does nothing, so undoing would only mark the \
+         changes as pending while they stay in the database; nothing was undone",
+        .units.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
+    )]
+    NoRollback {
+        /// The ids of the units without rollback code.
+        units: Vec<String>,
+    },
+
     /// Transactions were requested but the store cannot run them.
     #[error("transactions were requested with `transactional(true)`, but {reason}")]
     TransactionsUnsupported {

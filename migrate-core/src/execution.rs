@@ -6,6 +6,7 @@ mod plain;
 mod record;
 mod step;
 mod transaction;
+mod undo;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use crate::unit::{BoxError, ChangeUnitInstance, Step};
 
 use record::error_trace;
 pub(crate) use record::RunRecord;
-use transaction::TransactionFailure;
+use transaction::{TransactionFailure, Work};
+pub(crate) use undo::undo_targets;
 
 /// One run with the lock held.
 pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
@@ -104,7 +106,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             .map_err(|e| Error::store("reading the migration history", e))?;
         let plan = Plan::new(input, &history)?;
         // Another runner may have rolled units back since the first read.
-        plan.check_dependencies(self.deps)?;
+        plan.check_dependencies(&[self.deps])?;
         let pending: Vec<&str> = plan.pending().map(|p| p.unit.id()).collect();
         listeners.emit(&Event::Started {
             execution_id: self.record.execution_id,
@@ -296,9 +298,10 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         instance: &dyn ChangeUnitInstance,
         session: &mut S::Session,
     ) -> Result<(), StepError> {
+        warn_if_sessionless(planned);
         let mut elapsed = [Duration::ZERO];
         match self
-            .execute_in_transaction(&[(planned, instance)], session, &mut elapsed)
+            .execute_in_transaction(Work::Apply, &[(planned, instance)], session, &mut elapsed)
             .await
         {
             Ok(()) => Ok(()),
@@ -384,6 +387,17 @@ fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
         ),
         source,
     )
+}
+
+/// Warns that a unit runs in a transaction that its writes escape.
+fn warn_if_sessionless(planned: &PlannedUnit) {
+    if !planned.unit.execution_takes_session() {
+        tracing::warn!(
+            id = planned.unit.id(),
+            method = planned.unit.execution_method(),
+            "the change unit runs in a transaction, but its `#[execution]` method takes no session: its writes escape the transaction"
+        );
+    }
 }
 
 fn lock_lost(planned: &PlannedUnit, during: &'static str) -> Error {

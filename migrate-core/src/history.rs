@@ -114,45 +114,58 @@ pub struct HistoryEntry<M = ()> {
 /// The suffix of a before-step's `changeId`.
 pub(crate) const BEFORE_SUFFIX: &str = "_before";
 
-/// The latest effective state of every (changeId, author) pair in a history.
+/// The newest of `entries` (by timestamp) for every (changeId, author).
+pub(crate) fn newest_by_key<'h, M: 'h>(
+    entries: impl Iterator<Item = &'h HistoryEntry<M>>,
+) -> HashMap<(&'h str, &'h str), &'h HistoryEntry<M>> {
+    let mut newest: HashMap<(&str, &str), &HistoryEntry<M>> = HashMap::new();
+    for entry in entries {
+        let key = (entry.change_id.as_str(), entry.author.as_str());
+        match newest.get(&key) {
+            Some(seen) if seen.timestamp > entry.timestamp => {}
+            _ => {
+                newest.insert(key, entry);
+            }
+        }
+    }
+    newest
+}
+
+/// The latest effective entry of every (changeId, author) pair in a history.
 ///
 /// Entries in IGNORED, FAILED or ROLLBACK_FAILED state do not change whether a step counts as
 /// executed; of the others, the newest by timestamp decides, so a later ROLLED_BACK makes the
 /// step pending again.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ExecutedSet {
-    latest: HashMap<(String, String), (SystemTime, State)>,
+#[derive(Debug)]
+pub(crate) struct ExecutedSet<'h, M> {
+    latest: HashMap<(&'h str, &'h str), &'h HistoryEntry<M>>,
 }
 
-impl ExecutedSet {
+impl<'h, M> ExecutedSet<'h, M> {
     /// Builds the set from stored entries.
-    pub(crate) fn from_entries<'a, M: 'a>(
-        entries: impl IntoIterator<Item = &'a HistoryEntry<M>>,
-    ) -> Self {
-        let mut latest: HashMap<(String, String), (SystemTime, State)> = HashMap::new();
-        for entry in entries {
-            if matches!(
+    pub(crate) fn from_entries(entries: &'h [HistoryEntry<M>]) -> Self {
+        let effective = entries.iter().filter(|entry| {
+            !matches!(
                 entry.state,
                 State::Ignored | State::Failed | State::RollbackFailed
-            ) {
-                continue;
-            }
-            let key = (entry.change_id.clone(), entry.author.clone());
-            match latest.get(&key) {
-                Some((time, _)) if *time > entry.timestamp => {}
-                _ => {
-                    latest.insert(key, (entry.timestamp, entry.state));
-                }
-            }
+            )
+        });
+        ExecutedSet {
+            latest: newest_by_key(effective),
         }
-        ExecutedSet { latest }
     }
 
     /// Whether `change_id` by `author` currently counts as executed.
     pub(crate) fn is_executed(&self, change_id: &str, author: &str) -> bool {
+        self.executed(change_id, author).is_some()
+    }
+
+    /// The entry that makes `change_id` by `author` count as executed, if it does.
+    pub(crate) fn executed(&self, change_id: &str, author: &str) -> Option<&'h HistoryEntry<M>> {
         self.latest
-            .get(&(change_id.to_owned(), author.to_owned()))
-            .is_some_and(|(_, state)| *state == State::Executed)
+            .get(&(change_id, author))
+            .copied()
+            .filter(|entry| entry.state == State::Executed)
     }
 }
 
@@ -182,7 +195,7 @@ mod tests {
 
     #[test]
     fn newest_effective_state_decides() {
-        let set = ExecutedSet::from_entries(&[
+        let history = [
             entry("x", 1, State::Executed),
             entry("x", 2, State::RolledBack),
             entry("y", 1, State::RolledBack),
@@ -190,7 +203,8 @@ mod tests {
             entry("z", 1, State::Executed),
             entry("z", 2, State::Failed),
             entry("w", 1, State::Ignored),
-        ]);
+        ];
+        let set = ExecutedSet::from_entries(&history);
         assert!(
             !set.is_executed("x", "a"),
             "a later rollback makes x pending"

@@ -23,9 +23,15 @@ pub(crate) fn execution_id() -> String {
     )
 }
 
-/// A new random lock owner id (32 hex digits).
+/// A new random lock owner id (32 hex digits): this process's token, then a random part.
 pub(crate) fn lock_owner() -> String {
-    format!("{:016x}{:016x}", random_u64(), random_u64())
+    format!("{}{:016x}", process_token(), random_u64())
+}
+
+/// 16 hex digits that start every lock owner id of this process.
+pub(crate) fn process_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| format!("{:016x}", random_u64()))
 }
 
 /// The host name, with `-<service id>` appended when one is configured.

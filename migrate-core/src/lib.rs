@@ -20,6 +20,7 @@
 //! ```
 
 mod clock;
+mod drift;
 mod error;
 mod event;
 mod execution;
@@ -34,13 +35,18 @@ mod report;
 mod retry;
 mod rules;
 mod runner;
+mod status;
 mod store;
+mod text;
 mod unit;
+mod unlock;
+mod validate;
 mod version;
 
 #[doc(hidden)]
 pub mod __private;
 
+pub use drift::{AcceptedChecksum, ChecksumPolicy, Drift};
 pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, TransactionTooLong};
 pub use event::Event;
 pub use history::{EntryType, HistoryEntry, State};
@@ -49,6 +55,9 @@ pub use plan::{Decision, Plan, PlannedUnit};
 pub use registry::{registered, DescribeUnit};
 pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
+pub use status::{Status, UnitState, UnitStatus, UnknownEntry};
 pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};
 pub use unit::{BoxError, BoxFuture, ChangeUnit, Step, DEFAULT_AUTHOR};
+pub use unlock::{ReleaseReason, Unlock};
+pub use validate::{Finding, Severity, Validation};
 pub use version::{InvalidVersion, Version, VersionWindow};

@@ -40,6 +40,7 @@ struct Inner {
     transient_commit_failures: usize,
     fail_history_writes: bool,
     operations: Vec<&'static str>,
+    replaced_checksums: Vec<(String, String)>,
 }
 
 /// The session of a [`MemoryStore`]; change units take it as `&mut MemorySession`.
@@ -105,6 +106,12 @@ impl MemoryStore {
     /// Replaces the history, e.g. with entries another runtime wrote.
     pub fn set_history(&self, history: Vec<HistoryEntry<String>>) {
         self.lock().history = history;
+    }
+
+    /// The checksums that `replace_checksum` replaced, as (changeId, old checksum), oldest
+    /// first.
+    pub fn replaced_checksums(&self) -> Vec<(String, String)> {
+        self.lock().replaced_checksums.clone()
     }
 
     /// The committed key-value data.
@@ -248,6 +255,32 @@ impl Store for MemoryStore {
         }))
     }
 
+    async fn replace_checksum(
+        &self,
+        entry: &HistoryEntry<String>,
+        checksum: &str,
+    ) -> Result<bool, BoxError> {
+        let mut inner = self.log("replace_checksum");
+        let Inner {
+            history,
+            replaced_checksums,
+            ..
+        } = &mut *inner;
+        let stored = history.iter_mut().find(|e| {
+            e.execution_id == entry.execution_id
+                && e.author == entry.author
+                && e.change_id == entry.change_id
+                && e.checksum == entry.checksum
+        });
+        let Some(stored) = stored else {
+            return Ok(false);
+        };
+        if let Some(old) = stored.checksum.replace(checksum.to_owned()) {
+            replaced_checksums.push((stored.change_id.clone(), old));
+        }
+        Ok(true)
+    }
+
     async fn start_session(&self) -> Result<MemorySession, BoxError> {
         Ok(MemorySession {
             inner: Arc::clone(&self.inner),
@@ -354,6 +387,19 @@ impl LockStore for MemoryStore {
             inner.lock = None;
         }
         Ok(())
+    }
+
+    async fn read_lock(&self) -> Result<Option<LockInfo>, BoxError> {
+        Ok(self.log("read_lock").lock.clone())
+    }
+
+    async fn remove_lock(&self, lock: &LockInfo) -> Result<bool, BoxError> {
+        let mut inner = self.log("remove_lock");
+        if inner.lock.as_ref() == Some(lock) {
+            inner.lock = None;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -1,11 +1,14 @@
 //! The plan of a run: every unit in order with the decision for it.
 
 use std::collections::HashSet;
+use std::fmt;
 
+use crate::drift::Drift;
 use crate::error::{Error, MissingDependency};
 use crate::history::{ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
 use crate::inject::Dependencies;
 use crate::report::SkipReason;
+use crate::text::{skip_text, write_table};
 use crate::unit::ChangeUnit;
 use crate::version::{Version, VersionWindow};
 
@@ -29,6 +32,9 @@ pub struct PlannedUnit {
     pub author: String,
     /// The decision.
     pub decision: Decision,
+    /// Set when the unit ran before with different code: the checksum recorded then
+    /// differs from the code's now.
+    pub drift: Option<Drift>,
 }
 
 impl PlannedUnit {
@@ -50,6 +56,8 @@ pub(crate) struct PlanInput<'a> {
     pub(crate) window: VersionWindow,
     pub(crate) profiles: &'a [String],
     pub(crate) default_author: &'a str,
+    /// Units ordered after this one do not run (`Runner::run_up_to`).
+    pub(crate) up_to: Option<&'a str>,
 }
 
 impl Plan {
@@ -59,8 +67,18 @@ impl Plan {
         history: &[HistoryEntry<M>],
     ) -> Result<Self, Error> {
         let executed = ExecutedSet::from_entries(history);
+        let sorted = sorted(&input.units);
+        let last = match input.up_to {
+            Some(target) => sorted
+                .iter()
+                .position(|u| u.id() == target)
+                .ok_or_else(|| Error::UnknownChangeUnit {
+                    id: target.to_owned(),
+                })?,
+            None => sorted.len(),
+        };
         let mut units = Vec::with_capacity(input.units.len());
-        for unit in sorted(&input.units) {
+        for (position, unit) in sorted.into_iter().enumerate() {
             let author = unit
                 .declared_author()
                 .unwrap_or(input.default_author)
@@ -71,23 +89,36 @@ impl Plan {
                     field: "system_version",
                     reason: e.to_string(),
                 })?;
+            let applied = executed.executed(unit.id(), &author);
+            let drift = applied
+                .and_then(|entry| entry.checksum.as_deref())
+                .filter(|recorded| *recorded != unit.checksum())
+                .map(|recorded| Drift {
+                    recorded: recorded.to_owned(),
+                    current: unit.checksum(),
+                });
             let decision = if !profiles_match(unit.profiles(), input.profiles) {
                 Decision::Skip(SkipReason::Profile)
             } else if !input.window.contains(&version) {
                 Decision::Skip(SkipReason::SystemVersion {
                     version: unit.system_version().to_owned(),
                 })
-            } else if !executed.is_executed(unit.id(), &author) {
-                Decision::Run
-            } else if unit.run_always() {
-                Decision::RunAgain
-            } else {
+            } else if applied.is_some() && !unit.run_always() {
                 Decision::Skip(SkipReason::AlreadyExecuted)
+            } else if position > last {
+                Decision::Skip(SkipReason::AfterTarget {
+                    target: input.up_to.unwrap_or_default().to_owned(),
+                })
+            } else if applied.is_none() {
+                Decision::Run
+            } else {
+                Decision::RunAgain
             };
             units.push(PlannedUnit {
                 unit,
                 author,
                 decision,
+                drift,
             });
         }
         Ok(Plan { units })
@@ -96,6 +127,11 @@ impl Plan {
     /// Every unit in execution order.
     pub fn units(&self) -> &[PlannedUnit] {
         &self.units
+    }
+
+    /// The units whose code changed since they ran.
+    pub fn drifted(&self) -> impl Iterator<Item = &PlannedUnit> {
+        self.units.iter().filter(|u| u.drift.is_some())
     }
 
     /// Whether any unit will run.
@@ -110,26 +146,71 @@ impl Plan {
 
     /// Checks every pending unit's injection sites against `deps`, reporting every missing
     /// (unit, type) pair at once.
-    pub(crate) fn check_dependencies(&self, deps: &Dependencies) -> Result<(), Error> {
-        let missing: Vec<MissingDependency> = self
-            .pending()
-            .flat_map(|p| {
-                p.unit
-                    .requirements()
-                    .into_iter()
-                    .filter(|(req, _)| !req.optional && !req.session && !deps.contains(req.type_id))
-                    .map(|(req, site)| MissingDependency {
-                        unit_id: p.unit.id().to_owned(),
-                        type_name: req.type_name,
-                        site,
-                    })
-            })
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::MissingDependencies(missing))
+    pub(crate) fn check_dependencies(&self, deps: &[&Dependencies]) -> Result<(), Error> {
+        check_dependencies(self.pending(), deps)
+    }
+}
+
+impl fmt::Display for Plan {
+    /// One row per unit: order, id, author, and what the run would do.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![vec![
+            "ORDER".to_owned(),
+            "ID".to_owned(),
+            "AUTHOR".to_owned(),
+            "ACTION".to_owned(),
+        ]];
+        for planned in &self.units {
+            let mut action = match &planned.decision {
+                Decision::Run => "run".to_owned(),
+                Decision::RunAgain => "run again (runs always)".to_owned(),
+                Decision::Skip(reason) => format!("skip: {}", skip_text(reason)),
+            };
+            if planned.drift.is_some() {
+                action.push_str("; code changed since it ran");
+            }
+            rows.push(vec![
+                planned.unit.order().to_owned(),
+                planned.unit.id().to_owned(),
+                planned.author.clone(),
+                action,
+            ]);
         }
+        write_table(f, &rows)?;
+        writeln!(
+            f,
+            "\n{} to run, {} units in all",
+            self.pending().count(),
+            self.units.len()
+        )
+    }
+}
+
+/// Checks the injection sites of `units` against `deps` (a type may come from any of them),
+/// reporting every missing (unit, type) pair at once.
+pub(crate) fn check_dependencies<'p>(
+    units: impl Iterator<Item = &'p PlannedUnit>,
+    deps: &[&Dependencies],
+) -> Result<(), Error> {
+    let missing: Vec<MissingDependency> = units
+        .flat_map(|p| {
+            p.unit
+                .requirements()
+                .into_iter()
+                .filter(|(req, _)| {
+                    !req.optional && !req.session && !deps.iter().any(|d| d.contains(req.type_id))
+                })
+                .map(|(req, site)| MissingDependency {
+                    unit_id: p.unit.id().to_owned(),
+                    type_name: req.type_name,
+                    site,
+                })
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingDependencies(missing))
     }
 }
 

@@ -30,6 +30,11 @@ pub enum SkipReason {
     },
     /// Its profiles do not match the active profiles.
     Profile,
+    /// It is ordered after the unit a run was asked to stop at.
+    AfterTarget {
+        /// The id the run stops after.
+        target: String,
+    },
 }
 
 /// What happened to one unit.
@@ -51,6 +56,9 @@ pub enum Outcome {
     },
     /// It was pending but did not run (the run stopped first).
     NotRun,
+    /// It was undone: its rollback methods ran and the history records it as rolled back,
+    /// so it is pending again.
+    RolledBack,
 }
 
 /// One unit in a [`Report`].
@@ -158,10 +166,14 @@ impl fmt::Display for Report {
                     format!("skipped: system version {version} outside the window")
                 }
                 Outcome::Skipped(SkipReason::Profile) => "skipped: profile not active".to_owned(),
+                Outcome::Skipped(SkipReason::AfterTarget { target }) => {
+                    format!("not run: ordered after `{target}`")
+                }
                 Outcome::Failed { error, rolled_back } => {
                     format!("failed (rolled back: {rolled_back}): {error}")
                 }
                 Outcome::NotRun => "not run".to_owned(),
+                Outcome::RolledBack => "rolled back".to_owned(),
             };
             write!(f, "  {:<8} {:<32} {outcome}", unit.order, unit.id)?;
             if let Some(elapsed) = unit.elapsed {

@@ -1,5 +1,6 @@
 //! The runner: its builder, the dry run, and a run up to the point where the lock is taken.
 
+mod operations;
 mod options;
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::drift::{self, ChecksumPolicy};
 use crate::error::Error;
 use crate::event::{Event, Listeners};
 use crate::execution::{Execution, RunRecord};
@@ -183,6 +185,13 @@ impl<S: Store> Runner<S> {
         self
     }
 
+    /// What a run does about applied units whose code changed since they ran. Default:
+    /// [`ChecksumPolicy::Warn`].
+    pub fn checksum_policy(mut self, policy: ChecksumPolicy) -> Self {
+        self.options.checksum_policy = policy;
+        self
+    }
+
     /// Registers a value that units receive as `Dep<T>`, `&T` or `Option<..>` of those.
     pub fn dependency<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.deps.insert(value);
@@ -215,13 +224,6 @@ impl<S: Store> Runner<S> {
 }
 
 impl<S: TransactionStore + LockStore> Runner<S> {
-    /// Computes what a run would do, without taking the lock or running anything.
-    pub async fn plan(self) -> Result<Plan, Error> {
-        let input = self.options.check()?;
-        let history = read_history(&self.store).await?;
-        Plan::new(&input, &history)
-    }
-
     /// Runs every pending unit and returns what happened.
     ///
     /// When nothing is pending this reads the history once and returns, without taking the
@@ -286,6 +288,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             check_unknown_history(&input.units, &history)?;
         }
         let plan = Plan::new(&input, &history)?;
+        drift::enforce(&plan, options.checksum_policy)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");
             return Ok(Report::before_running(
@@ -297,7 +300,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         }
 
         store.provide(&mut deps);
-        plan.check_dependencies(&deps)?;
+        plan.check_dependencies(&[&deps])?;
         store
             .prepare()
             .await
@@ -317,20 +320,15 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ));
         };
 
-        let execution = Execution {
-            store: &*store,
-            lease: &lease,
-            deps: &deps,
-            record: RunRecord {
-                execution_id: &execution_id,
-                hostname: ids::hostname(options.service_identifier.as_deref()),
-                metadata,
-            },
+        let execution = execution(
+            &*store,
+            &lease,
+            &deps,
+            &execution_id,
+            &options,
+            metadata,
             transactions,
-            strategy: options.strategy,
-            track_ignored: options.track_ignored,
-            retry_deadline: options.retry_deadline,
-        };
+        );
         let result = execution.run(&input, listeners).await;
         let released = lease.release().await;
         let units = result?;
@@ -343,6 +341,32 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             units,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// The locked part of a run or an undo, under `lease`.
+fn execution<'r, S: TransactionStore + LockStore>(
+    store: &'r S,
+    lease: &'r lock::Lease<S>,
+    deps: &'r Dependencies,
+    execution_id: &'r str,
+    options: &Options,
+    metadata: Option<S::Metadata>,
+    transactions: bool,
+) -> Execution<'r, S> {
+    Execution {
+        store,
+        lease,
+        deps,
+        record: RunRecord {
+            execution_id,
+            hostname: ids::hostname(options.service_identifier.as_deref()),
+            metadata,
+        },
+        transactions,
+        strategy: options.strategy,
+        track_ignored: options.track_ignored,
+        retry_deadline: options.retry_deadline,
     }
 }
 

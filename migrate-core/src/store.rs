@@ -85,6 +85,15 @@ pub trait Store: Send + Sync + 'static {
         entry: &HistoryEntry<Self::Metadata>,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
+    /// Sets the checksum of the stored entry with `entry`'s key (executionId, author,
+    /// changeId) to `checksum`, keeping `entry.checksum`, the one it replaces, beside it.
+    /// `false` when no such entry holds `entry.checksum` any more.
+    fn replace_checksum(
+        &self,
+        entry: &HistoryEntry<Self::Metadata>,
+        checksum: &str,
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send;
+
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
 }
@@ -107,6 +116,13 @@ pub trait LockStore: Send + Sync + 'static {
 
     /// Deletes the lock if `owner` holds it.
     fn release_lock(&self, owner: &str) -> impl Future<Output = Result<(), BoxError>> + Send;
+
+    /// Reads the stored lock, if there is one.
+    fn read_lock(&self) -> impl Future<Output = Result<Option<LockInfo>, BoxError>> + Send;
+
+    /// Deletes the lock if it is still exactly `lock` (same owner, same expiry); `false` when
+    /// it changed or vanished in between.
+    fn remove_lock(&self, lock: &LockInfo) -> impl Future<Output = Result<bool, BoxError>> + Send;
 }
 
 /// Multi-statement transactions, and the fence that ties a commit to the lock.

@@ -139,6 +139,18 @@ impl ChangeUnit {
         self.spec.before_method
     }
 
+    /// Whether the `#[execution]` method takes the store session. In a transaction, writes
+    /// made without it escape the transaction.
+    pub fn execution_takes_session(&self) -> bool {
+        self.spec.execution_takes_session
+    }
+
+    /// Whether the unit can be undone: its `#[rollback_execution]` method does something
+    /// (an empty body or a lone `Ok(())` does not).
+    pub fn can_undo(&self) -> bool {
+        !self.spec.rollback_does_nothing
+    }
+
     /// A checksum of the unit's source tokens (whitespace and comments ignored), as 16 hex
     /// digits.
     pub fn checksum(&self) -> String {

@@ -224,6 +224,8 @@ impl StepMethod {
         let name = ident.unraw_name();
         let step_const = self.kind.const_ident();
         let checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
+        let takes_session = self.params.iter().any(|p| p.session);
+        let does_nothing = is_empty_body(&method.block);
         // Errors about the unit as a whole point at the marker.
         let marker = Span::call_site();
 
@@ -310,6 +312,8 @@ impl StepMethod {
                 #private::StepDef::new(
                     #name,
                     #checksum,
+                    #takes_session,
+                    #does_nothing,
                     || ::std::vec![#(#requirement_list),*],
                     |#this, #cx_pattern| {
                         #[allow(unused_imports)]
@@ -363,6 +367,19 @@ pub(crate) fn rejected(kind: Step, method: &ImplItemFn, krate: &Path) -> TokenSt
         #[allow(dead_code)]
         pub(crate) const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
             #krate::__private::StepDef::rejected(#name);
+    }
+}
+
+/// Whether a method body does nothing: empty, or only `Ok(())`.
+fn is_empty_body(block: &syn::Block) -> bool {
+    match block.stmts.as_slice() {
+        [] => true,
+        [syn::Stmt::Expr(syn::Expr::Call(call), None)] => {
+            let ok = matches!(&*call.func, syn::Expr::Path(p) if p.path.is_ident("Ok"));
+            let unit = matches!(call.args.first(), Some(syn::Expr::Tuple(t)) if t.elems.is_empty());
+            ok && call.args.len() == 1 && unit
+        }
+        _ => false,
     }
 }
 

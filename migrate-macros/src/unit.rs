@@ -285,6 +285,8 @@ impl Unit {
                         type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
                         execution_method: #ident::#execution.method_name(),
                         before_method: #ident::#before.method,
+                        execution_takes_session: #ident::#execution.takes_session,
+                        rollback_does_nothing: #ident::#rollback.does_nothing,
                         checksum: #private::checksum(&[
                             #struct_checksum,
                             #(#ident::#step_consts.checksum,)*

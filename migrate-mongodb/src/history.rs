@@ -25,6 +25,9 @@ const EXECUTION_HOSTNAME: &str = "executionHostname";
 const ERROR_TRACE: &str = "errorTrace";
 const SYSTEM_CHANGE: &str = "systemChange";
 const CHECKSUM: &str = "checksum";
+/// Checksums an entry held before `accept_checksums` replaced them, oldest first. Not a
+/// Mongock field; Mongock ignores it.
+const PREVIOUS_CHECKSUMS: &str = "previousChecksums";
 
 /// The keys of the history's unique index, in order.
 pub(crate) const INDEX_KEYS: &str = "{ executionId: 1, author: 1, changeId: 1 }";
@@ -66,7 +69,22 @@ pub(crate) fn key(entry: &HistoryEntry<Document>) -> Document {
     }
 }
 
-/// The `$set` update of an entry: every field Mongock writes, plus `checksum` when known.
+/// Matches the stored entry with `entry`'s key while it holds `entry`'s checksum.
+pub(crate) fn checksum_filter(entry: &HistoryEntry<Document>) -> Document {
+    let mut filter = key(entry);
+    filter.insert(CHECKSUM, entry.checksum.as_deref());
+    filter
+}
+
+/// Sets the checksum to `checksum`, appending the replaced one to `previousChecksums`.
+pub(crate) fn replace_checksum(entry: &HistoryEntry<Document>, checksum: &str) -> Document {
+    let mut update = doc! { "$set": { CHECKSUM: checksum } };
+    if let Some(old) = entry.checksum.as_deref() {
+        update.insert("$push", doc! { PREVIOUS_CHECKSUMS: old });
+    }
+    update
+}
+
 /// Matches the stored entry with `entry`'s key and state.
 pub(crate) fn recorded_filter(entry: &HistoryEntry<Document>) -> Document {
     let mut filter = key(entry);
@@ -74,6 +92,7 @@ pub(crate) fn recorded_filter(entry: &HistoryEntry<Document>) -> Document {
     filter
 }
 
+/// The `$set` update of an entry: every field Mongock writes, plus `checksum` when known.
 pub(crate) fn update(entry: &HistoryEntry<Document>) -> Document {
     let mut fields = doc! {
         EXECUTION_ID: &entry.execution_id,

@@ -51,6 +51,15 @@ pub(crate) fn owner_filter(owner: &str) -> Document {
     doc! { KEY: LOCK_KEY, OWNER: owner }
 }
 
+/// Matches the lock only while it is exactly `held`: same owner, same expiry.
+pub(crate) fn exact_filter(held: &LockInfo) -> Document {
+    doc! {
+        KEY: &held.key,
+        OWNER: &held.owner,
+        EXPIRES_AT: DateTime::from_system_time(held.expires_at),
+    }
+}
+
 pub(crate) fn key_filter() -> Document {
     doc! { KEY: LOCK_KEY }
 }

@@ -403,6 +403,22 @@ impl Store for MongoStore {
         Ok(found.is_some())
     }
 
+    async fn replace_checksum(
+        &self,
+        entry: &HistoryEntry<Document>,
+        checksum: &str,
+    ) -> Result<bool, BoxError> {
+        let result = self
+            .history()
+            .update_one(
+                history::checksum_filter(entry),
+                history::replace_checksum(entry, checksum),
+            )
+            .await
+            .map_err(|e| Error::driver("replacing a checksum", self.history_namespace(), e))?;
+        Ok(result.matched_count > 0)
+    }
+
     async fn start_session(&self) -> Result<ClientSession, BoxError> {
         let session = self
             .db

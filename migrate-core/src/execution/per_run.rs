@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::transaction::TransactionFailure;
+use super::transaction::{TransactionFailure, Work};
 use super::{Execution, Failure, StepError};
 use crate::error::Error;
 use crate::plan::{Decision, Plan, PlannedUnit};
@@ -60,9 +60,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             .zip(&instances)
             .map(|(planned, instance)| (*planned, &**instance))
             .collect();
+        pending
+            .iter()
+            .for_each(|planned| super::warn_if_sessionless(planned));
         let mut timings = vec![Duration::ZERO; pending.len()];
         match self
-            .execute_in_transaction(&units, &mut session, &mut timings)
+            .execute_in_transaction(Work::Apply, &units, &mut session, &mut timings)
             .await
         {
             Ok(()) => {}

@@ -13,14 +13,26 @@ pub(crate) struct RunRecord<'r, M> {
 }
 
 impl<M: Clone> RunRecord<'_, M> {
-    /// A step that completed in `elapsed`.
+    /// A step that executed in `elapsed`.
     pub(crate) fn executed(
         &self,
         planned: &PlannedUnit,
         entry_type: EntryType,
         elapsed: Duration,
     ) -> HistoryEntry<M> {
-        let mut entry = self.entry(planned, entry_type, State::Executed, None);
+        self.completed(planned, entry_type, State::Executed, elapsed)
+    }
+
+    /// A step that completed in `elapsed`, ending in `state` (EXECUTED, or ROLLED_BACK for
+    /// an undo).
+    pub(crate) fn completed(
+        &self,
+        planned: &PlannedUnit,
+        entry_type: EntryType,
+        state: State,
+        elapsed: Duration,
+    ) -> HistoryEntry<M> {
+        let mut entry = self.entry(planned, entry_type, state, None);
         entry.execution_millis = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         entry
     }

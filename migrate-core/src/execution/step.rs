@@ -41,13 +41,25 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         instance: &dyn ChangeUnitInstance,
         session: &mut S::Session,
     ) -> Result<(), BoxError> {
-        self.step(planned, instance, Step::Execution, session)
+        self.required_step(planned, instance, Step::Execution, session)
+            .await
+    }
+
+    /// Runs a step every unit has (`#[execution]`, `#[rollback_execution]`).
+    pub(super) async fn required_step(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        step: Step,
+        session: &mut S::Session,
+    ) -> Result<(), BoxError> {
+        self.step(planned, instance, step, session)
             .await
             .unwrap_or_else(|| {
                 Err(format!(
                     "change unit `{}` has no `#[{}]` method",
                     planned.unit.id(),
-                    Step::Execution.attribute()
+                    step.attribute()
                 )
                 .into())
             })

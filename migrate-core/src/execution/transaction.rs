@@ -13,11 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{lock_lost, Execution};
 use crate::error::{Chain, Error, TransactionTooLong};
-use crate::history::{EntryType, HistoryEntry};
+use crate::history::{EntryType, HistoryEntry, State};
 use crate::plan::{Decision, PlannedUnit};
 use crate::retry::Backoff;
 use crate::store::{LockStore, TransactionStore};
-use crate::unit::{BoxError, ChangeUnitInstance};
+use crate::unit::{BoxError, ChangeUnitInstance, Step};
 
 /// How often a commit whose outcome is unknown is retried before the runner reads back
 /// whether it committed.
@@ -38,6 +38,15 @@ impl From<Error> for TransactionFailure {
     }
 }
 
+/// What a transaction does to its units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Work {
+    /// Runs `#[execution]` and records it EXECUTED (a `run_always` rerun is not recorded).
+    Apply,
+    /// Runs `#[rollback_execution]` and records it ROLLED_BACK.
+    Undo,
+}
+
 /// Which unit an attempt failed at, and why.
 type AttemptFailure = (usize, BoxError);
 
@@ -50,12 +59,13 @@ enum CommitFailure {
 }
 
 impl<S: TransactionStore + LockStore> Execution<'_, S> {
-    /// Runs the `#[execution]` of every unit of `units` (at least one), in order, in one
-    /// transaction that also fences the lock and writes their history entries, retrying
-    /// transient failures with backoff until the retry deadline. `elapsed[i]` receives the
-    /// time unit `i`'s execution took.
+    /// Does `work` to every unit of `units` (at least one), in order, in one transaction
+    /// that also fences the lock and writes their history entries, retrying transient
+    /// failures with backoff until the retry deadline. `elapsed[i]` receives the time unit
+    /// `i`'s step took.
     pub(super) async fn execute_in_transaction(
         &self,
+        work: Work,
         units: &[(&PlannedUnit, &dyn ChangeUnitInstance)],
         session: &mut S::Session,
         elapsed: &mut [Duration],
@@ -63,7 +73,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         let mut backoff = Backoff::new(self.retry_deadline);
         loop {
             let started = Instant::now();
-            let (index, error, retryable) = match self.attempt(units, session, elapsed).await? {
+            let attempt = self.attempt(work, units, session, elapsed).await?;
+            let (index, error, retryable) = match attempt {
                 Ok(()) => return Ok(()),
                 Err(AttemptError::Failed((index, error))) => {
                     let retryable = self.store.is_transient(&error);
@@ -109,6 +120,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     /// is aborted (or its session ended) on any failure.
     async fn attempt(
         &self,
+        work: Work,
         units: &[(&PlannedUnit, &dyn ChangeUnitInstance)],
         session: &mut S::Session,
         elapsed: &mut [Duration],
@@ -127,17 +139,26 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         let mut entries = Vec::with_capacity(units.len());
         for (index, &(planned, instance)) in units.iter().enumerate() {
             let started = Instant::now();
-            if let Err(error) = self.execution(planned, instance, session).await {
+            let step = match work {
+                Work::Apply => Step::Execution,
+                Work::Undo => Step::RollbackExecution,
+            };
+            if let Err(error) = self.required_step(planned, instance, step, session).await {
                 self.abort(session).await?;
                 return Ok(Err(AttemptError::Failed((index, error))));
             }
             elapsed[index] = started.elapsed();
-            if planned.decision == Decision::Run {
-                entries.push(
-                    self.record
-                        .executed(planned, EntryType::Execution, elapsed[index]),
-                );
-            }
+            let state = match work {
+                Work::Apply if planned.decision == Decision::Run => State::Executed,
+                Work::Apply => continue,
+                Work::Undo => State::RolledBack,
+            };
+            entries.push(self.record.completed(
+                planned,
+                EntryType::Execution,
+                state,
+                elapsed[index],
+            ));
         }
         if fenced_at.elapsed() > self.lease.lease() / 3 {
             // Committed as it is, the lease would end soon after the commit.

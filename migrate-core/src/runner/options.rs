@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::drift::ChecksumPolicy;
 use crate::error::Error;
 use crate::lock::LockTiming;
 use crate::plan::PlanInput;
@@ -32,6 +33,8 @@ pub(crate) struct Options {
     pub(crate) profiles: Vec<String>,
     pub(crate) units: Option<Vec<&'static ChangeUnit>>,
     pub(crate) retry_deadline: Duration,
+    pub(crate) checksum_policy: ChecksumPolicy,
+    pub(crate) up_to: Option<String>,
 }
 
 impl Default for Options {
@@ -55,6 +58,8 @@ impl Default for Options {
             profiles: vec!["default".into()],
             units: None,
             retry_deadline: Duration::from_secs(120),
+            checksum_policy: ChecksumPolicy::default(),
+            up_to: None,
         }
     }
 }
@@ -95,6 +100,7 @@ impl Options {
             window: VersionWindow::new(start, end),
             profiles: &self.profiles,
             default_author: &self.default_author,
+            up_to: self.up_to.as_deref(),
         })
     }
 }

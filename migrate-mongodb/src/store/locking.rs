@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use migrate_core::{BoxError, LockAttempt, LockClaim, LockStore};
+use migrate_core::{BoxError, LockAttempt, LockClaim, LockInfo, LockStore};
 use mongodb::bson::doc;
 
 use super::{MongoStore, MAX_TIME_EXPIRED, WRITE_CONFLICT};
@@ -49,6 +49,19 @@ impl LockStore for MongoStore {
             .await
             .map_err(|e| Error::driver("refreshing the lock", self.lock_namespace(), e))?;
         Ok(result.matched_count > 0)
+    }
+
+    async fn read_lock(&self) -> Result<Option<LockInfo>, BoxError> {
+        Ok(self.inspect_lock().await?)
+    }
+
+    async fn remove_lock(&self, held: &LockInfo) -> Result<bool, BoxError> {
+        let result = self
+            .lock()
+            .delete_one(lock::exact_filter(held))
+            .await
+            .map_err(|e| Error::driver("removing the lock", self.lock_namespace(), e))?;
+        Ok(result.deleted_count > 0)
     }
 
     async fn release_lock(&self, owner: &str) -> Result<(), BoxError> {

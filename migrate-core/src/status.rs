@@ -1,0 +1,315 @@
+//! The state of every unit as the history records it: what `Runner::status` returns.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::drift::Drift;
+use crate::history::{newest_by_key, EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::ids::format_utc;
+use crate::plan::{Decision, Plan};
+use crate::report::SkipReason;
+use crate::text::{skip_text, write_table};
+
+/// Every unit of the binary with its recorded state, and the history rows of units the binary
+/// does not contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Every unit in execution order.
+    pub units: Vec<UnitStatus>,
+    /// History rows whose unit is not in this binary (deleted units, other services, other
+    /// runtimes), newest row per (changeId, author), oldest first.
+    pub unknown: Vec<UnknownEntry>,
+}
+
+/// One unit in a [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// The unit id.
+    pub id: String,
+    /// The author it runs as.
+    pub author: String,
+    /// Its order key.
+    pub order: String,
+    /// What the history says about it.
+    pub state: UnitState,
+    /// Whether the next run applies it.
+    pub pending: bool,
+    /// Whether it runs on every run.
+    pub run_always: bool,
+    /// Set when its code changed since it ran.
+    pub drift: Option<Drift>,
+    /// Whether it is pending while a unit ordered after it is applied: it will run after
+    /// units that were meant to follow it.
+    pub out_of_order: bool,
+}
+
+/// The recorded state of a unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnitState {
+    /// Never recorded: it has not run.
+    Pending,
+    /// Applied.
+    Executed {
+        /// When its execution ended.
+        at: SystemTime,
+        /// The host that ran it (`executionHostname`).
+        host: String,
+        /// How long its execution took, in milliseconds.
+        millis: i64,
+    },
+    /// Its last run failed (and it has not been applied since).
+    Failed {
+        /// When it failed.
+        at: SystemTime,
+        /// The recorded error trace, if any.
+        error: Option<String>,
+        /// Whether undoing its changes failed too (`ROLLBACK_FAILED`).
+        rollback_failed: bool,
+    },
+    /// It was applied, then undone.
+    RolledBack {
+        /// When it was undone.
+        at: SystemTime,
+    },
+    /// The runner's filters leave it out (profile, system version).
+    Skipped(SkipReason),
+}
+
+/// A history row whose unit is not in the binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownEntry {
+    /// `changeId`.
+    pub id: String,
+    /// `author`.
+    pub author: String,
+    /// `changeLogClass`: a Rust type path, or a Java class name.
+    pub change_log_class: String,
+    /// The row's state.
+    pub state: State,
+    /// When it was written.
+    pub at: SystemTime,
+}
+
+impl Status {
+    /// Builds the status of `plan`'s units from `history`.
+    pub(crate) fn new<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Self {
+        let executed = ExecutedSet::from_entries(history);
+        let newest = newest_by_key(history.iter().filter(|entry| {
+            entry.entry_type == EntryType::Execution && entry.state != State::Ignored
+        }));
+        let last_applied = plan
+            .units()
+            .iter()
+            .rposition(|p| executed.is_executed(p.unit.id(), &p.author));
+        let units = plan
+            .units()
+            .iter()
+            .enumerate()
+            .map(|(position, planned)| {
+                let id = planned.unit.id();
+                let state = match executed.executed(id, &planned.author) {
+                    Some(entry) => UnitState::Executed {
+                        at: entry.timestamp,
+                        host: entry.execution_hostname.clone(),
+                        millis: entry.execution_millis,
+                    },
+                    None => match (newest.get(&(id, &planned.author)), &planned.decision) {
+                        (Some(entry), _) if entry.state == State::RolledBack => {
+                            UnitState::RolledBack {
+                                at: entry.timestamp,
+                            }
+                        }
+                        (Some(entry), _)
+                            if matches!(entry.state, State::Failed | State::RollbackFailed) =>
+                        {
+                            UnitState::Failed {
+                                at: entry.timestamp,
+                                error: entry.error_trace.clone(),
+                                rollback_failed: entry.state == State::RollbackFailed,
+                            }
+                        }
+                        (_, Decision::Skip(reason)) => UnitState::Skipped(reason.clone()),
+                        _ => UnitState::Pending,
+                    },
+                };
+                let pending = planned.decision == Decision::Run;
+                UnitStatus {
+                    id: id.to_owned(),
+                    author: planned.author.clone(),
+                    order: planned.unit.order().to_owned(),
+                    state,
+                    pending,
+                    run_always: planned.unit.run_always(),
+                    drift: planned.drift.clone(),
+                    out_of_order: pending && last_applied.is_some_and(|last| position < last),
+                }
+            })
+            .collect();
+        Status {
+            units,
+            unknown: unknown_entries(plan, history),
+        }
+    }
+
+    /// The units the next run applies.
+    pub fn pending(&self) -> impl Iterator<Item = &UnitStatus> {
+        self.units.iter().filter(|u| u.pending)
+    }
+
+    /// The applied units whose code changed since they ran.
+    pub fn drifted(&self) -> impl Iterator<Item = &UnitStatus> {
+        self.units.iter().filter(|u| u.drift.is_some())
+    }
+
+    /// Whether the database is up to date with the binary: nothing pending, nothing drifted.
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending().next().is_none() && self.drifted().next().is_none()
+    }
+
+    /// The unit `id`.
+    pub fn unit(&self, id: &str) -> Option<&UnitStatus> {
+        self.units.iter().find(|u| u.id == id)
+    }
+}
+
+/// The newest row of every (changeId, author) whose unit `plan` does not contain.
+fn unknown_entries<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Vec<UnknownEntry> {
+    let known: HashSet<&str> = plan.units().iter().map(|p| p.unit.id()).collect();
+    let is_known = |change_id: &str| {
+        known.contains(change_id)
+            || change_id
+                .strip_suffix(BEFORE_SUFFIX)
+                .is_some_and(|id| known.contains(id))
+    };
+    let newest = newest_by_key(history.iter().filter(|e| !is_known(&e.change_id)));
+    let mut unknown: Vec<UnknownEntry> = newest
+        .into_values()
+        .map(|e| UnknownEntry {
+            id: e.change_id.clone(),
+            author: e.author.clone(),
+            change_log_class: e.change_log_class.clone(),
+            state: e.state,
+            at: e.timestamp,
+        })
+        .collect();
+    unknown.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
+    unknown
+}
+
+impl UnitState {
+    /// A short lower-case label: `pending`, `executed`, `failed`, `rolled back`, `skipped`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            UnitState::Pending => "pending",
+            UnitState::Executed { .. } => "executed",
+            UnitState::Failed {
+                rollback_failed: false,
+                ..
+            } => "failed",
+            UnitState::Failed { .. } => "rollback failed",
+            UnitState::RolledBack { .. } => "rolled back",
+            UnitState::Skipped(_) => "skipped",
+        }
+    }
+
+    /// When the state was recorded, if it was.
+    pub fn at(&self) -> Option<SystemTime> {
+        match self {
+            UnitState::Executed { at, .. }
+            | UnitState::Failed { at, .. }
+            | UnitState::RolledBack { at } => Some(*at),
+            UnitState::Pending | UnitState::Skipped(_) => None,
+        }
+    }
+}
+
+impl UnitStatus {
+    /// What the status table shows after the state: host and duration, the skip reason,
+    /// drift, order problems.
+    pub fn detail(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        match &self.state {
+            UnitState::Executed { host, millis, .. } => {
+                parts.push(format!("{millis} ms on {host}"));
+            }
+            UnitState::Skipped(reason) => parts.push(skip_text(reason)),
+            UnitState::Failed { .. } if self.pending => parts.push("runs again".into()),
+            UnitState::RolledBack { .. } if self.pending => parts.push("runs again".into()),
+            _ => {}
+        }
+        if self.run_always {
+            parts.push("runs always".into());
+        }
+        if let Some(drift) = &self.drift {
+            parts.push(format!(
+                "code changed since it ran (checksum {} -> {})",
+                drift.recorded, drift.current
+            ));
+        }
+        if self.out_of_order {
+            parts.push("ordered before an applied unit".into());
+        }
+        parts.join("; ")
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows = vec![vec![
+            "ORDER".to_owned(),
+            "ID".to_owned(),
+            "AUTHOR".to_owned(),
+            "STATE".to_owned(),
+            "AT (UTC)".to_owned(),
+            "DETAIL".to_owned(),
+        ]];
+        for unit in &self.units {
+            rows.push(vec![
+                unit.order.clone(),
+                unit.id.clone(),
+                unit.author.clone(),
+                unit.state.label().to_owned(),
+                unit.state.at().map(format_utc).unwrap_or_default(),
+                unit.detail(),
+            ]);
+        }
+        write_table(f, &rows)?;
+        if !self.unknown.is_empty() {
+            writeln!(f, "\nin the history, not in this binary:")?;
+            let mut rows = vec![vec![
+                "ID".to_owned(),
+                "AUTHOR".to_owned(),
+                "STATE".to_owned(),
+                "AT (UTC)".to_owned(),
+                "CLASS".to_owned(),
+            ]];
+            for entry in &self.unknown {
+                rows.push(vec![
+                    entry.id.clone(),
+                    entry.author.clone(),
+                    entry.state.as_str().to_owned(),
+                    format_utc(entry.at),
+                    entry.change_log_class.clone(),
+                ]);
+            }
+            write_table(f, &rows)?;
+        }
+        let pending = self.pending().count();
+        let drifted = self.drifted().count();
+        write!(
+            f,
+            "\n{} units: {} applied, {pending} pending",
+            self.units.len(),
+            self.units
+                .iter()
+                .filter(|u| matches!(u.state, UnitState::Executed { .. }))
+                .count(),
+        )?;
+        if drifted > 0 {
+            write!(f, ", {drifted} changed since they ran")?;
+        }
+        writeln!(f)
+    }
+}

@@ -1,0 +1,254 @@
+//! Checks of the units and options that need no database: what `Runner::validate` returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::error::Error;
+use crate::unit::ChangeUnit;
+use crate::version::Version;
+
+/// The findings of [`Runner::validate`](crate::Runner::validate).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validation {
+    /// Every finding, errors first, each group in unit order.
+    pub findings: Vec<Finding>,
+    /// How many units were checked.
+    pub units: usize,
+}
+
+/// One problem [`Runner::validate`](crate::Runner::validate) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Whether a run would fail on it or only warn.
+    pub severity: Severity,
+    /// The unit concerned, if the finding is about one.
+    pub unit: Option<String>,
+    /// What is wrong, and what to do about it.
+    pub message: String,
+}
+
+/// How serious a [`Finding`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// A run fails, or silently does something else than intended.
+    Error,
+    /// Legal, but probably a mistake.
+    Warning,
+}
+
+impl Validation {
+    /// Whether nothing is an error (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors().next().is_none()
+    }
+
+    /// The findings that are errors.
+    pub fn errors(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+    }
+
+    /// The findings that are warnings.
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+    }
+
+    fn push(&mut self, severity: Severity, unit: Option<&str>, message: String) {
+        self.findings.push(Finding {
+            severity,
+            unit: unit.map(str::to_owned),
+            message,
+        });
+    }
+}
+
+/// Checks `units` as authored by `default_author`; `options` is the result of validating the
+/// runner's options, whose error (other than a duplicate, reported here in full) is a finding.
+pub(crate) fn validate(
+    units: &[&'static ChangeUnit],
+    default_author: &str,
+    options: Result<(), Error>,
+) -> Validation {
+    let mut validation = Validation {
+        findings: Vec::new(),
+        units: units.len(),
+    };
+    match options {
+        Ok(()) | Err(Error::DuplicateChangeUnit { .. }) => {}
+        Err(error) => validation.push(Severity::Error, None, error.to_string()),
+    }
+    let mut sorted = units.to_vec();
+    sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
+    duplicates(&sorted, default_author, &mut validation);
+    for unit in &sorted {
+        if let Err(e) = Version::parse(unit.system_version()) {
+            validation.push(
+                Severity::Error,
+                Some(unit.id()),
+                format!("invalid `system_version`: {e}"),
+            );
+        }
+        for expression in unit.profiles() {
+            if let Some(problem) = profile_problem(expression) {
+                validation.push(
+                    Severity::Error,
+                    Some(unit.id()),
+                    format!("invalid profile expression `{expression}`: {problem}"),
+                );
+            }
+        }
+        if unit.transactional() && !unit.execution_takes_session() {
+            validation.push(
+                Severity::Warning,
+                Some(unit.id()),
+                format!(
+                    "`#[execution]` method `{}` runs in a transaction but takes no session, so \
+                     its writes escape the transaction; add a `&mut ClientSession` parameter \
+                     and pass it to each operation, or set `transactional = false`",
+                    unit.execution_method()
+                ),
+            );
+        }
+    }
+    mixed_width_orders(&sorted, &mut validation);
+    validation.findings.sort_by_key(|finding| finding.severity);
+    validation
+}
+
+/// Every (id, author) declared more than once.
+fn duplicates(units: &[&'static ChangeUnit], default_author: &str, validation: &mut Validation) {
+    let mut seen: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for unit in units {
+        let author = unit.declared_author().unwrap_or(default_author);
+        seen.entry((unit.id(), author))
+            .or_default()
+            .push(unit.type_path());
+    }
+    let mut repeated: Vec<_> = seen.into_iter().filter(|(_, t)| t.len() > 1).collect();
+    repeated.sort();
+    for ((id, author), types) in repeated {
+        validation.push(
+            Severity::Error,
+            Some(id),
+            format!(
+                "declared {} times by `{author}`: {}",
+                types.len(),
+                types
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+}
+
+/// What is wrong with a profile expression, if anything.
+fn profile_problem(expression: &str) -> Option<&'static str> {
+    let name = expression.strip_prefix('!').unwrap_or(expression);
+    if name.is_empty() {
+        Some("no profile name")
+    } else if name.starts_with('!') {
+        Some("only one `!` is allowed")
+    } else if name.chars().any(|c| c.is_whitespace() || c == ',') {
+        Some("a profile name has no spaces or commas; list each profile separately")
+    } else {
+        None
+    }
+}
+
+/// Numeric orders of different widths sort as text, so `"10"` runs before `"9"`: one warning
+/// per pair of widths whose ranges interleave.
+fn mixed_width_orders(units: &[&'static ChangeUnit], validation: &mut Validation) {
+    // width -> (smallest, largest) numeric order of that width, with the unit
+    let mut by_width: BTreeMap<usize, (Numbered, Numbered)> = BTreeMap::new();
+    for unit in units {
+        let order = unit.order();
+        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(value) = order.parse::<u128>() else {
+            continue;
+        };
+        let numbered = Numbered { value, unit };
+        by_width
+            .entry(order.len())
+            .and_modify(|(low, high)| {
+                if value < low.value {
+                    *low = numbered;
+                }
+                if value > high.value {
+                    *high = numbered;
+                }
+            })
+            .or_insert((numbered, numbered));
+    }
+    let widths: Vec<_> = by_width.values().collect();
+    for pair in widths.windows(2) {
+        let (_, narrow_high) = pair[0];
+        let (wide_low, _) = pair[1];
+        // The wide order is the larger number, yet sorts first as text.
+        if wide_low.unit.order() < narrow_high.unit.order() && wide_low.value > narrow_high.value {
+            validation.push(
+                Severity::Warning,
+                Some(wide_low.unit.id()),
+                format!(
+                    "order `{}` runs before `{}` (unit `{}`): orders compare as text, so \
+                     numbers of different widths run out of numeric order; pad them to one \
+                     width (`{:0width$}`)",
+                    wide_low.unit.order(),
+                    narrow_high.unit.order(),
+                    narrow_high.unit.id(),
+                    narrow_high.value,
+                    width = wide_low.unit.order().len(),
+                ),
+            );
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Numbered {
+    value: u128,
+    unit: &'static ChangeUnit,
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            let severity = match finding.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            match &finding.unit {
+                Some(unit) => writeln!(f, "{severity}: change unit `{unit}`: {}", finding.message)?,
+                None => writeln!(f, "{severity}: {}", finding.message)?,
+            }
+        }
+        let errors = self.errors().count();
+        let warnings = self.warnings().count();
+        writeln!(
+            f,
+            "{} units checked: {errors} errors, {warnings} warnings",
+            self.units
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_problem;
+
+    #[test]
+    fn profile_expressions_are_checked() {
+        assert_eq!(profile_problem("dev"), None);
+        assert_eq!(profile_problem("!prod"), None);
+        assert!(profile_problem("").is_some());
+        assert!(profile_problem("!").is_some());
+        assert!(profile_problem("!!prod").is_some());
+        assert!(profile_problem("dev, test").is_some());
+    }
+}

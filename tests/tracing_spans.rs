@@ -1,4 +1,5 @@
-//! Every unit runs inside a `change_unit` span that carries its id.
+//! Every unit runs inside a `change_unit` span that carries its id, and the warnings a run
+//! logs name the unit they are about.
 
 mod support;
 
@@ -6,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use migrate::{change_unit, execution, rollback_execution, BoxError, Dep, DescribeUnit};
-use migrate_core::memory::MemoryStore;
+use migrate_core::memory::{MemorySession, MemoryStore};
 use support::recorder::Recorder;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -18,9 +19,12 @@ struct UnitSpans {
     next: Arc<AtomicU64>,
     spans: Arc<Mutex<Vec<(u64, String)>>>,
     current: Arc<Mutex<Vec<u64>>>,
+    /// WARN events, as `<id field>: <message>`.
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
-struct IdField(Option<String>);
+#[derive(Default)]
+struct IdField(Option<String>, String);
 
 impl Visit for IdField {
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -30,8 +34,10 @@ impl Visit for IdField {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "id" {
-            self.0 = Some(format!("{value:?}"));
+        match field.name() {
+            "id" => self.0 = Some(format!("{value:?}")),
+            "message" => self.1 = format!("{value:?}"),
+            _ => {}
         }
     }
 }
@@ -44,7 +50,7 @@ impl Subscriber for UnitSpans {
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
         let id = self.next.fetch_add(1, Ordering::SeqCst) + 1;
         if attrs.metadata().name() == "change_unit" {
-            let mut field = IdField(None);
+            let mut field = IdField::default();
             attrs.record(&mut field);
             self.spans
                 .lock()
@@ -58,7 +64,17 @@ impl Subscriber for UnitSpans {
 
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
-    fn event(&self, _: &Event<'_>) {}
+    fn event(&self, event: &Event<'_>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut fields = IdField::default();
+            event.record(&mut fields);
+            let id = fields.0.unwrap_or_default();
+            self.warnings
+                .lock()
+                .unwrap()
+                .push(format!("{id}: {}", fields.1));
+        }
+    }
 
     fn enter(&self, span: &Id) {
         self.current.lock().unwrap().push(span.into_u64());
@@ -136,5 +152,76 @@ fn each_unit_runs_inside_a_span_with_its_id() {
         recorder.lines(),
         ["traced-unit"],
         "the execution ran inside the unit's span"
+    );
+}
+
+/// Transactional, and its execution takes the session.
+#[change_unit(id = "with-session", order = "002")]
+struct WithSession;
+
+impl WithSession {
+    #[execution]
+    async fn execute(&self, session: &mut MemorySession) -> Result<(), BoxError> {
+        session.insert("with-session", "ran");
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Runs `runner` with `spans` as the subscriber.
+fn run_traced(
+    spans: &UnitSpans,
+    runner: migrate_core::Runner<MemoryStore>,
+) -> Result<migrate::Report, migrate::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(spans.clone(), || runtime.block_on(runner.run()))
+}
+
+#[test]
+fn a_transactional_unit_without_a_session_is_warned_about() {
+    let (spans, recorder) = (UnitSpans::default(), Recorder::default());
+    let runner = migrate_core::Runner::new(MemoryStore::new())
+        .dependency(spans.clone())
+        .dependency(recorder.clone())
+        .units([Traced::change_unit(), WithSession::change_unit()]);
+    run_traced(&spans, runner).unwrap();
+    let warnings = spans.warnings.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("traced-unit: ") && warnings[0].contains("takes no session"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn drift_under_the_default_policy_is_one_warning_per_unit() {
+    let spans = UnitSpans::default();
+    let store = MemoryStore::new();
+    let runner = |store: &MemoryStore| {
+        migrate_core::Runner::new(store.clone()).units([WithSession::change_unit()])
+    };
+    run_traced(&spans, runner(&store)).unwrap();
+    assert!(spans.warnings.lock().unwrap().is_empty());
+
+    let mut history = store.history();
+    history[0].checksum = Some("0123456789abcdef".into());
+    store.set_history(history);
+    let report = run_traced(&spans, runner(&store)).unwrap();
+    assert!(
+        report.executed().is_empty(),
+        "the run goes on; nothing was pending"
+    );
+    let warnings = spans.warnings.lock().unwrap().clone();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("with-session: ") && warnings[0].contains("changed since it ran"),
+        "{warnings:?}"
     );
 }

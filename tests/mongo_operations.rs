@@ -802,7 +802,7 @@ async fn validate_reports_every_problem_without_a_database() {
             .build(),
     )
     .unwrap();
-    let validation = Runner::new(&client.database("unused"))
+    let validation = Runner::new(client.database("unused"))
         .units(units)
         .validate();
     assert!(!validation.is_valid());
@@ -833,7 +833,7 @@ async fn validate_reports_every_problem_without_a_database() {
         "{validation}"
     );
 
-    let clean = Runner::new(&client.database("unused"))
+    let clean = Runner::new(client.database("unused"))
         .units(abc())
         .validate();
     assert!(clean.is_valid() && clean.findings.is_empty(), "{clean}");

@@ -8,11 +8,12 @@
 //! - `cargo xtask chaos [--short] [--scenario <name>] [--trials <n>]`: the fault-injection
 //!   suite (`chaos.rs`): races, SIGKILL, SIGSTOP and `failCommand` faults against a local test
 //!   database in both modes; `--help` lists the scenarios.
-//! - `cargo xtask server [--standalone]`: starts a test database and keeps it running until
-//!   interrupted, printing its URI.
+//! - `cargo xtask server [--standalone]`: starts a test database, prints its URI and keeps it
+//!   running until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then stops it.
 
 mod chaos;
 mod server;
+mod signals;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
                  test [--quick]          fmt, clippy, every test against a local test database, docs\n  \
                  demo                    run the client_service example against a local test database\n  \
                  chaos [--short] [--help]  kill, pause and fault-inject the chaos service; print the figures\n  \
-                 server [--standalone]   start a test database and keep it running\n  \
+                 server [--standalone]   start a test database until Ctrl-C or SIGTERM\n  \
                  install-server          install the test database and print its path"
             );
             return ExitCode::from(2);
@@ -210,9 +211,14 @@ fn serve(standalone: bool) -> Result {
     } else {
         Mode::ReplicaSet
     };
-    let server = Server::start(&server::install()?, mode)?;
+    let bin = server::install()?;
+    // From here on SIGINT, SIGTERM and SIGHUP stop the server before xtask exits, instead of
+    // leaving it running without its parent.
+    signals::install();
+    let server = Server::start(&bin, mode)?;
     println!("{}", server.uri());
-    println!("press Ctrl-C to stop");
-    server.wait();
+    println!("stop it with Ctrl-C (or SIGTERM, SIGHUP)");
+    let signal = server.run_until_signal()?;
+    eprintln!("xtask: stopped on {signal}");
     Ok(())
 }

@@ -170,17 +170,31 @@ fn test_servers() -> Result<TestServers> {
 }
 
 fn demo() -> Result {
-    let (uri, server) = match env::var("MONGODB_URI") {
-        Ok(uri) => (uri, None),
-        Err(_) => {
-            let server = Server::start(&server::install()?, Mode::ReplicaSet)?;
-            (server.uri(), Some(server))
+    let own_uri = env::var("MONGODB_URI").ok();
+    let bin = match &own_uri {
+        Some(uri) => {
+            eprintln!("xtask: MONGODB_URI is set; the demo runs against {uri}");
+            None
         }
+        None => Some(server::install()?),
     };
+    // Before the server starts: the first build compiles the MongoDB driver and its TLS
+    // stack, which takes minutes; cargo shows its progress meanwhile.
     run(
-        "building the client_service example",
-        cargo().args(["build", "--quiet", "-p", "client_service"]),
+        "building the client_service example (the first build takes a few minutes)",
+        cargo().args(["build", "-p", "client_service"]),
     )?;
+    let server = match bin {
+        Some(bin) => {
+            eprintln!("xtask: starting the test database");
+            Some(Server::start(&bin, Mode::ReplicaSet)?)
+        }
+        None => None,
+    };
+    let uri = match &server {
+        Some(server) => server.uri(),
+        None => own_uri.unwrap_or_default(),
+    };
     let runs = [
         ("first run: release 1 applies its units", "1"),
         ("second run: nothing left to apply", "1"),

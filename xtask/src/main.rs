@@ -8,11 +8,12 @@
 //! - `cargo xtask chaos [--short] [--scenario <name>] [--trials <n>]`: the fault-injection
 //!   suite (`chaos.rs`): races, SIGKILL, SIGSTOP and `failCommand` faults against a local test
 //!   database in both modes; `--help` lists the scenarios.
-//! - `cargo xtask server [--standalone]`: starts a test database and keeps it running until
-//!   interrupted, printing its URI.
+//! - `cargo xtask server [--standalone]`: starts a test database, prints its URI and keeps it
+//!   running until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then stops it.
 
 mod chaos;
 mod server;
+mod signals;
 
 use std::env;
 use std::process::{Command, ExitCode};
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
                  test [--quick]          fmt, clippy, every test against a local test database, docs\n  \
                  demo                    run the client_service example against a local test database\n  \
                  chaos [--short] [--help]  kill, pause and fault-inject the chaos service; print the figures\n  \
-                 server [--standalone]   start a test database and keep it running\n  \
+                 server [--standalone]   start a test database until Ctrl-C or SIGTERM\n  \
                  install-server          install the test database and print its path"
             );
             return ExitCode::from(2);
@@ -169,17 +170,31 @@ fn test_servers() -> Result<TestServers> {
 }
 
 fn demo() -> Result {
-    let (uri, server) = match env::var("MONGODB_URI") {
-        Ok(uri) => (uri, None),
-        Err(_) => {
-            let server = Server::start(&server::install()?, Mode::ReplicaSet)?;
-            (server.uri(), Some(server))
+    let own_uri = env::var("MONGODB_URI").ok();
+    let bin = match &own_uri {
+        Some(uri) => {
+            eprintln!("xtask: MONGODB_URI is set; the demo runs against {uri}");
+            None
         }
+        None => Some(server::install()?),
     };
+    // Before the server starts: the first build compiles the MongoDB driver and its TLS
+    // stack, which takes minutes; cargo shows its progress meanwhile.
     run(
-        "building the client_service example",
-        cargo().args(["build", "--quiet", "-p", "client_service"]),
+        "building the client_service example (the first build takes a few minutes)",
+        cargo().args(["build", "-p", "client_service"]),
     )?;
+    let server = match bin {
+        Some(bin) => {
+            eprintln!("xtask: starting the test database");
+            Some(Server::start(&bin, Mode::ReplicaSet)?)
+        }
+        None => None,
+    };
+    let uri = match &server {
+        Some(server) => server.uri(),
+        None => own_uri.unwrap_or_default(),
+    };
     let runs = [
         ("first run: release 1 applies its units", "1"),
         ("second run: nothing left to apply", "1"),
@@ -210,9 +225,14 @@ fn serve(standalone: bool) -> Result {
     } else {
         Mode::ReplicaSet
     };
-    let server = Server::start(&server::install()?, mode)?;
+    let bin = server::install()?;
+    // From here on SIGINT, SIGTERM and SIGHUP stop the server before xtask exits, instead of
+    // leaving it running without its parent.
+    signals::install();
+    let server = Server::start(&bin, mode)?;
     println!("{}", server.uri());
-    println!("press Ctrl-C to stop");
-    server.wait();
+    println!("stop it with Ctrl-C (or SIGTERM, SIGHUP)");
+    let signal = server.run_until_signal()?;
+    eprintln!("xtask: stopped on {signal}");
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{run, Result};
+use crate::{run, signals, Result};
 
 /// The pinned server release.
 const SECANTUS_VERSION: &str = "0.7.0b3";
@@ -41,9 +41,14 @@ pub(crate) fn install() -> Result<PathBuf> {
     let venv = state_dir().join("venv");
     let bin = venv.join("bin").join("secantusd-py");
     let marker = venv.join(format!(".installed-{SECANTUS_VERSION}"));
-    if bin.exists() && marker.exists() {
+    if marker.exists() && interpreter_exists(&bin) {
         return Ok(bin);
     }
+    eprintln!(
+        "xtask: installing the test database (SecantusDB {SECANTUS_VERSION}) into {}; \
+         this happens once",
+        venv.display()
+    );
     fs::create_dir_all(state_dir()).map_err(|e| format!("creating {:?}: {e}", state_dir()))?;
     let python = ["python3", "python"]
         .into_iter()
@@ -56,15 +61,23 @@ pub(crate) fn install() -> Result<PathBuf> {
                 .is_ok_and(|s| s.success())
         })
         .ok_or("the test database needs Python 3 (python3) to install")?;
+    // `--clear`: a virtualenv copied or moved from elsewhere has scripts naming the old path.
     run(
         "creating a virtualenv for the test database",
-        Command::new(python).args(["-m", "venv"]).arg(&venv),
-    )?;
+        Command::new(python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )
+    .map_err(|e| {
+        format!(
+            "{e}\n(a virtualenv needs Python's `venv` module: on Debian and Ubuntu, \
+             install the `python3-venv` package)"
+        )
+    })?;
     run(
-        &format!("installing secantusdb=={SECANTUS_VERSION}"),
+        &format!("pip install secantusdb=={SECANTUS_VERSION}"),
         Command::new(venv.join("bin").join("pip")).args([
             "install",
-            "--quiet",
             "--disable-pip-version-check",
             &format!("secantusdb=={SECANTUS_VERSION}"),
         ]),
@@ -74,6 +87,20 @@ pub(crate) fn install() -> Result<PathBuf> {
     }
     fs::write(&marker, "").map_err(|e| format!("writing {marker:?}: {e}"))?;
     Ok(bin)
+}
+
+/// Whether the interpreter named on the first line of the script `bin` exists: it does not
+/// when `target/` was copied or moved from another directory.
+fn interpreter_exists(bin: &Path) -> bool {
+    let Ok(script) = fs::read_to_string(bin) else {
+        return false;
+    };
+    script
+        .lines()
+        .next()
+        .and_then(|line| line.strip_prefix("#!"))
+        .and_then(|line| line.split_whitespace().next())
+        .is_some_and(|interpreter| Path::new(interpreter).exists())
 }
 
 /// A running server, stopped when dropped.
@@ -146,14 +173,38 @@ impl Server {
         self.mode
     }
 
-    /// Blocks until the server exits, echoing nothing.
-    pub(crate) fn wait(mut self) {
-        let _ = self.child.wait();
+    /// Keeps the server running until a stop signal arrives (see [`signals`]), then stops
+    /// it and returns the signal's name. Fails if the server exits by itself.
+    pub(crate) fn run_until_signal(mut self) -> Result<&'static str> {
+        loop {
+            if let Some(signal) = signals::received() {
+                drop(self);
+                return Ok(signal);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Ctrl-C reaches the server too, which may exit before the signal is seen.
+                thread::sleep(Duration::from_millis(200));
+                if let Some(signal) = signals::received() {
+                    drop(self);
+                    return Ok(signal);
+                }
+                return Err(format!(
+                    "the test database on port {} exited ({status})",
+                    self.port
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            // Already exited and reaped: its pid may belong to another process by now.
+            eprintln!("xtask: test database on port {} stopped", self.port);
+            return;
+        }
         // SIGTERM first so the server removes its temporary storage, then SIGKILL.
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();

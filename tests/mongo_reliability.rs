@@ -109,7 +109,8 @@ impl Long {
     }
 }
 
-/// Inserts a document (an `insert`, never an `update`); its rollback deletes it.
+/// Upserts a document (an `update`, never an `insert`, so a fail point on `insert` hits only
+/// the history); its rollback deletes it.
 #[change_unit(id = "inserted", order = "001", author = "reliability")]
 struct Inserted {
     db: Database,
@@ -120,7 +121,11 @@ impl Inserted {
     async fn execute(&self, session: &mut ClientSession) -> Result {
         self.db
             .collection::<Document>("inserted")
-            .insert_one(doc! { "unit": "inserted" })
+            .update_one(
+                doc! { "unit": "inserted" },
+                doc! { "$set": { "unit": "inserted" } },
+            )
+            .upsert(true)
             .session(session)
             .await?;
         Ok(())
@@ -338,11 +343,11 @@ async fn without_transactions_a_change_that_cannot_be_recorded_is_rolled_back() 
         return;
     }
     let _turn = FAIL_POINT.lock().await;
-    // The history upsert is the only `update` of the run.
+    // The history entry is the only `insert` of the run.
     fail_point(
         &t,
         "alwaysOn".into(),
-        doc! { "failCommands": ["update"], "errorCode": 6, "errorLabels": ["RetryableWriteError"] },
+        doc! { "failCommands": ["insert"], "errorCode": 6, "errorLabels": ["RetryableWriteError"] },
     )
     .await;
     let recorder = Recorder::default();

@@ -228,10 +228,16 @@ impl<S: LockStore> Lease<S> {
     /// lease is left (the margin absorbs clock skew between runners); otherwise, after a pause
     /// or failed refreshes, the store is asked, extending the lease if it is still ours.
     pub(crate) async fn still_held(&self) -> Result<bool, Error> {
+        self.still_held_for(self.lease / 3).await
+    }
+
+    /// Like [`still_held`](Self::still_held), and makes sure at least `left` of the lease
+    /// remains, extending it in the store when less does.
+    pub(crate) async fn still_held_for(&self, left: Duration) -> Result<bool, Error> {
         if self.is_lost() {
             return Ok(false);
         }
-        if clock::now() + self.lease / 3 < self.state.confirmed() {
+        if clock::now() + left < self.state.confirmed() {
             return Ok(true);
         }
         let _writes = self.hold_refresh().await;

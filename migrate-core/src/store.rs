@@ -151,6 +151,33 @@ pub trait TransactionStore: Store {
         claim: &LockClaim,
     ) -> impl Future<Output = Result<bool, BoxError>> + Send;
 
+    /// Whether [`fence_and_record`](Self::fence_and_record) costs a single round trip. The
+    /// runner then fences at the end of a transaction, together with its history entries,
+    /// instead of with a write of its own at the start.
+    fn combines_fence_and_record(&self) -> bool {
+        false
+    }
+
+    /// Fences the lock (as [`fence_lock`](Self::fence_lock)) and writes `entries`, as the
+    /// transaction's last writes; `false`, with nothing to commit, when another runner took
+    /// the lock over.
+    fn fence_and_record(
+        &self,
+        session: &mut Self::Session,
+        claim: &LockClaim,
+        entries: &[HistoryEntry<Self::Metadata>],
+    ) -> impl Future<Output = Result<bool, BoxError>> + Send {
+        async move {
+            if !self.fence_lock(session, claim).await? {
+                return Ok(false);
+            }
+            for entry in entries {
+                self.write_entry(entry, Some(&mut *session)).await?;
+            }
+            Ok(true)
+        }
+    }
+
     /// Commits the transaction on `session`.
     fn commit_transaction(
         &self,

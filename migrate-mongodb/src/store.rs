@@ -1,11 +1,12 @@
 //! [`MongoStore`]: the [`Store`] over a MongoDB database.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migrate_core::{BoxError, Dependencies, HistoryEntry, IntoStore, LockInfo, Store};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::{doc, Bson, Document, Timestamp};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
@@ -57,8 +58,9 @@ const TRANSACTION_EXCEEDED_LIFETIME: i32 = 290;
 /// What it does with the database:
 ///
 /// - **History** (default `mongockChangeLog`): one document per step per run with Mongock 5's
-///   field names; entries are upserted on `{executionId, author, changeId}` with `$set` of
-///   these fields only, so fields other tools added are kept. The whole history is read with
+///   field names; an entry is inserted when its step is first recorded and updated on
+///   `{executionId, author, changeId}` with `$set` of these fields only when its state
+///   changes, so fields other tools added are kept. The whole history is read with
 ///   one `find` in batches of 100,000 entries (one round trip while the reply fits MongoDB's
 ///   16 MiB cap: tens of thousands of entries); mongobee and Mongock 3 rows without `state`,
 ///   `type` or `executionMillis` read as executed executions that took −1 ms.
@@ -69,6 +71,9 @@ const TRANSACTION_EXCEEDED_LIFETIME: i32 = 290;
 ///   index creation off they are verified instead.
 /// - **Transactions**: available when the server's `hello` reply shows a replica set member or
 ///   a mongos (asked once per store). Transactions use the store's read and write concerns.
+///   On MongoDB 8.0 and later the fence on the lock and the history entries of a transaction
+///   go in one `bulkWrite` command, its last write; on older servers the fence is a write of
+///   its own, the transaction's first.
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
@@ -79,6 +84,9 @@ pub struct MongoStore {
     read_concern: ReadConcern,
     write_concern: WriteConcern,
     topology: Arc<OnceCell<Topology>>,
+    /// Each open transaction's session (by id) with the session's operation time when the
+    /// transaction started, to tell whether a command has run in it since.
+    open_transactions: Arc<Mutex<HashMap<String, Option<Timestamp>>>>,
 }
 
 impl MongoStore {
@@ -94,6 +102,7 @@ impl MongoStore {
             read_concern: ReadConcern::majority(),
             write_concern: WriteConcern::majority(),
             topology: Arc::new(OnceCell::new()),
+            open_transactions: Arc::default(),
         }
     }
 
@@ -378,16 +387,29 @@ impl Store for MongoStore {
         entry: &HistoryEntry<Document>,
         session: Option<&mut ClientSession>,
     ) -> Result<(), BoxError> {
+        // An entry is inserted when its step is first recorded, and updated only when the
+        // step's state changes (a failure rolled back, outside any transaction).
         let history = self.history();
-        let action = history
-            .update_one(history::key(entry), history::update(entry))
-            .upsert(true);
-        let result = match session {
-            Some(session) => action.session(session).await,
-            None => action.await,
+        let document = history::document(entry);
+        let failed = |e| Error::driver("writing a history entry", self.history_namespace(), e);
+        let Some(session) = session else {
+            return match history.insert_one(&document).await {
+                Ok(_) => Ok(()),
+                Err(e) if error::is_duplicate_key(&e) => {
+                    history
+                        .update_one(history::key(entry), history::update(entry))
+                        .await
+                        .map_err(failed)?;
+                    Ok(())
+                }
+                Err(e) => Err(failed(e).into()),
+            };
         };
-        result
-            .map_err(|e| Error::driver("writing a history entry", self.history_namespace(), e))?;
+        history
+            .insert_one(&document)
+            .session(session)
+            .await
+            .map_err(failed)?;
         Ok(())
     }
 

@@ -12,6 +12,8 @@ use crate::error::{code, Error};
 const REPLICA_SET_TRANSACTIONS: i32 = 7;
 /// Sharded transactions need MongoDB 4.2 (wire version 8).
 const SHARDED_TRANSACTIONS: i32 = 8;
+/// The client-level `bulkWrite` command needs MongoDB 8.0 (wire version 25).
+const CLIENT_BULK_WRITE: i32 = 25;
 /// `CommandNotFound`: servers older than 4.4.2 only know `isMaster`.
 const COMMAND_NOT_FOUND: i32 = 59;
 
@@ -22,6 +24,9 @@ pub(crate) struct Topology {
     pub(crate) transactions: bool,
     /// Why not, when they are not.
     pub(crate) reason: String,
+    /// Whether the server has the client-level `bulkWrite` command, which writes to several
+    /// collections in one round trip.
+    pub(crate) bulk_write: bool,
 }
 
 pub(crate) async fn detect(db: &Database) -> Result<Topology, Error> {
@@ -66,6 +71,7 @@ fn classify(reply: &Document) -> Topology {
     Topology {
         transactions,
         reason: if transactions { String::new() } else { reason },
+        bulk_write: wire >= CLIENT_BULK_WRITE,
     }
 }
 

@@ -2,12 +2,13 @@
 //! per-unit and the per-run strategy: the fence on the lock, the history entries, the commit,
 //! settling a commit whose outcome is unknown, the abort, and retries of transient failures.
 //!
-//! The fence is the transaction's first write: it extends the lease on the lock document
-//! inside the transaction. From then on the document is written by the transaction, so no
-//! other runner can take the lock over until it ends (their writes wait for it), and a
-//! takeover that happened before it makes the fence fail. The background refresh is held
-//! off meanwhile, so it cannot conflict with the fence; a transaction that outlives a third
-//! of the lease extends it again before committing.
+//! The fence extends the lease on the lock document inside the transaction. From the fence
+//! on, the document is written by the transaction, so no other runner can take the lock over
+//! until it ends (their writes wait for it), and a takeover that happened before makes the
+//! fence fail. Where the store sends the fence and the history entries in one round trip, the
+//! fence is the transaction's last write (see `fences_last`); otherwise it is its first, and
+//! a transaction that outlives a third of the lease extends it again before committing. The
+//! background refresh is held off meanwhile, so it cannot conflict with the fence.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -126,16 +127,27 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         elapsed: &mut [Duration],
     ) -> Result<Result<(), AttemptError>, Error> {
         let last = units.len() - 1;
+        let fence_last = self.fences_last();
+        if fence_last
+            && !self
+                .lease
+                .still_held_for(self.lease.lease() * 9 / 10)
+                .await?
+        {
+            return Err(lock_lost(units[0].0, "before running"));
+        }
         let _no_refresh = self.lease.hold_refresh().await;
         self.store
             .start_transaction(session)
             .await
             .map_err(|e| Error::store("starting a transaction", e))?;
-        let mut fenced = match self.fence(session, units[0].0).await? {
-            Ok(expires_at) => expires_at,
-            Err(error) => return Ok(Err(AttemptError::Failed((0, error)))),
-        };
-        let fenced_at = Instant::now();
+        let mut fenced = None;
+        if !fence_last {
+            match self.fence(session, units[0].0).await? {
+                Ok(expires_at) => fenced = Some((expires_at, Instant::now())),
+                Err(error) => return Ok(Err(AttemptError::Failed((0, error)))),
+            }
+        }
         let mut entries = Vec::with_capacity(units.len());
         for (index, &(planned, instance)) in units.iter().enumerate() {
             let started = Instant::now();
@@ -160,22 +172,34 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 elapsed[index],
             ));
         }
-        if fenced_at.elapsed() > self.lease.lease() / 3 {
-            // Committed as it is, the lease would end soon after the commit.
-            match self.fence(session, units[last].0).await? {
-                Ok(extended) => fenced = extended,
-                Err(error) => return Ok(Err(AttemptError::Failed((last, error)))),
+        let recorded = match fenced {
+            // The fence and the entries in one round trip, as the transaction's last writes.
+            None => {
+                self.fence_and_record(session, units[last].0, &entries)
+                    .await?
             }
-        }
-        for entry in &entries {
-            if let Err(error) = self.store.write_entry(entry, Some(session)).await {
-                self.abort(session).await?;
-                return Ok(Err(AttemptError::Failed((last, error))));
+            Some((expires_at, fenced_at)) => {
+                let mut expires_at = expires_at;
+                if fenced_at.elapsed() > self.lease.lease() / 3 {
+                    // Committed as it is, the lease would end soon after the commit.
+                    match self.fence(session, units[last].0).await? {
+                        Ok(extended) => expires_at = extended,
+                        Err(error) => return Ok(Err(AttemptError::Failed((last, error)))),
+                    }
+                }
+                match self.write_entries(session, &entries).await? {
+                    Ok(()) => Ok(expires_at),
+                    Err(error) => Err(error),
+                }
             }
-        }
+        };
+        let expires_at = match recorded {
+            Ok(expires_at) => expires_at,
+            Err(error) => return Ok(Err(AttemptError::Failed((last, error)))),
+        };
         match self.commit(session, entries.last(), units[last].0).await? {
             Ok(()) => {
-                self.lease.confirm(fenced);
+                self.lease.confirm(expires_at);
                 Ok(Ok(()))
             }
             Err(CommitFailure::Failed(error)) => Ok(Err(AttemptError::Failed((last, error)))),
@@ -183,6 +207,69 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 Ok(Err(AttemptError::NotCommitted((last, error))))
             }
         }
+    }
+
+    /// Whether transactions fence the lock at their end, together with their history
+    /// entries, instead of with a write of their own at their start.
+    ///
+    /// Fencing last saves a round trip per transaction. A takeover before the fence makes it
+    /// fail, so nothing commits; after it, the lock document is the transaction's until it
+    /// ends. Before the fence, though, nothing holds the lock document, so the lease must
+    /// outlast the transaction: the runner fences last only when the lease is at least the
+    /// server's transaction lifetime, and extends it before each transaction when less than
+    /// nine tenths of it is left.
+    fn fences_last(&self) -> bool {
+        self.store.combines_fence_and_record()
+            && self.lease.lease() >= self.store.transaction_lifetime()
+    }
+
+    /// The fence and the history entries together: the lease's new expiry, or the write's
+    /// error (the transaction is then aborted). A takeover is [`Error::LockLost`].
+    async fn fence_and_record(
+        &self,
+        session: &mut S::Session,
+        planned: &PlannedUnit,
+        entries: &[HistoryEntry<S::Metadata>],
+    ) -> Result<Result<SystemTime, BoxError>, Error> {
+        let claim = self.lease.claim();
+        match self.store.fence_and_record(session, &claim, entries).await {
+            Ok(true) => Ok(Ok(claim.expires_at)),
+            Ok(false) => Err(self.taken_over(session, planned).await?),
+            Err(error) => {
+                self.abort(session).await?;
+                Ok(Err(error))
+            }
+        }
+    }
+
+    /// Writes `entries` in the transaction; on failure aborts it.
+    async fn write_entries(
+        &self,
+        session: &mut S::Session,
+        entries: &[HistoryEntry<S::Metadata>],
+    ) -> Result<Result<(), BoxError>, Error> {
+        for entry in entries {
+            if let Err(error) = self.store.write_entry(entry, Some(&mut *session)).await {
+                self.abort(session).await?;
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Aborts after a fence found the lock taken over, and returns the run's error.
+    async fn taken_over(
+        &self,
+        session: &mut S::Session,
+        planned: &PlannedUnit,
+    ) -> Result<Error, Error> {
+        self.abort(session).await?;
+        self.lease.mark_lost();
+        tracing::error!(
+            id = planned.unit.id(),
+            "migration lock was taken over by another runner"
+        );
+        Ok(lock_lost(planned, "at the transaction fence of"))
     }
 
     /// Writes the fence: the lease's new expiry, or the write's error (the transaction is
@@ -195,15 +282,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         let claim = self.lease.claim();
         match self.store.fence_lock(session, &claim).await {
             Ok(true) => Ok(Ok(claim.expires_at)),
-            Ok(false) => {
-                self.abort(session).await?;
-                self.lease.mark_lost();
-                tracing::error!(
-                    id = planned.unit.id(),
-                    "migration lock was taken over by another runner"
-                );
-                Err(lock_lost(planned, "at the transaction fence of"))
-            }
+            Ok(false) => Err(self.taken_over(session, planned).await?),
             Err(error) => {
                 self.abort(session).await?;
                 Ok(Err(error))

@@ -1,15 +1,18 @@
 //! Transactions on a [`MongoStore`]: sessions, the fence on the lock, commits, and ending a
 //! session whose transaction a client can no longer abort.
 
+use std::collections::HashMap;
+use std::sync::{MutexGuard, PoisonError};
 use std::time::Duration;
 
-use migrate_core::{BoxError, LockClaim, TransactionStore};
-use mongodb::bson::doc;
+use migrate_core::{BoxError, HistoryEntry, LockClaim, Store, TransactionStore};
+use mongodb::bson::{doc, Document, Timestamp};
+use mongodb::options::{InsertOneModel, UpdateOneModel, WriteModel};
 use mongodb::ClientSession;
 
 use super::{MongoStore, NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME};
 use crate::error::{self, Error};
-use crate::lock;
+use crate::{history, lock};
 
 impl TransactionStore for MongoStore {
     async fn supports_transactions(&self) -> Result<bool, BoxError> {
@@ -24,6 +27,8 @@ impl TransactionStore for MongoStore {
     }
 
     async fn start_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        self.open_transactions()
+            .insert(session_key(session), session.operation_time());
         session
             .start_transaction()
             .read_concern(self.read_concern.clone())
@@ -47,7 +52,59 @@ impl TransactionStore for MongoStore {
         Ok(result.matched_count > 0)
     }
 
+    fn combines_fence_and_record(&self) -> bool {
+        self.topology.get().is_some_and(|t| t.bulk_write)
+    }
+
+    async fn fence_and_record(
+        &self,
+        session: &mut ClientSession,
+        claim: &LockClaim,
+        entries: &[HistoryEntry<Document>],
+    ) -> Result<bool, BoxError> {
+        // The first command of a transaction carries its read concern, which `bulkWrite`
+        // does not take everywhere: a transaction in which nothing has run yet fences with
+        // an `update` of its own.
+        let started_at = self.open_transactions().remove(&session_key(session));
+        let first_command = started_at.is_none_or(|at| at == session.operation_time());
+        if !self.combines_fence_and_record() || first_command {
+            if !self.fence_lock(session, claim).await? {
+                return Ok(false);
+            }
+            for entry in entries {
+                self.write_entry(entry, Some(&mut *session)).await?;
+            }
+            return Ok(true);
+        }
+        let fence = UpdateOneModel::builder()
+            .namespace(self.lock().namespace())
+            .filter(lock::owner_filter(&claim.owner))
+            .update(lock::extend_update(claim))
+            .build();
+        let history = self.history().namespace();
+        let inserts = entries.iter().map(|entry| {
+            WriteModel::from(
+                InsertOneModel::builder()
+                    .namespace(history.clone())
+                    .document(history::document(entry))
+                    .build(),
+            )
+        });
+        let models: Vec<WriteModel> = std::iter::once(WriteModel::from(fence))
+            .chain(inserts)
+            .collect();
+        let result = self
+            .db
+            .client()
+            .bulk_write(models)
+            .session(session)
+            .await
+            .map_err(|e| Error::driver("fencing the lock and recording", self.db.name(), e))?;
+        Ok(result.matched_count > 0)
+    }
+
     async fn commit_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        self.open_transactions().remove(&session_key(session));
         session
             .commit_transaction()
             .await
@@ -56,6 +113,7 @@ impl TransactionStore for MongoStore {
     }
 
     async fn abort_transaction(&self, session: &mut ClientSession) -> Result<(), BoxError> {
+        self.open_transactions().remove(&session_key(session));
         session
             .abort_transaction()
             .await
@@ -72,6 +130,7 @@ impl TransactionStore for MongoStore {
     }
 
     async fn end_session(&self, session: ClientSession) {
+        self.open_transactions().remove(&session_key(&session));
         // `killSessions` aborts the session's open transaction at once; without it the server
         // would keep it, and the documents it wrote, until its transaction lifetime passes.
         let kill = doc! { "killSessions": [session.id().clone()] };
@@ -90,4 +149,17 @@ impl TransactionStore for MongoStore {
             &[NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME],
         )
     }
+}
+
+impl MongoStore {
+    fn open_transactions(&self) -> MutexGuard<'_, HashMap<String, Option<Timestamp>>> {
+        self.open_transactions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A session's id, as a map key.
+fn session_key(session: &ClientSession) -> String {
+    session.id().to_string()
 }

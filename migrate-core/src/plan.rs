@@ -92,7 +92,7 @@ impl Plan {
             let applied = executed.executed(unit.id(), &author);
             let drift = applied
                 .and_then(|entry| entry.checksum.as_deref())
-                .filter(|recorded| *recorded != unit.checksum())
+                .filter(|recorded| !unit.has_checksum(recorded))
                 .map(|recorded| Drift {
                     recorded: recorded.to_owned(),
                     current: unit.checksum(),

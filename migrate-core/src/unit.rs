@@ -157,6 +157,12 @@ impl ChangeUnit {
         format!("{:016x}", self.spec.checksum)
     }
 
+    /// Whether `recorded` (16 hex digits, as [`checksum`](Self::checksum) writes them) is
+    /// this unit's checksum. Compares without formatting.
+    pub(crate) fn has_checksum(&self, recorded: &str) -> bool {
+        recorded.len() == 16 && u64::from_str_radix(recorded, 16) == Ok(self.spec.checksum)
+    }
+
     /// Where the unit is declared, as `file:line`.
     pub fn location(&self) -> String {
         format!("{}:{}", self.spec.file, self.spec.line)

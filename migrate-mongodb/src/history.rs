@@ -7,6 +7,8 @@
 use std::time::SystemTime;
 
 use migrate_core::{EntryType, HistoryEntry, State};
+use mongodb::bson::raw::{RawBsonRef, RawDocument};
+use mongodb::bson::spec::ElementType;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
 use crate::error::Error;
@@ -36,31 +38,7 @@ pub(crate) fn index_keys() -> Document {
     doc! { EXECUTION_ID: 1, AUTHOR: 1, CHANGE_ID: 1 }
 }
 
-/// The fields a read fetches (`_id` comes along for error messages).
-pub(crate) fn projection() -> Document {
-    let mut projection = Document::new();
-    for field in [
-        EXECUTION_ID,
-        CHANGE_ID,
-        AUTHOR,
-        TIMESTAMP,
-        STATE,
-        TYPE,
-        CHANGE_LOG_CLASS,
-        CHANGE_SET_METHOD,
-        METADATA,
-        EXECUTION_MILLIS,
-        EXECUTION_HOSTNAME,
-        ERROR_TRACE,
-        SYSTEM_CHANGE,
-        CHECKSUM,
-    ] {
-        projection.insert(field, 1);
-    }
-    projection
-}
-
-/// The upsert key of an entry.
+/// The key of an entry: `executionId`, `author`, `changeId`.
 pub(crate) fn key(entry: &HistoryEntry<Document>) -> Document {
     doc! {
         EXECUTION_ID: &entry.execution_id,
@@ -120,8 +98,9 @@ pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
     fields
 }
 
-/// Reads one stored document, defaulting what older formats lack.
-pub(crate) fn decode(doc: &Document, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
+/// Reads one stored document, straight from its raw bytes, defaulting what older formats
+/// lack.
+pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
     let fields = Fields { doc };
     let corrupt = |reason: String| Error::CorruptHistory {
         namespace: namespace.to_owned(),
@@ -145,13 +124,15 @@ pub(crate) fn decode(doc: &Document, namespace: &str) -> Result<HistoryEntry<Doc
             ))
         })?,
     };
-    let metadata = match doc.get(METADATA) {
-        None | Some(Bson::Null) => None,
-        Some(Bson::Document(metadata)) => Some(metadata.clone()),
+    let metadata = match fields.get(METADATA).map_err(&corrupt)? {
+        None => None,
+        Some(RawBsonRef::Document(metadata)) => Some(
+            Document::try_from(metadata).map_err(|e| corrupt(format!("field `metadata`: {e}")))?,
+        ),
         Some(other) => {
             return Err(corrupt(format!(
                 "field `metadata` is {}, expected a document or null",
-                type_name(other)
+                type_name(&other)
             )))
         }
     };
@@ -208,31 +189,38 @@ pub(crate) fn decode(doc: &Document, namespace: &str) -> Result<HistoryEntry<Doc
 }
 
 /// The document's `_id` as text, for error messages.
-pub(crate) fn document_id(doc: &Document) -> String {
+pub(crate) fn document_id(doc: &RawDocument) -> String {
     match doc.get("_id") {
-        Some(Bson::ObjectId(id)) => format!("ObjectId(\"{id}\")"),
-        Some(Bson::String(id)) => format!("\"{id}\""),
-        Some(other) => other.to_string(),
-        None => "<missing>".to_owned(),
+        Ok(Some(RawBsonRef::ObjectId(id))) => format!("ObjectId(\"{id}\")"),
+        Ok(Some(RawBsonRef::String(id))) => format!("\"{id}\""),
+        Ok(Some(other)) => match other.to_raw_bson().try_into() {
+            Ok(value) => Bson::to_string(&value),
+            Err(_) => "<unreadable>".to_owned(),
+        },
+        Ok(None) => "<missing>".to_owned(),
+        Err(_) => "<unreadable>".to_owned(),
     }
 }
 
-/// Typed access to optional fields: a missing or null field is `None`; a field of another type
-/// is an error that names it.
+/// Typed access to optional fields of a raw document: a missing or null field is `None`; a
+/// field of another type is an error that names it.
 pub(crate) struct Fields<'a> {
-    pub(crate) doc: &'a Document,
+    pub(crate) doc: &'a RawDocument,
 }
 
 impl<'a> Fields<'a> {
-    fn get(&self, field: &str) -> Option<&'a Bson> {
-        self.doc.get(field).filter(|v| !matches!(v, Bson::Null))
+    fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
+        match self.doc.get(field) {
+            Ok(value) => Ok(value.filter(|v| !matches!(v, RawBsonRef::Null))),
+            Err(e) => Err(format!("field `{field}` cannot be read: {e}")),
+        }
     }
 
     pub(crate) fn string(&self, field: &str) -> Result<Option<&'a str>, String> {
-        match self.get(field) {
+        match self.get(field)? {
             None => Ok(None),
-            Some(Bson::String(s)) => Ok(Some(s)),
-            Some(other) => Err(wrong_type(field, other, "a string")),
+            Some(RawBsonRef::String(s)) => Ok(Some(s)),
+            Some(other) => Err(wrong_type(field, &other, "a string")),
         }
     }
 
@@ -242,54 +230,54 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn date(&self, field: &str) -> Result<Option<SystemTime>, String> {
-        match self.get(field) {
+        match self.get(field)? {
             None => Ok(None),
-            Some(Bson::DateTime(date)) => Ok(Some(date.to_system_time())),
-            Some(other) => Err(wrong_type(field, other, "a date")),
+            Some(RawBsonRef::DateTime(date)) => Ok(Some(date.to_system_time())),
+            Some(other) => Err(wrong_type(field, &other, "a date")),
         }
     }
 
     fn integer(&self, field: &str) -> Result<Option<i64>, String> {
-        match self.get(field) {
+        match self.get(field)? {
             None => Ok(None),
-            Some(Bson::Int64(n)) => Ok(Some(*n)),
-            Some(Bson::Int32(n)) => Ok(Some(i64::from(*n))),
-            Some(Bson::Double(n)) if n.fract() == 0.0 => Ok(Some(*n as i64)),
-            Some(other) => Err(wrong_type(field, other, "an integer")),
+            Some(RawBsonRef::Int64(n)) => Ok(Some(n)),
+            Some(RawBsonRef::Int32(n)) => Ok(Some(i64::from(n))),
+            Some(RawBsonRef::Double(n)) if n.fract() == 0.0 => Ok(Some(n as i64)),
+            Some(other) => Err(wrong_type(field, &other, "an integer")),
         }
     }
 
     fn boolean(&self, field: &str) -> Result<Option<bool>, String> {
-        match self.get(field) {
+        match self.get(field)? {
             None => Ok(None),
-            Some(Bson::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(wrong_type(field, other, "a boolean")),
+            Some(RawBsonRef::Boolean(b)) => Ok(Some(b)),
+            Some(other) => Err(wrong_type(field, &other, "a boolean")),
         }
     }
 }
 
-fn wrong_type(field: &str, value: &Bson, expected: &str) -> String {
+fn wrong_type(field: &str, value: &RawBsonRef<'_>, expected: &str) -> String {
     format!(
         "field `{field}` is {}, expected {expected}",
         type_name(value)
     )
 }
 
-fn type_name(value: &Bson) -> &'static str {
-    match value {
-        Bson::Double(_) => "a double",
-        Bson::String(_) => "a string",
-        Bson::Array(_) => "an array",
-        Bson::Document(_) => "a document",
-        Bson::Boolean(_) => "a boolean",
-        Bson::Null => "null",
-        Bson::Int32(_) => "an int32",
-        Bson::Int64(_) => "an int64",
-        Bson::DateTime(_) => "a date",
-        Bson::ObjectId(_) => "an ObjectId",
-        Bson::Timestamp(_) => "a timestamp",
-        Bson::Binary(_) => "binary data",
-        Bson::Decimal128(_) => "a decimal128",
+fn type_name(value: &RawBsonRef<'_>) -> &'static str {
+    match value.element_type() {
+        ElementType::Double => "a double",
+        ElementType::String => "a string",
+        ElementType::Array => "an array",
+        ElementType::EmbeddedDocument => "a document",
+        ElementType::Boolean => "a boolean",
+        ElementType::Null => "null",
+        ElementType::Int32 => "an int32",
+        ElementType::Int64 => "an int64",
+        ElementType::DateTime => "a date",
+        ElementType::ObjectId => "an ObjectId",
+        ElementType::Timestamp => "a timestamp",
+        ElementType::Binary => "binary data",
+        ElementType::Decimal128 => "a decimal128",
         _ => "a value of another BSON type",
     }
 }
@@ -297,6 +285,10 @@ fn type_name(value: &Bson) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw(doc: &Document) -> mongodb::bson::RawDocumentBuf {
+        mongodb::bson::RawDocumentBuf::from_document(doc).unwrap()
+    }
 
     fn sample() -> HistoryEntry<Document> {
         HistoryEntry {
@@ -323,7 +315,7 @@ mod tests {
         let set = update(&entry).get_document("$set").unwrap().clone();
         let mut stored = doc! { "_id": 1 };
         stored.extend(set);
-        assert_eq!(decode(&stored, "db.h").unwrap(), entry);
+        assert_eq!(decode(&raw(&stored), "db.h").unwrap(), entry);
     }
 
     #[test]
@@ -336,7 +328,7 @@ mod tests {
             "changeLogClass": "com.example.Log",
             "changeSetMethod": "m",
         };
-        let entry = decode(&row, "db.h").unwrap();
+        let entry = decode(&raw(&row), "db.h").unwrap();
         assert_eq!(entry.state, State::Executed);
         assert_eq!(entry.entry_type, EntryType::Execution);
         assert_eq!(entry.execution_millis, -1);
@@ -345,12 +337,16 @@ mod tests {
 
     #[test]
     fn a_missing_or_ill_typed_required_field_names_the_document() {
-        let missing = decode(&doc! { "_id": "x", "author": "a" }, "db.h").unwrap_err();
+        let missing = decode(&raw(&doc! { "_id": "x", "author": "a" }), "db.h").unwrap_err();
         assert_eq!(
             missing.to_string(),
             "history document `_id: \"x\"` in `db.h` is corrupt: required field `changeId` is missing"
         );
-        let wrong = decode(&doc! { "_id": 3, "changeId": "c", "author": 5 }, "db.h").unwrap_err();
+        let wrong = decode(
+            &raw(&doc! { "_id": 3, "changeId": "c", "author": 5 }),
+            "db.h",
+        )
+        .unwrap_err();
         assert_eq!(
             wrong.to_string(),
             "history document `_id: 3` in `db.h` is corrupt: field `author` is an int32, expected a string"
@@ -360,7 +356,7 @@ mod tests {
     #[test]
     fn an_unknown_state_is_an_error() {
         let err = decode(
-            &doc! { "_id": 1, "changeId": "c", "author": "a", "state": "DONE" },
+            &raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "DONE" }),
             "db.h",
         )
         .unwrap_err();

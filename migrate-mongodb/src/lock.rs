@@ -3,6 +3,7 @@
 use std::time::SystemTime;
 
 use migrate_core::{LockClaim, LockInfo};
+use mongodb::bson::raw::RawDocument;
 use mongodb::bson::{doc, DateTime, Document};
 
 use crate::error::Error;
@@ -70,7 +71,7 @@ pub(crate) fn extend_update(claim: &LockClaim) -> Document {
 }
 
 /// Reads a stored lock document.
-pub(crate) fn decode(doc: &Document, namespace: &str) -> Result<LockInfo, Error> {
+pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<LockInfo, Error> {
     let fields = Fields { doc };
     let corrupt = |reason: String| Error::CorruptLock {
         namespace: namespace.to_owned(),
@@ -95,6 +96,7 @@ mod tests {
     #[test]
     fn a_lock_document_with_a_wrong_type_names_its_id() {
         let doc = doc! { "_id": 9, "key": LOCK_KEY, "owner": 1, "expiresAt": DateTime::now() };
+        let doc = mongodb::bson::RawDocumentBuf::from_document(&doc).unwrap();
         let err = decode(&doc, "db.l").unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migrate_core::{BoxError, Dependencies, HistoryEntry, IntoStore, LockInfo, Store};
-use mongodb::bson::{doc, Bson, Document, Timestamp};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
@@ -161,6 +161,11 @@ impl MongoStore {
         )
     }
 
+    /// `name` read as raw documents, decoded without building a `Document` first.
+    fn raw_collection(&self, name: &str) -> Collection<RawDocumentBuf> {
+        self.collection(name).clone_with_type()
+    }
+
     fn history(&self) -> Collection<Document> {
         self.collection(&self.change_log_collection)
     }
@@ -240,7 +245,7 @@ impl MongoStore {
     /// Reads the lock document, if there is one: who holds the lock and until when.
     pub async fn inspect_lock(&self) -> Result<Option<LockInfo>, Error> {
         let found = self
-            .lock()
+            .raw_collection(&self.lock_collection)
             .find_one(lock::key_filter())
             .await
             .map_err(|e| Error::driver("reading the lock", self.lock_namespace(), e))?;
@@ -325,25 +330,19 @@ impl Store for MongoStore {
     }
 
     async fn read_history(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
+        // Whole documents, decoded straight from the reply's bytes: a projection costs the
+        // server more than the few fields it would leave out.
         let namespace = self.history_namespace();
+        let failed = |e| Error::driver("reading the history", namespace.clone(), e);
         let mut cursor = self
-            .history()
+            .raw_collection(&self.change_log_collection)
             .find(doc! {})
-            .projection(history::projection())
             .batch_size(HISTORY_BATCH_SIZE)
             .await
-            .map_err(|e| Error::driver("reading the history", namespace.clone(), e))?;
+            .map_err(failed)?;
         let mut entries = Vec::new();
-        loop {
-            match cursor.advance().await {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(Error::driver("reading the history", namespace, e).into()),
-            }
-            let doc = cursor
-                .deserialize_current()
-                .map_err(|e| Error::driver("reading the history", namespace.clone(), e))?;
-            entries.push(history::decode(&doc, &namespace)?);
+        while cursor.advance().await.map_err(failed)? {
+            entries.push(history::decode(cursor.current(), &namespace)?);
         }
         Ok(entries)
     }

@@ -47,7 +47,11 @@ pub use migrate_core::{
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
 };
-pub use migrate_mongodb::{Error as MongoStoreError, MongoStore};
+pub use migrate_mongodb::{batch, Error as MongoStoreError, MongoStore};
+
+mod tenants;
+
+pub use tenants::{TenantOutcome, TenantResult, Tenants, TenantsError, DEFAULT_CONCURRENCY};
 
 /// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
 /// `.run().await`.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::context::RunContext;
 use crate::error::{Chain, Error, ExecutionError};
 use crate::event::{Event, Listeners};
 use crate::history::{EntryType, HistoryEntry, State};
@@ -32,6 +33,8 @@ pub(crate) use undo::undo_targets;
 pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
     pub(crate) store: &'r S,
     pub(crate) lease: &'r Lease<S>,
+    /// The run's handle for its units; knows which unit runs.
+    pub(crate) context: &'r RunContext,
     pub(crate) deps: &'r Dependencies,
     pub(crate) record: RunRecord<'r, S::Metadata>,
     /// Whether pending transactional units run in transactions.
@@ -127,7 +130,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.check_lease(planned).await?;
             let started = Instant::now();
             let span = tracing::info_span!("change_unit", id = planned.unit.id(), author = %planned.author);
+            self.context.set_unit(Some(planned.unit.id()));
             let outcome = self.run_unit(planned).instrument(span).await;
+            self.context.set_unit(None);
             let elapsed = Some(started.elapsed());
             match outcome {
                 Ok(()) => {

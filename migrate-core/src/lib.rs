@@ -20,6 +20,7 @@
 //! ```
 
 mod clock;
+mod context;
 mod drift;
 mod error;
 mod event;
@@ -46,6 +47,7 @@ mod version;
 #[doc(hidden)]
 pub mod __private;
 
+pub use context::{Progress, RunContext};
 pub use drift::{AcceptedChecksum, ChecksumPolicy, Drift};
 pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, TransactionTooLong};
 pub use event::Event;

@@ -9,8 +9,10 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 use tokio::task::JoinHandle;
 
 use crate::clock;
+use crate::context::LeaseCheck;
 use crate::error::{DisplayTime, Error};
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
+use crate::unit::BoxFuture;
 
 /// Lock timing, validated by the runner.
 #[derive(Debug, Clone, Copy)]
@@ -22,11 +24,28 @@ pub(crate) struct LockTiming {
 
 /// A held lease. Dropping it stops the refresher; [`Lease::release`] also deletes the lock.
 pub(crate) struct Lease<S: LockStore> {
+    probe: LeaseProbe<S>,
+    refresher: JoinHandle<()>,
+}
+
+/// What checking and extending the lease needs; shared with the units through
+/// [`RunContext`](crate::RunContext).
+struct LeaseProbe<S> {
     store: Arc<S>,
     owner: String,
     lease: Duration,
     state: Arc<LeaseState>,
-    refresher: JoinHandle<()>,
+}
+
+impl<S> Clone for LeaseProbe<S> {
+    fn clone(&self) -> Self {
+        LeaseProbe {
+            store: Arc::clone(&self.store),
+            owner: self.owner.clone(),
+            lease: self.lease,
+            state: Arc::clone(&self.state),
+        }
+    }
 }
 
 /// What the runner and the refresher share.
@@ -179,10 +198,12 @@ impl<S: LockStore> Lease<S> {
             Arc::clone(&state),
         ));
         Lease {
-            store,
-            owner: claim.owner,
-            lease,
-            state,
+            probe: LeaseProbe {
+                store,
+                owner: claim.owner,
+                lease,
+                state,
+            },
             refresher,
         }
     }
@@ -190,35 +211,35 @@ impl<S: LockStore> Lease<S> {
     /// A claim extending the lease from now, for fencing a transaction.
     pub(crate) fn claim(&self) -> LockClaim {
         LockClaim {
-            owner: self.owner.clone(),
-            expires_at: clock::now() + self.lease,
+            owner: self.probe.owner.clone(),
+            expires_at: clock::now() + self.probe.lease,
         }
     }
 
     /// The lease length.
     pub(crate) fn lease(&self) -> Duration {
-        self.lease
+        self.probe.lease
     }
 
     /// Records an expiry the store confirmed (a committed fence).
     pub(crate) fn confirm(&self, expires_at: SystemTime) {
-        self.state.confirm(expires_at);
+        self.probe.state.confirm(expires_at);
     }
 
     /// Keeps the refresher from writing the lock document until the guard is dropped: for a
     /// transaction that writes it itself (its fence).
     pub(crate) async fn hold_refresh(&self) -> AsyncMutexGuard<'_, ()> {
-        self.state.writes.lock().await
+        self.probe.state.writes.lock().await
     }
 
     /// Whether the lease is known to be lost.
     pub(crate) fn is_lost(&self) -> bool {
-        self.state.lost.load(Ordering::SeqCst)
+        self.probe.state.lost.load(Ordering::SeqCst)
     }
 
     /// Marks the lease lost (a fence found another owner).
     pub(crate) fn mark_lost(&self) {
-        self.state.lost.store(true, Ordering::SeqCst);
+        self.probe.state.lost.store(true, Ordering::SeqCst);
     }
 
     /// Whether this runner still holds the lock, checked right before a write that must
@@ -228,20 +249,51 @@ impl<S: LockStore> Lease<S> {
     /// lease is left (the margin absorbs clock skew between runners); otherwise, after a pause
     /// or failed refreshes, the store is asked, extending the lease if it is still ours.
     pub(crate) async fn still_held(&self) -> Result<bool, Error> {
-        self.still_held_for(self.lease / 3).await
+        self.still_held_for(self.probe.lease / 3).await
     }
 
     /// Like [`still_held`](Self::still_held), and makes sure at least `left` of the lease
     /// remains, extending it in the store when less does.
     pub(crate) async fn still_held_for(&self, left: Duration) -> Result<bool, Error> {
-        if self.is_lost() {
+        self.probe.still_held_for(left).await
+    }
+
+    /// A check of this lease for the run's units.
+    pub(crate) fn check(&self) -> Box<dyn LeaseCheck> {
+        Box::new(self.probe.clone())
+    }
+
+    /// Stops refreshing and deletes the lock if still ours.
+    pub(crate) async fn release(self) -> Result<(), Error> {
+        self.refresher.abort();
+        let result = self
+            .probe
+            .store
+            .release_lock(&self.probe.owner)
+            .await
+            .map_err(|e| Error::store("releasing the migration lock", e));
+        if result.is_ok() {
+            tracing::debug!(owner = %self.probe.owner, "migration lock released");
+        }
+        result
+    }
+}
+
+impl<S: LockStore> LeaseProbe<S> {
+    /// Whether the lock is still held, with at least `left` of the lease remaining; extends
+    /// it in the store when less does.
+    pub(crate) async fn still_held_for(&self, left: Duration) -> Result<bool, Error> {
+        if self.state.lost.load(Ordering::SeqCst) {
             return Ok(false);
         }
         if clock::now() + left < self.state.confirmed() {
             return Ok(true);
         }
-        let _writes = self.hold_refresh().await;
-        let claim = self.claim();
+        let _writes = self.state.writes.lock().await;
+        let claim = LockClaim {
+            owner: self.owner.clone(),
+            expires_at: clock::now() + self.lease,
+        };
         let held = self
             .store
             .refresh_lock(&claim)
@@ -251,23 +303,15 @@ impl<S: LockStore> Lease<S> {
             self.state.confirm(claim.expires_at);
         } else {
             tracing::error!(owner = %self.owner, "migration lock was taken over by another runner");
-            self.mark_lost();
+            self.state.lost.store(true, Ordering::SeqCst);
         }
         Ok(held)
     }
+}
 
-    /// Stops refreshing and deletes the lock if still ours.
-    pub(crate) async fn release(self) -> Result<(), Error> {
-        self.refresher.abort();
-        let result = self
-            .store
-            .release_lock(&self.owner)
-            .await
-            .map_err(|e| Error::store("releasing the migration lock", e));
-        if result.is_ok() {
-            tracing::debug!(owner = %self.owner, "migration lock released");
-        }
-        result
+impl<S: LockStore> LeaseCheck for LeaseProbe<S> {
+    fn still_held(&self) -> BoxFuture<'_, Result<bool, Error>> {
+        Box::pin(self.still_held_for(self.lease / 3))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
+use crate::context::{Progress, ProgressListener, RunContext};
 use crate::drift::{self, ChecksumPolicy};
 use crate::error::Error;
 use crate::event::{Event, Listeners};
@@ -47,6 +48,7 @@ pub struct Runner<S: Store> {
     metadata: Option<S::Metadata>,
     deps: Dependencies,
     listeners: Listeners,
+    progress: Vec<ProgressListener>,
 }
 
 impl<S: Store> fmt::Debug for Runner<S> {
@@ -69,6 +71,7 @@ impl<S: Store> Runner<S> {
             metadata: None,
             deps: Dependencies::new(),
             listeners: Listeners::default(),
+            progress: Vec::new(),
         }
     }
 
@@ -216,6 +219,13 @@ impl<S: Store> Runner<S> {
         self
     }
 
+    /// Called with every progress report of a long unit (see
+    /// [`RunContext::report_progress`]).
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress.push(Box::new(f));
+        self
+    }
+
     /// Called when the run fails.
     pub fn on_failure(mut self, f: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
         self.listeners.on_failure(f);
@@ -280,6 +290,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             options,
             metadata,
             mut deps,
+            progress,
             ..
         } = self;
         let input = options.check()?;
@@ -300,6 +311,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         }
 
         store.provide(&mut deps);
+        let context = RunContext::new(progress);
+        deps.insert(context.clone());
         plan.check_dependencies(&[&deps])?;
         store
             .prepare()
@@ -320,9 +333,10 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ));
         };
 
+        context.attach(lease.check());
         let execution = execution(
             &*store,
-            &lease,
+            (&lease, &context),
             &deps,
             &execution_id,
             &options,
@@ -347,7 +361,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
 /// The locked part of a run or an undo, under `lease`.
 fn execution<'r, S: TransactionStore + LockStore>(
     store: &'r S,
-    lease: &'r lock::Lease<S>,
+    (lease, context): (&'r lock::Lease<S>, &'r RunContext),
     deps: &'r Dependencies,
     execution_id: &'r str,
     options: &Options,
@@ -357,6 +371,7 @@ fn execution<'r, S: TransactionStore + LockStore>(
     Execution {
         store,
         lease,
+        context,
         deps,
         record: RunRecord {
             execution_id,

@@ -22,6 +22,7 @@
 //! operations made with it are part of the unit's transaction; anything else commits on its
 //! own, even if the unit fails.
 
+pub mod batch;
 mod error;
 mod history;
 mod inject;

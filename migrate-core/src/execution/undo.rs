@@ -70,7 +70,10 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.guard(planned, "before undoing").await?;
             let started = Instant::now();
             let span = tracing::info_span!("undo_change_unit", id = planned.unit.id(), author = %planned.author);
-            self.undo_unit(target).instrument(span).await?;
+            self.context.set_unit(Some(planned.unit.id()));
+            let undone = self.undo_unit(target).instrument(span).await;
+            self.context.set_unit(None);
+            undone?;
             tracing::info!(
                 id = planned.unit.id(),
                 author = %planned.author,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 use super::{execution, read_history, transactions_enabled, Runner};
+use crate::context::RunContext;
 use crate::drift::{self, AcceptedChecksum};
 use crate::error::Error;
 use crate::execution::undo_targets;
@@ -40,6 +41,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         if plan.has_pending() {
             let mut provided = Dependencies::new();
             self.store.provide(&mut provided);
+            provided.insert(RunContext::new(Vec::new()));
             plan.check_dependencies(&[&self.deps, &provided])?;
             transactions_enabled(&self.store, self.options.transactional, &plan).await?;
         }
@@ -165,6 +167,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             options,
             metadata,
             mut deps,
+            progress,
             ..
         } = self;
         let input = options.check()?;
@@ -180,6 +183,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             });
         }
         store.provide(&mut deps);
+        let context = RunContext::new(progress);
+        deps.insert(context.clone());
         store
             .prepare()
             .await
@@ -194,6 +199,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
 
         let store = Arc::new(store);
         let lease = acquire(&store, &options).await?;
+        context.attach(lease.check());
         let result = async {
             // The history may have changed before the lock was taken.
             let history = read_history(&*store).await?;
@@ -202,7 +208,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             check_dependencies(targets.iter().map(|t| &t.planned), &[&deps])?;
             let execution = execution(
                 &*store,
-                &lease,
+                (&lease, &context),
                 &deps,
                 &execution_id,
                 &options,

@@ -1,0 +1,176 @@
+//! What a run hands its units besides their dependencies: a check that the run still holds
+//! the lock, and a way to report progress.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::unit::BoxFuture;
+
+/// The run's own handle for its units, injected as `&RunContext` (or `Dep<RunContext>`).
+///
+/// A long unit that does not run in a transaction (a backfill in batches, say) checks with
+/// [`ensure_lock_held`](Self::ensure_lock_held) between batches that no other runner took the
+/// lock over, and reports how far it got with [`report_progress`](Self::report_progress).
+#[derive(Clone)]
+pub struct RunContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lease: OnceLock<Box<dyn LeaseCheck>>,
+    unit: Mutex<Option<&'static str>>,
+    listeners: Vec<ProgressListener>,
+    last_log: Mutex<Option<Instant>>,
+}
+
+pub(crate) type ProgressListener = Box<dyn Fn(&Progress) + Send + Sync>;
+
+/// Whether the run still holds the lock; implemented over the run's lease.
+pub(crate) trait LeaseCheck: Send + Sync {
+    /// `true` while the run holds the lock, extending the lease when it runs low.
+    fn still_held(&self) -> BoxFuture<'_, Result<bool, Error>>;
+}
+
+/// How often progress is logged at most (the callbacks see every report).
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+impl RunContext {
+    /// A context whose progress reports go to `listeners`; the lease is attached once the
+    /// lock is held.
+    pub(crate) fn new(listeners: Vec<ProgressListener>) -> Self {
+        RunContext {
+            inner: Arc::new(Inner {
+                lease: OnceLock::new(),
+                unit: Mutex::new(None),
+                listeners,
+                last_log: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Attaches the run's lease, once the lock is held.
+    pub(crate) fn attach(&self, lease: Box<dyn LeaseCheck>) {
+        // A context is attached to the one lease of its run.
+        let _ = self.inner.lease.set(lease);
+    }
+
+    /// Sets the unit running now.
+    pub(crate) fn set_unit(&self, unit: Option<&'static str>) {
+        *self
+            .inner
+            .unit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = unit;
+    }
+
+    /// The id of the unit running now.
+    pub fn unit_id(&self) -> Option<&'static str> {
+        *self
+            .inner
+            .unit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails with [`Error::LockLost`] unless this run still holds the lock, extending the
+    /// lease when it runs low. The lease is also refreshed in the background; this check is
+    /// what stops a unit whose runner was paused past its lease before it writes again.
+    pub async fn ensure_lock_held(&self) -> Result<(), Error> {
+        let lost = || Error::LockLost {
+            unit_id: self.unit_id().map(str::to_owned),
+            during: "between batches of",
+        };
+        match self.inner.lease.get() {
+            Some(lease) if lease.still_held().await? => Ok(()),
+            Some(_) => Err(lost()),
+            None => Err(Error::InvalidConfig {
+                option: "RunContext",
+                reason: "the lock is checked only while a run holds it".into(),
+            }),
+        }
+    }
+
+    /// Reports the progress of the running unit to the runner's
+    /// [`on_progress`](crate::Runner::on_progress) callbacks, and logs it (at most every few
+    /// seconds, and when the work is done).
+    pub fn report_progress(&self, progress: &Progress) {
+        for listener in &self.inner.listeners {
+            listener(progress);
+        }
+        let now = Instant::now();
+        let mut last = self
+            .inner
+            .last_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let finished = progress.total.is_some_and(|total| progress.done >= total);
+        if finished || last.is_none_or(|at| now.duration_since(at) >= LOG_EVERY) {
+            *last = Some(now);
+            tracing::info!(
+                id = self.unit_id().unwrap_or_default(),
+                done = progress.done,
+                total = progress.total,
+                per_second = progress.rate().round() as u64,
+                eta_s = progress.eta().map(|eta| eta.as_secs()),
+                "{progress}"
+            );
+        }
+    }
+}
+
+impl fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunContext")
+            .field("unit", &self.unit_id())
+            .field("lock_attached", &self.inner.lease.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far a long unit got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Items done so far (in this run and, for resumed work, before it).
+    pub done: u64,
+    /// Items in all, when known.
+    pub total: Option<u64>,
+    /// Items done in this run.
+    pub done_now: u64,
+    /// Time spent in this run.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Items per second in this run.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.done_now as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// The time left at the current rate, when the total is known and the rate is not zero.
+    pub fn eta(&self) -> Option<Duration> {
+        let left = self.total?.saturating_sub(self.done);
+        let rate = self.rate();
+        (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate))
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.total {
+            Some(total) => write!(f, "{}/{total}", self.done)?,
+            None => write!(f, "{}", self.done)?,
+        }
+        write!(f, " at {:.0}/s", self.rate())?;
+        if let Some(eta) = self.eta() {
+            write!(f, ", about {} s left", eta.as_secs())?;
+        }
+        Ok(())
+    }
+}

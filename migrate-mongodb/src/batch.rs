@@ -1,0 +1,403 @@
+//! Changing a large collection in resumable batches, from a change unit that does not run in
+//! a transaction.
+//!
+//! One transaction cannot hold a change to millions of documents: the server aborts it after
+//! its transaction lifetime (60 s by default). [`BatchUpdate`] changes a collection a batch at
+//! a time instead, checks between batches that the run still holds the lock, reports
+//! progress, and picks up where it stopped when a killed run starts again, without changing
+//! any document twice:
+//!
+//! - **By filter** ([`BatchUpdate::new`]): the update makes the filter false for every
+//!   document it changes (`{ emailLower: { $exists: false } }` with an update that sets
+//!   `emailLower`), so whatever a crash interrupted, a rerun sees only the documents still to
+//!   do. Works on every server.
+//! - **By checkpoint** ([`BatchUpdate::checkpointed`]): for changes that make no filter false
+//!   (`$inc`), documents are taken in `_id` order, and each batch's update and the checkpoint
+//!   that records its last `_id` commit in one transaction. Needs a server with transactions.
+//!
+//! ```no_run
+//! use migrate_core::RunContext;
+//! use migrate_mongodb::batch::BatchUpdate;
+//! use mongodb::bson::{doc, Document};
+//! use mongodb::Database;
+//!
+//! # async fn execute(db: &Database, context: &RunContext) -> Result<(), migrate_core::Error> {
+//! let users = db.collection::<Document>("users");
+//! let report = BatchUpdate::new(
+//!     &users,
+//!     doc! { "emailLower": { "$exists": false } },
+//!     vec![doc! { "$set": { "emailLower": { "$toLower": "$email" } } }],
+//! )
+//! .batch_size(2_000)
+//! .run(context)
+//! .await?;
+//! println!("{} documents changed in {} batches", report.changed, report.batches);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::time::{Duration, Instant};
+
+use migrate_core::{Error as RunError, Progress, RunContext};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::options::UpdateModifications;
+use mongodb::{ClientSession, Collection};
+
+use crate::error::{self, Error};
+
+/// The collection checkpoints are kept in, beside the collection being changed.
+pub const CHECKPOINT_COLLECTION: &str = "migrateBatchCheckpoints";
+
+/// The default number of documents per batch.
+pub const DEFAULT_BATCH_SIZE: usize = 1_000;
+
+/// How long transient failures of a checkpointed batch are retried.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+type ProgressCallback = Box<dyn Fn(&Progress) + Send + Sync>;
+
+/// A change applied to a collection in batches; see the [module docs](self).
+#[must_use = "a batch update does nothing until `.run(context).await`"]
+pub struct BatchUpdate {
+    collection: Collection<Document>,
+    filter: Document,
+    update: UpdateModifications,
+    batch_size: usize,
+    checkpoint: Option<Option<String>>,
+    on_progress: Option<ProgressCallback>,
+}
+
+/// What a [`BatchUpdate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Documents changed by this run.
+    pub changed: u64,
+    /// Batches this run applied.
+    pub batches: u64,
+    /// Whether the run resumed from a checkpoint an earlier run left.
+    pub resumed: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl BatchUpdate {
+    /// Changes every document of `collection` that matches `filter` with `update` (an update
+    /// document or an aggregation pipeline). `update` must make `filter` false for each
+    /// document it changes: that is what makes a rerun skip finished work.
+    pub fn new(
+        collection: &Collection<Document>,
+        filter: Document,
+        update: impl Into<UpdateModifications>,
+    ) -> Self {
+        BatchUpdate {
+            collection: collection.clone(),
+            filter,
+            update: update.into(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            checkpoint: None,
+            on_progress: None,
+        }
+    }
+
+    /// Walks the matching documents in `_id` order and records the last `_id` of each batch in
+    /// a checkpoint (in [`CHECKPOINT_COLLECTION`]), committed in one transaction with the
+    /// batch's update: for changes that do not make the filter false. The checkpoint is
+    /// deleted when the work is done. Needs a server with transactions.
+    pub fn checkpointed(mut self) -> Self {
+        self.checkpoint.get_or_insert(None);
+        self
+    }
+
+    /// Names the checkpoint; by default it is the running unit's id and the collection's
+    /// namespace. Needed only when one unit changes one collection in two passes.
+    pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
+        self.checkpoint = Some(Some(name.into()));
+        self
+    }
+
+    /// Documents per batch (each batch is one update command). Default:
+    /// [`DEFAULT_BATCH_SIZE`].
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size.max(1);
+        self
+    }
+
+    /// Called after every batch, besides the run's own progress callbacks.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Box::new(f));
+        self
+    }
+
+    /// Applies the change, batch after batch, checking before each one that the run still
+    /// holds the lock.
+    pub async fn run(self, context: &RunContext) -> Result<BatchReport, RunError> {
+        let namespace = namespace(&self.collection);
+        let started = Instant::now();
+        let total = self
+            .collection
+            .count_documents(self.filter.clone())
+            .await
+            .map_err(|e| {
+                store_error(Error::driver(
+                    "counting the documents to change",
+                    namespace.clone(),
+                    e,
+                ))
+            })?;
+        let mut walk = Walk {
+            update: &self,
+            context,
+            namespace,
+            started,
+            total,
+            done_before: 0,
+            changed: 0,
+            batches: 0,
+        };
+        let resumed = match &self.checkpoint {
+            None => {
+                walk.by_filter().await?;
+                false
+            }
+            Some(name) => {
+                let name = match name {
+                    Some(name) => name.clone(),
+                    None => format!(
+                        "{}:{}",
+                        context.unit_id().unwrap_or("batch"),
+                        walk.namespace
+                    ),
+                };
+                walk.by_checkpoint(&name).await?
+            }
+        };
+        Ok(BatchReport {
+            changed: walk.changed,
+            batches: walk.batches,
+            resumed,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// One run of a [`BatchUpdate`].
+struct Walk<'a> {
+    update: &'a BatchUpdate,
+    context: &'a RunContext,
+    namespace: String,
+    started: Instant,
+    total: u64,
+    /// Documents earlier runs changed (from the checkpoint).
+    done_before: u64,
+    changed: u64,
+    batches: u64,
+}
+
+impl Walk<'_> {
+    /// Batches of documents that still match the filter, in `_id` order from where the last
+    /// batch ended (from the start after a restart: done documents no longer match).
+    async fn by_filter(&mut self) -> Result<(), RunError> {
+        let mut after: Option<Bson> = None;
+        loop {
+            self.context.ensure_lock_held().await?;
+            let Some((first, last)) = self.next_ids(after.as_ref(), None).await? else {
+                return Ok(());
+            };
+            let range = doc! { "_id": { "$gte": first, "$lte": last.clone() } };
+            let selected = doc! { "$and": [self.update.filter.clone(), range] };
+            let result = self
+                .update
+                .collection
+                .update_many(selected, self.update.update.clone())
+                .await
+                .map_err(|e| self.failed("changing a batch", e))?;
+            self.batch_done(result.modified_count);
+            after = Some(last);
+        }
+    }
+
+    /// Batches in `_id` order after the checkpoint, each committed with the checkpoint in one
+    /// transaction. Returns whether it resumed from an earlier run's checkpoint.
+    async fn by_checkpoint(&mut self, name: &str) -> Result<bool, RunError> {
+        let checkpoints = self
+            .update
+            .collection
+            .clone_with_type::<Document>()
+            .client()
+            .database(&self.update.collection.namespace().db)
+            .collection::<Document>(CHECKPOINT_COLLECTION);
+        let stored = checkpoints
+            .find_one(doc! { "_id": name })
+            .await
+            .map_err(|e| self.failed("reading the batch checkpoint", e))?;
+        let resumed = stored.is_some();
+        let mut after = stored.as_ref().and_then(|c| c.get("lastId")).cloned();
+        if let Some(done) = stored.as_ref().and_then(|c| c.get_i64("done").ok()) {
+            self.done_before = u64::try_from(done).unwrap_or(0);
+        }
+        let client = self.update.collection.client().clone();
+        let mut session = client
+            .start_session()
+            .await
+            .map_err(|e| self.failed("starting a session", e))?;
+        loop {
+            self.context.ensure_lock_held().await?;
+            let Some((first, last)) = self.next_ids(after.as_ref(), Some(&mut session)).await?
+            else {
+                checkpoints
+                    .delete_one(doc! { "_id": name })
+                    .await
+                    .map_err(|e| self.failed("deleting the batch checkpoint", e))?;
+                return Ok(resumed);
+            };
+            let range = doc! { "_id": { "$gte": first, "$lte": last.clone() } };
+            let selected = doc! { "$and": [self.update.filter.clone(), range] };
+            let changed = self
+                .commit_batch(&mut session, &checkpoints, name, selected, &last)
+                .await?;
+            self.batch_done(changed);
+            after = Some(last);
+        }
+    }
+
+    /// Applies one batch and advances the checkpoint in one transaction, retrying transient
+    /// failures.
+    async fn commit_batch(
+        &self,
+        session: &mut ClientSession,
+        checkpoints: &Collection<Document>,
+        name: &str,
+        selected: Document,
+        last: &Bson,
+    ) -> Result<u64, RunError> {
+        let retry_until = Instant::now() + RETRY_FOR;
+        loop {
+            let attempt = async {
+                session.start_transaction().await?;
+                let result = self
+                    .update
+                    .collection
+                    .update_many(selected.clone(), self.update.update.clone())
+                    .session(&mut *session)
+                    .await?;
+                checkpoints
+                    .update_one(
+                        doc! { "_id": name },
+                        doc! {
+                            "$set": { "lastId": last.clone(), "namespace": &self.namespace },
+                            "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
+                        },
+                    )
+                    .upsert(true)
+                    .session(&mut *session)
+                    .await?;
+                session.commit_transaction().await?;
+                Ok::<_, mongodb::error::Error>(result.modified_count)
+            }
+            .await;
+            match attempt {
+                Ok(changed) => return Ok(changed),
+                Err(e) => {
+                    let _ = session.abort_transaction().await;
+                    let transient = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+                        || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT);
+                    if transient && Instant::now() < retry_until {
+                        tracing::info!(error = %error::DriverError::from(e), "transient error in a batch; retrying it");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    return Err(self.failed("changing a batch and its checkpoint", e));
+                }
+            }
+        }
+    }
+
+    /// The first and last `_id` of the next batch: the first `batch_size` matching documents
+    /// after `after`, in `_id` order. Only the ids are fetched.
+    async fn next_ids(
+        &self,
+        after: Option<&Bson>,
+        session: Option<&mut ClientSession>,
+    ) -> Result<Option<(Bson, Bson)>, RunError> {
+        let mut filter = self.update.filter.clone();
+        if let Some(after) = after {
+            filter = doc! { "$and": [filter, { "_id": { "$gt": after.clone() } }] };
+        }
+        let raw = self.update.collection.clone_with_type::<RawDocumentBuf>();
+        let find = raw
+            .find(filter)
+            .sort(doc! { "_id": 1 })
+            .projection(doc! { "_id": 1 })
+            .limit(i64::try_from(self.update.batch_size).unwrap_or(i64::MAX))
+            .batch_size(u32::try_from(self.update.batch_size).unwrap_or(u32::MAX));
+        let mut bounds: Option<(Bson, Bson)> = None;
+        let failed = |e| self.failed("selecting a batch", e);
+        match session {
+            Some(session) => {
+                let mut cursor = find.session(&mut *session).await.map_err(failed)?;
+                while let Some(doc) = cursor.next(&mut *session).await {
+                    self.extend(&mut bounds, &doc.map_err(failed)?)?;
+                }
+            }
+            None => {
+                let mut cursor = find.await.map_err(failed)?;
+                while cursor.advance().await.map_err(failed)? {
+                    self.extend(&mut bounds, &cursor.deserialize_current().map_err(failed)?)?;
+                }
+            }
+        }
+        Ok(bounds)
+    }
+
+    /// Widens `bounds` with the `_id` of `doc` (ids arrive in ascending order).
+    fn extend(
+        &self,
+        bounds: &mut Option<(Bson, Bson)>,
+        doc: &RawDocumentBuf,
+    ) -> Result<(), RunError> {
+        let id: Bson = doc
+            .get("_id")
+            .ok()
+            .flatten()
+            .and_then(|id| id.to_raw_bson().try_into().ok())
+            .ok_or_else(|| {
+                RunError::store(
+                    format!("selecting a batch in `{}`", self.namespace),
+                    "a selected document has no readable `_id`",
+                )
+            })?;
+        match bounds {
+            Some((_, last)) => *last = id,
+            None => *bounds = Some((id.clone(), id)),
+        }
+        Ok(())
+    }
+
+    fn batch_done(&mut self, changed: u64) {
+        self.changed += changed;
+        self.batches += 1;
+        let progress = Progress {
+            done: self.done_before + self.changed,
+            total: Some(self.total),
+            done_now: self.changed,
+            elapsed: self.started.elapsed(),
+        };
+        if let Some(f) = &self.update.on_progress {
+            f(&progress);
+        }
+        self.context.report_progress(&progress);
+    }
+
+    fn failed(&self, operation: &'static str, e: mongodb::error::Error) -> RunError {
+        store_error(Error::driver(operation, self.namespace.clone(), e))
+    }
+}
+
+fn store_error(error: Error) -> RunError {
+    RunError::store("changing documents in batches", error)
+}
+
+fn namespace<T: Send + Sync>(collection: &Collection<T>) -> String {
+    let ns = collection.namespace();
+    format!("{}.{}", ns.db, ns.coll)
+}

@@ -40,9 +40,10 @@ pub use migrate_core::__private;
 pub use migrate_core::{
     AcceptedChecksum, BoxError, ChangeUnit, ChecksumPolicy, Decision, Dep, Dependencies,
     DescribeUnit, Drift, EntryType, Error, Event, ExecutionError, Finding, HistoryEntry,
-    MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit, ReleaseReason, Report, RunStatus,
-    Severity, SkipReason, State, Status, Step, TransactionStrategy, TransactionTooLong, UnitReport,
-    UnitState, UnitStatus, UnknownEntry, Unlock, Validation, Version,
+    MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit, Progress, ReleaseReason, Report,
+    RunContext, RunStatus, Severity, SkipReason, State, Status, Step, TransactionStrategy,
+    TransactionTooLong, UnitReport, UnitState, UnitStatus, UnknownEntry, Unlock, Validation,
+    Version,
 };
 pub use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,

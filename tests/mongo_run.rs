@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use migrate::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
@@ -232,18 +232,7 @@ struct Robbed {
 impl Robbed {
     #[before_execution]
     async fn steal_the_lock(&self) -> Result {
-        // As another runner whose lease began after ours expired.
-        let in_ten_minutes = SystemTime::now() + Duration::from_secs(600);
-        self.db
-            .collection::<Document>("mongockLock")
-            .update_one(
-                doc! { "key": "DEFAULT_KEY" },
-                doc! { "$set": {
-                    "owner": "thief",
-                    "expiresAt": DateTime::from_system_time(in_ten_minutes),
-                } },
-            )
-            .await?;
+        support::take_lock_over(&self.db).await?;
         Ok(())
     }
 

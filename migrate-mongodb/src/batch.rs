@@ -219,13 +219,19 @@ impl Walk<'_> {
     /// Batches in `_id` order after the checkpoint, each committed with the checkpoint in one
     /// transaction. Returns whether it resumed from an earlier run's checkpoint.
     async fn by_checkpoint(&mut self, name: &str) -> Result<bool, RunError> {
-        let checkpoints = self
+        let db = self
             .update
             .collection
-            .clone_with_type::<Document>()
             .client()
-            .database(&self.update.collection.namespace().db)
-            .collection::<Document>(CHECKPOINT_COLLECTION);
+            .database(&self.update.collection.namespace().db);
+        let topology = crate::topology::detect(&db).await.map_err(store_error)?;
+        if !topology.transactions {
+            return Err(store_error(Error::CheckpointNeedsTransactions {
+                namespace: self.namespace.clone(),
+                reason: topology.reason,
+            }));
+        }
+        let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
         let stored = checkpoints
             .find_one(doc! { "_id": name })
             .await

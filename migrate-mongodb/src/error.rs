@@ -68,6 +68,18 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A checkpointed batch update needs transactions, which the server cannot run.
+    #[error(
+        "checkpointed batches on `{namespace}` commit each batch with its checkpoint in a \
+         transaction, but {reason}; use a filter that the change makes false instead"
+    )]
+    CheckpointNeedsTransactions {
+        /// The collection being changed (`database.collection`).
+        namespace: String,
+        /// Why the server runs no transactions.
+        reason: String,
+    },
+
     /// The history and the lock were configured to share one collection.
     #[error("the history and lock collections must differ (both are `{name}`)")]
     SameCollections {

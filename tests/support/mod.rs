@@ -262,3 +262,19 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Takes the lock of `db` over as another runner, `thief`, whose lease began after the
+/// holder's ended and runs ten more minutes.
+pub(crate) async fn take_lock_over(db: &Database) -> mongodb::error::Result<()> {
+    let in_ten_minutes = std::time::SystemTime::now() + Duration::from_secs(600);
+    db.collection::<Document>("mongockLock")
+        .update_one(
+            doc! { "key": "DEFAULT_KEY" },
+            doc! { "$set": {
+                "owner": "thief",
+                "expiresAt": mongodb::bson::DateTime::from_system_time(in_ten_minutes),
+            } },
+        )
+        .await?;
+    Ok(())
+}

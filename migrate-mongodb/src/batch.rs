@@ -203,8 +203,7 @@ impl Walk<'_> {
             let Some((first, last)) = self.next_ids(after.as_ref(), None).await? else {
                 return Ok(());
             };
-            let range = doc! { "_id": { "$gte": first, "$lte": last.clone() } };
-            let selected = doc! { "$and": [self.update.filter.clone(), range] };
+            let selected = self.within(doc! { "$gte": first, "$lte": last.clone() });
             let result = self
                 .update
                 .collection
@@ -256,8 +255,7 @@ impl Walk<'_> {
                     .map_err(|e| self.failed("deleting the batch checkpoint", e))?;
                 return Ok(resumed);
             };
-            let range = doc! { "_id": { "$gte": first, "$lte": last.clone() } };
-            let selected = doc! { "$and": [self.update.filter.clone(), range] };
+            let selected = self.within(doc! { "$gte": first, "$lte": last.clone() });
             let changed = self
                 .commit_batch(&mut session, &checkpoints, name, selected, &last)
                 .await?;
@@ -325,10 +323,10 @@ impl Walk<'_> {
         after: Option<&Bson>,
         session: Option<&mut ClientSession>,
     ) -> Result<Option<(Bson, Bson)>, RunError> {
-        let mut filter = self.update.filter.clone();
-        if let Some(after) = after {
-            filter = doc! { "$and": [filter, { "_id": { "$gt": after.clone() } }] };
-        }
+        let filter = match after {
+            Some(after) => self.within(doc! { "$gt": after.clone() }),
+            None => self.update.filter.clone(),
+        };
         let raw = self.update.collection.clone_with_type::<RawDocumentBuf>();
         let find = raw
             .find(filter)
@@ -353,6 +351,18 @@ impl Walk<'_> {
             }
         }
         Ok(bounds)
+    }
+
+    /// The filter, narrowed to the `_id`s that `range` (a condition on `_id`) admits: the
+    /// range first, as a plain field, so that every server plans an `_id` index scan.
+    fn within(&self, range: Document) -> Document {
+        let filter = &self.update.filter;
+        if filter.contains_key("_id") {
+            return doc! { "$and": [filter.clone(), { "_id": range }] };
+        }
+        let mut selected = doc! { "_id": range };
+        selected.extend(filter.clone());
+        selected
     }
 
     /// Widens `bounds` with the `_id` of `doc` (ids arrive in ascending order).

@@ -49,6 +49,9 @@ pub use migrate_macros::{
 };
 pub use migrate_mongodb::{Error as MongoStoreError, MongoStore};
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 /// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
 /// `.run().await`.
 pub type Runner = migrate_core::Runner<MongoStore>;

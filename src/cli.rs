@@ -52,8 +52,8 @@
 //! | 0 | done |
 //! | 1 | the operation failed (a unit, a rollback, the server, `validate` found errors) |
 //! | 2 | usage: an invalid command line, no URI or database, an id that is no unit of the binary, `undo` unconfirmed |
-//! | 3 | the lock is held by another runner ([`Error::Locked`](crate::Error::Locked); `unlock` without `--force` finding a live lock) |
-//! | 4 | `status --check` found pending or changed units, or the strict checksum policy stopped a run ([`Error::ChecksumDrift`](crate::Error::ChecksumDrift)) |
+//! | 3 | the lock is held by another runner ([`Error::Locked`]; `unlock` without `--force` finding a live lock) |
+//! | 4 | `status --check` found pending or changed units, or the strict checksum policy stopped a run ([`Error::ChecksumDrift`]) |
 //!
 //! # JSON
 //!

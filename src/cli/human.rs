@@ -187,9 +187,10 @@ impl Output {
                 report.elapsed.as_millis()
             ),
             (n, true) => format!(
-                "undid {} in {} ms; they are pending again",
+                "undid {} in {} ms; {} pending again",
                 self.plural(n, "change unit"),
-                report.elapsed.as_millis()
+                report.elapsed.as_millis(),
+                if n == 1 { "it is" } else { "they are" }
             ),
         };
         if failed > 0 {
@@ -213,6 +214,7 @@ impl Output {
                 ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                     .expect("a valid progress template"),
             );
+            bar.set_message("reading the history, taking the lock");
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -286,28 +288,19 @@ impl Live {
         }
     }
 
-    /// `✓ applied 001  create-widgets  (12 ms)`, or the failure.
+    /// `✓ applied    001  create-widgets            12 ms`, or the failure.
     fn line(&self, report: &UnitReport) -> String {
         let ms = report.elapsed.map_or(0, |e| e.as_millis());
-        let unit = format!("{}  {}", report.order, report.id);
-        match &report.outcome {
-            Outcome::Failed { .. } => format!("{} failed   {unit}", self.colour.paint(RED, "✗")),
-            Outcome::ExecutedAgain => {
-                format!(
-                    "{} reapplied {unit}  ({ms} ms)",
-                    self.colour.paint(GREEN, "✓")
-                )
-            }
-            _ => {
-                let done = match self.verb {
-                    Verb::Apply => "applied",
-                    Verb::Undo => "undone ",
-                };
-                format!(
-                    "{} {done}  {unit}  ({ms} ms)",
-                    self.colour.paint(GREEN, "✓")
-                )
-            }
+        let (mark, done) = match (&report.outcome, self.verb) {
+            (Outcome::Failed { .. }, _) => (self.colour.paint(RED, "✗"), "failed"),
+            (Outcome::ExecutedAgain, _) => (self.colour.paint(GREEN, "✓"), "reapplied"),
+            (_, Verb::Apply) => (self.colour.paint(GREEN, "✓"), "applied"),
+            (_, Verb::Undo) => (self.colour.paint(GREEN, "✓"), "undone"),
+        };
+        let (order, id) = (&report.order, &report.id);
+        match report.outcome {
+            Outcome::Failed { .. } => format!("{mark} {done:<9}  {order}  {id}"),
+            _ => format!("{mark} {done:<9}  {order}  {id:<24}  {ms} ms"),
         }
     }
 }

@@ -138,7 +138,7 @@ async fn status_check_fails_until_run_applies_everything(mode: Mode) {
     let applied: Vec<&str> = run
         .stdout
         .lines()
-        .filter(|l| l.contains("applied  0"))
+        .filter(|l| l.contains("applied    0"))
         .collect();
     assert_eq!(applied.len(), 3, "{run:?}");
     assert!(applied[0].contains("001  create-widgets"), "{applied:?}");
@@ -369,8 +369,8 @@ async fn a_failing_unit_exits_1_with_its_cause(mode: Mode) {
          caused by: the price list is unavailable\n",
     );
     assert!(
-        failed.stdout.contains("applied  001  create-widgets")
-            && failed.stdout.contains("failed   002  price-widgets"),
+        failed.stdout.contains("applied    001  create-widgets")
+            && failed.stdout.contains("failed     002  price-widgets"),
         "{failed:?}"
     );
     let json = migrate_with(&t, &["--json", "run"], &fail).expect(1).json();

@@ -54,6 +54,9 @@ mod tenants;
 
 pub use tenants::{TenantOutcome, TenantResult, Tenants, TenantsError, DEFAULT_CONCURRENCY};
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 /// The runner over the MongoDB store: `Runner::new(&db)`, then builder setters, then
 /// `.run().await`.
 pub type Runner = migrate_core::Runner<MongoStore>;

@@ -1,7 +1,7 @@
 //! A run's lifecycle events and the callbacks that receive them.
 
 use crate::error::Error;
-use crate::report::Report;
+use crate::report::{Report, UnitReport};
 
 /// A run's lifecycle event, passed to the callbacks of
 /// [`Runner::on_started`](crate::Runner::on_started) and friends.
@@ -19,6 +19,23 @@ pub enum Event<'a> {
     Succeeded(&'a Report),
     /// The run failed.
     Failed(&'a Error),
+    /// A unit is about to run, or, in an undo, to be undone.
+    UnitStarted {
+        /// The unit id.
+        id: &'a str,
+        /// The author it runs as.
+        author: &'a str,
+        /// Its order key.
+        order: &'a str,
+    },
+    /// A unit finished: it ran, was undone, or failed on its own (with `fail_fast` or
+    /// without). An error that stops the whole operation (the store, the lock, a failed
+    /// undo) ends it without this event; the operation returns that error.
+    ///
+    /// Under [`TransactionStrategy::PerRun`](crate::TransactionStrategy::PerRun) the units
+    /// share one transaction: every unit starts before the first finishes, and they finish
+    /// together when it commits.
+    UnitFinished(&'a UnitReport),
 }
 
 type Listener = Box<dyn Fn(&Event<'_>) + Send + Sync>;
@@ -29,6 +46,7 @@ pub(crate) struct Listeners {
     started: Vec<Listener>,
     succeeded: Vec<Listener>,
     failed: Vec<Listener>,
+    unit: Vec<Listener>,
 }
 
 impl Listeners {
@@ -44,12 +62,17 @@ impl Listeners {
         self.failed.push(Box::new(f));
     }
 
+    pub(crate) fn on_unit(&mut self, f: impl Fn(&Event<'_>) + Send + Sync + 'static) {
+        self.unit.push(Box::new(f));
+    }
+
     /// Calls every callback registered for `event`'s kind, in registration order.
     pub(crate) fn emit(&self, event: &Event<'_>) {
         let listeners = match event {
             Event::Started { .. } => &self.started,
             Event::Succeeded(_) => &self.succeeded,
             Event::Failed(_) => &self.failed,
+            Event::UnitStarted { .. } | Event::UnitFinished(_) => &self.unit,
         };
         for listener in listeners {
             listener(event);

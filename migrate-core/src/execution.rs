@@ -119,7 +119,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.record_ignored(&plan).await?;
         }
         if self.transactions && self.strategy == TransactionStrategy::PerRun {
-            return self.run_in_one_transaction(&plan).await;
+            return self.run_in_one_transaction(&plan, listeners).await;
         }
         let mut reports = Vec::with_capacity(plan.units().len());
         for planned in plan.units() {
@@ -128,6 +128,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 continue;
             }
             self.check_lease(planned).await?;
+            unit_started(listeners, planned);
             let started = Instant::now();
             let span = tracing::info_span!("change_unit", id = planned.unit.id(), author = %planned.author);
             self.context.set_unit(Some(planned.unit.id()));
@@ -147,21 +148,26 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                         again = planned.decision == Decision::RunAgain,
                         "change unit applied"
                     );
-                    reports.push(UnitReport::new(planned, outcome, elapsed));
+                    let report = UnitReport::new(planned, outcome, elapsed);
+                    listeners.emit(&Event::UnitFinished(&report));
+                    reports.push(report);
                 }
                 Err(StepError::Fatal(error)) => return Err(error),
-                Err(StepError::Failed(failure)) if planned.unit.fail_fast() => {
-                    return Err(failure.into_error(planned));
-                }
                 Err(StepError::Failed(failure)) => {
                     let rolled_back = failure.rolled_back;
-                    let error = Chain(&failure.into_error(planned)).to_string();
-                    tracing::warn!(id = planned.unit.id(), %error, "change unit failed; fail_fast is off, continuing");
-                    reports.push(UnitReport::new(
-                        planned,
-                        Outcome::Failed { error, rolled_back },
-                        elapsed,
-                    ));
+                    let error = failure.into_error(planned);
+                    let message = Chain(&error).to_string();
+                    let outcome = Outcome::Failed {
+                        error: message.clone(),
+                        rolled_back,
+                    };
+                    let report = UnitReport::new(planned, outcome, elapsed);
+                    listeners.emit(&Event::UnitFinished(&report));
+                    if planned.unit.fail_fast() {
+                        return Err(error);
+                    }
+                    tracing::warn!(id = planned.unit.id(), error = %message, "change unit failed; fail_fast is off, continuing");
+                    reports.push(report);
                 }
             }
         }
@@ -392,6 +398,15 @@ fn record_error<M>(entry: &HistoryEntry<M>, source: BoxError) -> Error {
         ),
         source,
     )
+}
+
+/// Tells the unit callbacks that `planned` starts.
+fn unit_started(listeners: &Listeners, planned: &PlannedUnit) {
+    listeners.emit(&Event::UnitStarted {
+        id: planned.unit.id(),
+        author: &planned.author,
+        order: planned.unit.order(),
+    });
 }
 
 /// Warns that a unit runs in a transaction that its writes escape.

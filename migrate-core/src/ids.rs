@@ -54,7 +54,7 @@ pub(crate) fn hostname(service_identifier: Option<&str>) -> String {
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS.mmm` in UTC.
-pub(crate) fn format_utc(time: SystemTime) -> String {
+pub fn format_utc(time: SystemTime) -> String {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

@@ -231,6 +231,13 @@ impl<S: Store> Runner<S> {
         self.listeners.on_failure(f);
         self
     }
+
+    /// Called with [`Event::UnitStarted`] before each unit of a run or an undo, and with
+    /// [`Event::UnitFinished`] when it is done: a progress display, per-unit metrics.
+    pub fn on_unit(mut self, f: impl Fn(&Event<'_>) + Send + Sync + 'static) -> Self {
+        self.listeners.on_unit(f);
+        self
+    }
 }
 
 impl<S: TransactionStore + LockStore> Runner<S> {

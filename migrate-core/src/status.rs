@@ -59,7 +59,8 @@ pub enum UnitState {
         /// How long its execution took, in milliseconds.
         millis: i64,
     },
-    /// Its last run failed (and it has not been applied since).
+    /// Its last run failed (and it has not been applied since); its changes were undone by
+    /// the transaction or its rollback methods unless `rollback_failed`.
     Failed {
         /// When it failed.
         at: SystemTime,
@@ -116,13 +117,20 @@ impl Status {
                         millis: entry.execution_millis,
                     },
                     None => match (newest.get(&(id, &planned.author)), &planned.decision) {
-                        (Some(entry), _) if entry.state == State::RolledBack => {
+                        // An undo records no error; the rollback of a failed execution
+                        // records the failure, so that unit failed.
+                        (Some(entry), _)
+                            if entry.state == State::RolledBack && entry.error_trace.is_none() =>
+                        {
                             UnitState::RolledBack {
                                 at: entry.timestamp,
                             }
                         }
                         (Some(entry), _)
-                            if matches!(entry.state, State::Failed | State::RollbackFailed) =>
+                            if matches!(
+                                entry.state,
+                                State::Failed | State::RollbackFailed | State::RolledBack
+                            ) =>
                         {
                             UnitState::Failed {
                                 at: entry.timestamp,

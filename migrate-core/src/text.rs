@@ -17,7 +17,7 @@ pub(crate) fn skip_text(reason: &SkipReason) -> String {
 }
 
 /// Writes rows as columns padded to their widest cell; the last column is not padded.
-pub(crate) fn write_table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
+pub fn write_table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Result {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {

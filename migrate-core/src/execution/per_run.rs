@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::transaction::{TransactionFailure, Work};
 use super::{Execution, Failure, StepError};
 use crate::error::Error;
+use crate::event::{Event, Listeners};
 use crate::plan::{Decision, Plan, PlannedUnit};
 use crate::report::{Outcome, UnitReport};
 use crate::store::{LockStore, TransactionStore};
@@ -17,6 +18,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
     pub(super) async fn run_in_one_transaction(
         &self,
         plan: &Plan,
+        listeners: &Listeners,
     ) -> Result<Vec<UnitReport>, Error> {
         let pending: Vec<&PlannedUnit> = plan.pending().collect();
         let mut instances = Vec::with_capacity(pending.len());
@@ -25,6 +27,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         let mut before_timings = vec![Duration::ZERO; pending.len()];
         for (index, planned) in pending.iter().enumerate() {
             self.check_lease(planned).await?;
+            super::unit_started(listeners, planned);
             let instance = planned
                 .unit
                 .instantiate(self.deps)
@@ -81,7 +84,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         }
 
         let mut timings = timings.into_iter().zip(before_timings).map(|(a, b)| a + b);
-        Ok(plan
+        let reports: Vec<UnitReport> = plan
             .units()
             .iter()
             .map(|planned| match planned.decision {
@@ -91,7 +94,11 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                     UnitReport::new(planned, Outcome::ExecutedAgain, timings.next())
                 }
             })
-            .collect())
+            .collect();
+        for report in reports.iter().filter(|r| r.elapsed.is_some()) {
+            listeners.emit(&Event::UnitFinished(report));
+        }
+        Ok(reports)
     }
 
     /// Rolls back the completed before-steps (`befores`, indexes into `pending`) newest

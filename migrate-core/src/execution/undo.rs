@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::transaction::{TransactionFailure, Work};
 use super::Execution;
 use crate::error::{Chain, Error, ExecutionError};
+use crate::event::{Event, Listeners};
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
 use crate::plan::{Plan, PlannedUnit};
 use crate::report::{Outcome, UnitReport};
@@ -63,11 +64,16 @@ pub(crate) fn undo_targets<M>(
 impl<S: TransactionStore + LockStore> Execution<'_, S> {
     /// Undoes `targets` in the order given; stops at the first failure, which is recorded
     /// ROLLBACK_FAILED.
-    pub(crate) async fn undo(&self, targets: &[UndoTarget]) -> Result<Vec<UnitReport>, Error> {
+    pub(crate) async fn undo(
+        &self,
+        targets: &[UndoTarget],
+        listeners: &Listeners,
+    ) -> Result<Vec<UnitReport>, Error> {
         let mut reports = Vec::with_capacity(targets.len());
         for target in targets {
             let planned = &target.planned;
             self.guard(planned, "before undoing").await?;
+            super::unit_started(listeners, planned);
             let started = Instant::now();
             let span = tracing::info_span!("undo_change_unit", id = planned.unit.id(), author = %planned.author);
             self.context.set_unit(Some(planned.unit.id()));
@@ -80,11 +86,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 ms = started.elapsed().as_millis() as u64,
                 "change unit undone"
             );
-            reports.push(UnitReport::new(
-                planned,
-                Outcome::RolledBack,
-                Some(started.elapsed()),
-            ));
+            let report = UnitReport::new(planned, Outcome::RolledBack, Some(started.elapsed()));
+            listeners.emit(&Event::UnitFinished(&report));
+            reports.push(report);
         }
         Ok(reports)
     }

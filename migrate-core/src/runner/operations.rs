@@ -31,7 +31,20 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     /// something is pending, missing dependencies and transactions forced on a store without
     /// them. An error here is the error the run would fail with.
     pub async fn plan(&self) -> Result<Plan, Error> {
-        let input = self.options.check()?;
+        self.plan_with(None).await
+    }
+
+    /// The plan of [`run_up_to(id)`](Self::run_up_to): like [`plan`](Self::plan), with the
+    /// units ordered after `id` skipped.
+    pub async fn plan_up_to(&self, id: &str) -> Result<Plan, Error> {
+        self.plan_with(Some(id)).await
+    }
+
+    async fn plan_with(&self, up_to: Option<&str>) -> Result<Plan, Error> {
+        let mut input = self.options.check()?;
+        if up_to.is_some() {
+            input.up_to = up_to;
+        }
         let history = read_history(&self.store).await?;
         if !self.options.allow_unknown_history {
             check_unknown_history(&input.units, &history)?;
@@ -167,8 +180,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             options,
             metadata,
             mut deps,
+            listeners,
             progress,
-            ..
         } = self;
         let input = options.check()?;
         let history = read_history(&store).await?;
@@ -215,7 +228,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                 metadata,
                 transactions,
             );
-            execution.undo(&targets).await
+            execution.undo(&targets, &listeners).await
         }
         .await;
         release(lease).await;

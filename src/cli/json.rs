@@ -1,0 +1,285 @@
+//! The `--json` objects; their shapes are documented in the module docs of `cli`.
+
+use std::time::{Duration, SystemTime};
+
+use mongodb::bson::{Bson, DateTime, Document};
+use serde_json::{json, Value};
+
+use super::{Exit, Failure};
+use crate::{
+    AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
+    RunStatus, Severity, SkipReason, Status, Unlock, Validation,
+};
+
+/// Prints `value` on one line of standard output.
+pub(super) fn print(value: &Value) {
+    println!("{value}");
+}
+
+fn time(at: SystemTime) -> Value {
+    DateTime::from_system_time(at)
+        .try_to_rfc3339_string()
+        .map_or(Value::Null, Value::String)
+}
+
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn drift(drift: Option<&Drift>) -> Value {
+    drift.map_or(
+        Value::Null,
+        |d| json!({ "recorded": d.recorded, "current": d.current }),
+    )
+}
+
+fn skip(reason: &SkipReason) -> Value {
+    match reason {
+        SkipReason::AlreadyExecuted => json!({ "reason": "already_executed" }),
+        SkipReason::Profile => json!({ "reason": "profile" }),
+        SkipReason::SystemVersion { version } => {
+            json!({ "reason": "system_version", "version": version })
+        }
+        SkipReason::AfterTarget { target } => {
+            json!({ "reason": "after_target", "target": target })
+        }
+        other => json!({ "reason": format!("{other:?}").to_lowercase() }),
+    }
+}
+
+pub(super) fn status(status: &Status) -> Value {
+    use crate::UnitState;
+    let units: Vec<Value> = status
+        .units
+        .iter()
+        .map(|u| {
+            let (host, millis, error, skip_reason) = match &u.state {
+                UnitState::Executed { host, millis, .. } => {
+                    (json!(host), json!(millis), Value::Null, Value::Null)
+                }
+                UnitState::Failed { error, .. } => {
+                    (Value::Null, Value::Null, json!(error), Value::Null)
+                }
+                UnitState::Skipped(reason) => (Value::Null, Value::Null, Value::Null, skip(reason)),
+                _ => (Value::Null, Value::Null, Value::Null, Value::Null),
+            };
+            json!({
+                "id": u.id,
+                "author": u.author,
+                "order": u.order,
+                "state": u.state.label().replace(' ', "_"),
+                "at": u.state.at().map_or(Value::Null, time),
+                "host": host,
+                "millis": millis,
+                "error": error,
+                "skip_reason": skip_reason,
+                "pending": u.pending,
+                "run_always": u.run_always,
+                "out_of_order": u.out_of_order,
+                "drift": drift(u.drift.as_ref()),
+            })
+        })
+        .collect();
+    let unknown: Vec<Value> = status
+        .unknown
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "author": e.author,
+                "class": e.change_log_class,
+                "state": e.state.as_str(),
+                "at": time(e.at),
+            })
+        })
+        .collect();
+    json!({
+        "command": "status",
+        "up_to_date": status.is_up_to_date(),
+        "units": units,
+        "unknown": unknown,
+    })
+}
+
+/// The plan, as `plan` prints it, or `run --dry-run` with `command` `"run"`.
+pub(super) fn plan(plan: &Plan, command: &str) -> Value {
+    let units: Vec<Value> = plan
+        .units()
+        .iter()
+        .map(|p| {
+            let (action, skip_reason) = match &p.decision {
+                Decision::Run => ("run", Value::Null),
+                Decision::RunAgain => ("run_again", Value::Null),
+                Decision::Skip(reason) => ("skip", skip(reason)),
+            };
+            json!({
+                "id": p.unit.id(),
+                "author": p.author,
+                "order": p.unit.order(),
+                "action": action,
+                "skip_reason": skip_reason,
+                "drift": drift(p.drift.as_ref()),
+            })
+        })
+        .collect();
+    let mut value = json!({
+        "command": command,
+        "pending": plan.pending().count(),
+        "units": units,
+    });
+    if command == "run" {
+        value["dry_run"] = Value::Bool(true);
+    }
+    value
+}
+
+/// The report of `run` or `undo`.
+pub(super) fn report(report: &Report, command: &str) -> Value {
+    let units: Vec<Value> = report
+        .units
+        .iter()
+        .map(|u| {
+            let (outcome, skip_reason, error, rolled_back) = match &u.outcome {
+                Outcome::Executed => ("executed", Value::Null, Value::Null, Value::Null),
+                Outcome::ExecutedAgain => ("executed_again", Value::Null, Value::Null, Value::Null),
+                Outcome::Skipped(reason) => ("skipped", skip(reason), Value::Null, Value::Null),
+                Outcome::Failed { error, rolled_back } => {
+                    ("failed", Value::Null, json!(error), json!(rolled_back))
+                }
+                Outcome::RolledBack => ("rolled_back", Value::Null, Value::Null, Value::Null),
+                _ => ("not_run", Value::Null, Value::Null, Value::Null),
+            };
+            json!({
+                "id": u.id,
+                "author": u.author,
+                "order": u.order,
+                "outcome": outcome,
+                "skip_reason": skip_reason,
+                "error": error,
+                "rolled_back": rolled_back,
+                "elapsed_ms": u.elapsed.map(millis),
+            })
+        })
+        .collect();
+    let status = match report.status {
+        RunStatus::Completed => "completed",
+        RunStatus::Disabled => "disabled",
+        _ => "lock_unavailable",
+    };
+    json!({
+        "command": command,
+        "dry_run": false,
+        "execution_id": report.execution_id,
+        "status": status,
+        "elapsed_ms": millis(report.elapsed),
+        "units": units,
+    })
+}
+
+pub(super) fn history(history: &[HistoryEntry<Document>]) -> Value {
+    let entries: Vec<Value> = history
+        .iter()
+        .map(|e| {
+            json!({
+                "executionId": e.execution_id,
+                "changeId": e.change_id,
+                "author": e.author,
+                "timestamp": time(e.timestamp),
+                "state": e.state.as_str(),
+                "type": e.entry_type.as_str(),
+                "changeLogClass": e.change_log_class,
+                "changeSetMethod": e.change_set_method,
+                "executionMillis": e.execution_millis,
+                "executionHostname": e.execution_hostname,
+                "errorTrace": e.error_trace,
+                "systemChange": e.system_change,
+                "checksum": e.checksum,
+                "metadata": e.metadata.clone().map_or(Value::Null, |m| Bson::Document(m).into_relaxed_extjson()),
+            })
+        })
+        .collect();
+    json!({ "command": "history", "entries": entries })
+}
+
+pub(super) fn unlock(unlock: &Unlock) -> Value {
+    let (lock, owner, expires_at, reason) = match unlock {
+        Unlock::Released {
+            owner,
+            expires_at,
+            reason,
+        } => {
+            let reason = match reason {
+                ReleaseReason::Expired => "expired",
+                ReleaseReason::OwnedByThisProcess => "owned_by_this_process",
+                ReleaseReason::Forced => "forced",
+            };
+            ("released", json!(owner), time(*expires_at), json!(reason))
+        }
+        Unlock::HeldBy { owner, expires_at } => {
+            ("held", json!(owner), time(*expires_at), Value::Null)
+        }
+        _ => ("free", Value::Null, Value::Null, Value::Null),
+    };
+    json!({
+        "command": "unlock",
+        "lock": lock,
+        "owner": owner,
+        "expires_at": expires_at,
+        "reason": reason,
+    })
+}
+
+pub(super) fn validation(validation: &Validation) -> Value {
+    let findings: Vec<Value> = validation
+        .findings
+        .iter()
+        .map(|f| {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            json!({ "severity": severity, "unit": f.unit, "message": f.message })
+        })
+        .collect();
+    json!({
+        "command": "validate",
+        "valid": validation.is_valid(),
+        "units": validation.units,
+        "findings": findings,
+    })
+}
+
+pub(super) fn accepted(accepted: &[AcceptedChecksum]) -> Value {
+    let accepted: Vec<Value> = accepted
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "author": a.author,
+                "recorded": a.drift.recorded,
+                "current": a.drift.current,
+            })
+        })
+        .collect();
+    json!({ "command": "accept-checksums", "accepted": accepted })
+}
+
+/// The object printed in place of `command`'s when it fails.
+pub(super) fn failure(command: &str, failure: &Failure) -> Value {
+    let kind = match failure.exit {
+        Exit::Usage => "usage",
+        Exit::Locked => "locked",
+        Exit::NotUpToDate => "checksum_drift",
+        Exit::Ok | Exit::Failed => "failed",
+    };
+    let causes: Vec<String> = failure.causes().map(|e| e.to_string()).collect();
+    json!({
+        "command": command,
+        "exit_code": failure.exit as u8,
+        "error": {
+            "kind": kind,
+            "message": failure.error.to_string(),
+            "causes": causes,
+        },
+    })
+}

@@ -1,0 +1,152 @@
+//! A `migrate` command built on `migrate::cli`, with four small change units over a
+//! `widgets` collection, for the command-line tests in `tests/`.
+//!
+//! ```text
+//! 001 create-widgets   inserts the widgets
+//! 002 price-widgets    prices them; fails when FIXTURE_FAIL=price-widgets
+//! 003 audit-widgets    writes an audit entry
+//! 004 dev-widgets      only under the `dev` profile: adds a test widget
+//! ```
+//!
+//! `FIXTURE_STRICT=1` turns on the strict checksum policy. The lock is given up after 1 s.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use migrate::{change_unit, execution, rollback_execution, ChecksumPolicy, Dep, Runner};
+use mongodb::bson::{doc, Document};
+use mongodb::{ClientSession, Collection, Database};
+
+/// Which unit fails on purpose, if any.
+struct Faults {
+    fail: Option<String>,
+}
+
+fn widgets(db: &Database) -> Collection<Document> {
+    db.collection("widgets")
+}
+
+#[change_unit(id = "create-widgets", order = "001", author = "fixture")]
+struct CreateWidgets {
+    db: Database,
+}
+
+impl CreateWidgets {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let docs = [
+            doc! { "_id": 1, "name": "bolt" },
+            doc! { "_id": 2, "name": "nut" },
+        ];
+        widgets(&self.db).insert_many(docs).session(session).await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let ids = doc! { "_id": { "$in": [1, 2] } };
+        widgets(&self.db).delete_many(ids).session(session).await?;
+        Ok(())
+    }
+}
+
+#[change_unit(id = "price-widgets", order = "002", author = "fixture")]
+struct PriceWidgets {
+    db: Database,
+    faults: Dep<Faults>,
+}
+
+impl PriceWidgets {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result<(), migrate::BoxError> {
+        if self.faults.fail.as_deref() == Some("price-widgets") {
+            return Err("the price list is unavailable".into());
+        }
+        let price = doc! { "$set": { "price": 10 } };
+        widgets(&self.db)
+            .update_many(doc! {}, price)
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let unprice = doc! { "$unset": { "price": "" } };
+        widgets(&self.db)
+            .update_many(doc! {}, unprice)
+            .session(session)
+            .await?;
+        Ok(())
+    }
+}
+
+#[change_unit(id = "audit-widgets", order = "003", author = "fixture")]
+struct AuditWidgets {
+    db: Database,
+}
+
+impl AuditWidgets {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let audit = self.db.collection::<Document>("audit");
+        audit
+            .insert_one(doc! { "_id": "widgets", "checked": true })
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let audit = self.db.collection::<Document>("audit");
+        audit
+            .delete_one(doc! { "_id": "widgets" })
+            .session(session)
+            .await?;
+        Ok(())
+    }
+}
+
+#[change_unit(id = "dev-widgets", order = "004", author = "fixture", profiles = ["dev"])]
+struct DevWidgets {
+    db: Database,
+}
+
+impl DevWidgets {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        let test_widget = doc! { "_id": 99, "name": "test widget" };
+        widgets(&self.db)
+            .insert_one(test_widget)
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        widgets(&self.db)
+            .delete_one(doc! { "_id": 99 })
+            .session(session)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let fail = std::env::var("FIXTURE_FAIL").ok();
+    let strict = std::env::var_os("FIXTURE_STRICT").is_some();
+    migrate::cli::main(|db| {
+        let runner = Runner::new(db)
+            .dependency(Faults { fail })
+            .lock_quit_trying_after(Duration::from_secs(1));
+        if strict {
+            runner.checksum_policy(ChecksumPolicy::Strict)
+        } else {
+            runner
+        }
+    })
+    .await
+}

@@ -1,0 +1,488 @@
+//! The `fixture-migrate` command (`migrate::cli` over the fixture's four units) run as a
+//! process against a real server, in both modes: what it prints, its JSON, its exit codes.
+
+#[path = "../../support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use mongodb::bson::{doc, DateTime, Document};
+use serde_json::Value;
+use support::{test_db, Mode, TestDb};
+
+/// What one invocation did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Standard output as the one JSON object `--json` prints.
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
+    }
+
+    fn expect(self, code: i32) -> Self {
+        assert_eq!(self.code, code, "exit code of {self:#?}");
+        self
+    }
+}
+
+/// The fixture command, its knobs cleared.
+fn fixture() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fixture-migrate"));
+    command
+        .env_remove("FIXTURE_FAIL")
+        .env_remove("FIXTURE_STRICT");
+    command
+}
+
+/// Runs `command` with an empty stdin that is not a terminal.
+fn output_of(command: &mut Command) -> Run {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("running fixture-migrate");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::from_utf8(output.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
+/// Runs the fixture against the test's database with `args` and `env`.
+fn migrate_with(t: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Run {
+    output_of(
+        fixture()
+            .args(["--uri", &t.uri, "--database", t.db.name()])
+            .args(args)
+            .envs(env.iter().copied()),
+    )
+}
+
+fn migrate(t: &TestDb, args: &[&str]) -> Run {
+    migrate_with(t, args, &[])
+}
+
+/// The `state` of every unit in `status --json`, in order.
+fn states(t: &TestDb) -> Vec<String> {
+    let status = migrate(t, &["--json", "status"]).expect(0).json();
+    status["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["id"].as_str().unwrap(),
+                u["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn widget(t: &TestDb, id: i32) -> Option<Document> {
+    t.collection("widgets")
+        .find_one(doc! { "_id": id })
+        .await
+        .expect("find")
+}
+
+/// Declares each test once per server mode.
+macro_rules! both_modes {
+    ($($test:ident),* $(,)?) => {
+        mod replica_set {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::ReplicaSet).await
+            })*
+        }
+        mod standalone {
+            $(#[tokio::test]
+            async fn $test() {
+                super::$test(super::Mode::Standalone).await
+            })*
+        }
+    };
+}
+
+both_modes!(
+    status_check_fails_until_run_applies_everything,
+    json_objects_have_their_documented_shape,
+    run_up_to_stops_and_undo_to_makes_units_pending_again,
+    undo_refuses_without_yes_when_stdin_is_not_a_terminal,
+    unlock_releases_a_live_foreign_lock_only_with_force,
+    a_failing_unit_exits_1_with_its_cause,
+    drift_fails_the_check_and_a_strict_run_until_accepted,
+    usage_errors_exit_2,
+    profiles_select_units,
+);
+
+async fn status_check_fails_until_run_applies_everything(mode: Mode) {
+    let t = test_db(mode, "cli_status_check").await;
+    let before = migrate(&t, &["status", "--check"]).expect(4);
+    assert!(
+        before.stdout.contains("not up to date: 3 pending"),
+        "{before:?}"
+    );
+    assert!(before
+        .stdout
+        .lines()
+        .any(|l| l.starts_with("001") && l.contains("create-widgets") && l.contains("pending")));
+
+    let run = migrate(&t, &["run"]).expect(0);
+    let applied: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("applied    0"))
+        .collect();
+    assert_eq!(applied.len(), 3, "{run:?}");
+    assert!(applied[0].contains("001  create-widgets"), "{applied:?}");
+    assert!(applied[2].contains("003  audit-widgets"), "{applied:?}");
+    assert!(run.stdout.contains("applied 3 change units in"), "{run:?}");
+    assert_eq!(widget(&t, 1).await.unwrap().get_i32("price"), Ok(10));
+
+    let after = migrate(&t, &["status", "--check"]).expect(0);
+    assert!(after.stdout.contains("up to date"), "{after:?}");
+    let again = migrate(&t, &["run"]).expect(0);
+    assert!(
+        again
+            .stdout
+            .contains("nothing to apply: the database is up to date"),
+        "{again:?}"
+    );
+    t.finish().await;
+}
+
+async fn json_objects_have_their_documented_shape(mode: Mode) {
+    let t = test_db(mode, "cli_json").await;
+    let plan = migrate(&t, &["--json", "plan"]).expect(0).json();
+    assert_eq!(plan["command"], "plan");
+    assert_eq!(plan["pending"], 3);
+    assert_eq!(plan["units"][0]["action"], "run");
+    assert_eq!(plan["units"][3]["skip_reason"]["reason"], "profile");
+
+    let run = migrate(&t, &["--json", "run"]).expect(0);
+    assert!(
+        !run.stdout.contains('✓'),
+        "no progress lines with --json: {run:?}"
+    );
+    let run = run.json();
+    assert_eq!(run["command"], "run");
+    assert_eq!(run["dry_run"], false);
+    assert_eq!(run["status"], "completed");
+    let outcomes: Vec<&str> = run["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["executed", "executed", "executed", "skipped"]);
+    assert!(run["units"][0]["elapsed_ms"].is_u64());
+    assert!(run["execution_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    assert_eq!(status["up_to_date"], true);
+    let unit = &status["units"][0];
+    assert_eq!(unit["state"], "executed");
+    assert!(
+        unit["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+        "{unit}"
+    );
+    assert!(
+        unit["millis"].is_i64() && unit["host"].is_string(),
+        "{unit}"
+    );
+    assert_eq!(unit["drift"], Value::Null);
+    assert_eq!(status["units"][3]["state"], "skipped");
+    assert_eq!(status["unknown"], serde_json::json!([]));
+
+    let history = migrate(&t, &["--json", "history", "--limit", "2"])
+        .expect(0)
+        .json();
+    let entries = history["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["changeId"], "audit-widgets", "newest first");
+    assert_eq!(entries[0]["state"], "EXECUTED");
+    assert_eq!(entries[0]["type"], "EXECUTION");
+
+    let unlock = migrate(&t, &["--json", "unlock"]).expect(0).json();
+    assert_eq!(unlock["lock"], "free");
+    let validate = migrate(&t, &["--json", "validate"]).expect(0).json();
+    assert_eq!(validate["valid"], true);
+    assert_eq!(validate["units"], 4);
+    let accepted = migrate(&t, &["--json", "accept-checksums"])
+        .expect(0)
+        .json();
+    assert_eq!(accepted["accepted"], serde_json::json!([]));
+
+    let failed = migrate(&t, &["--json", "undo", "--to", "nope", "--yes"]).expect(2);
+    let failed = failed.json();
+    assert_eq!(failed["command"], "undo");
+    assert_eq!(failed["exit_code"], 2);
+    assert_eq!(failed["error"]["kind"], "usage");
+    assert_eq!(
+        failed["error"]["message"],
+        "no change unit `nope` in this binary"
+    );
+    t.finish().await;
+}
+
+async fn run_up_to_stops_and_undo_to_makes_units_pending_again(mode: Mode) {
+    let t = test_db(mode, "cli_up_to_undo").await;
+    let dry = migrate(
+        &t,
+        &["--json", "run", "--up-to", "price-widgets", "--dry-run"],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["pending"], 2);
+    assert_eq!(dry["units"][2]["skip_reason"]["target"], "price-widgets");
+    assert!(t.history().await.is_empty(), "a dry run writes nothing");
+
+    let run = migrate(&t, &["run", "--up-to", "price-widgets"]).expect(0);
+    assert!(
+        run.stdout
+            .contains("1 ordered after `price-widgets` left for later"),
+        "{run:?}"
+    );
+    assert_eq!(
+        states(&t),
+        [
+            "create-widgets executed",
+            "price-widgets executed",
+            "audit-widgets pending",
+            "dev-widgets skipped"
+        ]
+    );
+    migrate(&t, &["run"]).expect(0);
+
+    let undo = migrate(&t, &["undo", "--to", "price-widgets", "--yes"]).expect(0);
+    let undone: Vec<&str> = undo
+        .stdout
+        .lines()
+        .filter(|l| l.contains("undone"))
+        .collect();
+    assert_eq!(undone.len(), 2, "{undo:?}");
+    assert!(
+        undone[0].contains("audit-widgets"),
+        "newest first: {undone:?}"
+    );
+    assert!(undo.stdout.contains("undid 2 change units"), "{undo:?}");
+    assert_eq!(
+        states(&t),
+        [
+            "create-widgets executed",
+            "price-widgets rolled_back",
+            "audit-widgets rolled_back",
+            "dev-widgets skipped"
+        ]
+    );
+    let bolt = widget(&t, 1).await.expect("create-widgets stays applied");
+    assert!(!bolt.contains_key("price"), "price-widgets undone: {bolt}");
+    migrate(&t, &["status", "--check"]).expect(4);
+
+    let all = migrate(&t, &["--json", "undo", "--all", "--yes"])
+        .expect(0)
+        .json();
+    assert_eq!(all["command"], "undo");
+    assert_eq!(all["units"][0]["id"], "create-widgets");
+    assert_eq!(all["units"][0]["outcome"], "rolled_back");
+    assert!(widget(&t, 1).await.is_none());
+    t.finish().await;
+}
+
+async fn undo_refuses_without_yes_when_stdin_is_not_a_terminal(mode: Mode) {
+    let t = test_db(mode, "cli_undo_refuses").await;
+    migrate(&t, &["run"]).expect(0);
+    let refused = migrate(&t, &["undo", "--all"]).expect(2);
+    assert!(
+        refused
+            .stderr
+            .starts_with("error: `undo` changes the database")
+            && refused.stderr.contains("pass `--yes`"),
+        "{refused:?}"
+    );
+    assert!(refused.stdout.is_empty(), "{refused:?}");
+    assert!(states(&t).iter().take(3).all(|s| s.ends_with(" executed")));
+    assert!(widget(&t, 1).await.is_some());
+    t.finish().await;
+}
+
+async fn unlock_releases_a_live_foreign_lock_only_with_force(mode: Mode) {
+    let t = test_db(mode, "cli_unlock").await;
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    t.collection("mongockLock")
+        .insert_one(doc! {
+            "key": "DEFAULT_KEY",
+            "status": "LOCK_HELD",
+            "owner": "another-host-runner",
+            "expiresAt": DateTime::from_system_time(expires),
+        })
+        .await
+        .unwrap();
+
+    let locked = migrate(&t, &["run"]).expect(3);
+    assert!(
+        locked
+            .stderr
+            .starts_with("error: the migration lock is held by"),
+        "{locked:?}"
+    );
+    assert!(t.history().await.is_empty(), "nothing ran");
+    let json = migrate(&t, &["--json", "run"]).expect(3).json();
+    assert_eq!(json["error"]["kind"], "locked");
+
+    let held = migrate(&t, &["unlock"]).expect(3);
+    assert!(
+        held.stdout
+            .contains("the migration lock is held by `another-host-runner`"),
+        "{held:?}"
+    );
+    assert_eq!(t.documents("mongockLock").await.len(), 1, "left in place");
+
+    let forced = migrate(&t, &["--json", "unlock", "--force"])
+        .expect(0)
+        .json();
+    assert_eq!(forced["lock"], "released");
+    assert_eq!(forced["owner"], "another-host-runner");
+    assert_eq!(forced["reason"], "forced");
+    assert!(t.documents("mongockLock").await.is_empty());
+    migrate(&t, &["run"]).expect(0);
+    t.finish().await;
+}
+
+async fn a_failing_unit_exits_1_with_its_cause(mode: Mode) {
+    let t = test_db(mode, "cli_failing_unit").await;
+    let fail = [("FIXTURE_FAIL", "price-widgets")];
+    let failed = migrate_with(&t, &["run"], &fail).expect(1);
+    assert_eq!(
+        failed.stderr,
+        "error: change unit `price-widgets` failed in `#[execution]`\n  \
+         caused by: the price list is unavailable\n",
+    );
+    assert!(
+        failed.stdout.contains("applied    001  create-widgets")
+            && failed.stdout.contains("failed     002  price-widgets"),
+        "{failed:?}"
+    );
+    let json = migrate_with(&t, &["--json", "run"], &fail).expect(1).json();
+    assert_eq!(json["error"]["kind"], "failed");
+    assert_eq!(
+        json["error"]["causes"],
+        serde_json::json!(["the price list is unavailable"])
+    );
+    assert_eq!(
+        states(&t)[..2],
+        ["create-widgets executed", "price-widgets failed"]
+    );
+    t.finish().await;
+}
+
+async fn drift_fails_the_check_and_a_strict_run_until_accepted(mode: Mode) {
+    let t = test_db(mode, "cli_drift").await;
+    migrate(&t, &["run", "--up-to", "price-widgets"]).expect(0);
+    // As if `create-widgets` had been edited since it ran.
+    t.collection("mongockChangeLog")
+        .update_one(
+            doc! { "changeId": "create-widgets" },
+            doc! { "$set": { "checksum": "0000000000000000" } },
+        )
+        .await
+        .unwrap();
+
+    let check = migrate(&t, &["status", "--check"]).expect(4);
+    assert!(
+        check
+            .stdout
+            .contains("code changed since it ran (checksum 0000000000000000 ->"),
+        "{check:?}"
+    );
+    let strict = [("FIXTURE_STRICT", "1")];
+    let stopped = migrate_with(&t, &["run"], &strict).expect(4);
+    assert!(
+        stopped
+            .stderr
+            .starts_with("error: change units changed since they ran: `create-widgets`"),
+        "{stopped:?}"
+    );
+    assert_eq!(states(&t)[2], "audit-widgets pending", "nothing ran");
+
+    let accepted = migrate(&t, &["accept-checksums"]).expect(0);
+    assert!(
+        accepted.stdout.contains(
+            "recorded the new checksum of `create-widgets` by `fixture` (0000000000000000 ->"
+        ),
+        "{accepted:?}"
+    );
+    migrate_with(&t, &["run"], &strict).expect(0);
+    migrate(&t, &["status", "--check"]).expect(0);
+    t.finish().await;
+}
+
+async fn usage_errors_exit_2(mode: Mode) {
+    let t = test_db(mode, "cli_usage").await;
+    // Without `--uri`/`--database`, `MONGODB_URI` set to `uri` or unset.
+    let bare = |args: &[&str], uri: Option<&str>| {
+        let mut command = fixture();
+        command.args(args).env_remove("MONGODB_URI");
+        if let Some(uri) = uri {
+            command.env("MONGODB_URI", uri);
+        }
+        output_of(&mut command)
+    };
+
+    let no_command = bare(&[], None).expect(2);
+    assert!(no_command.stderr.contains("Usage:"), "{no_command:?}");
+    let no_target = bare(&["undo", "--yes"], None).expect(2);
+    assert!(
+        no_target.stderr.contains("--to <ID>|--all"),
+        "{no_target:?}"
+    );
+    let no_uri = bare(&["status"], None).expect(2);
+    assert_eq!(
+        no_uri.stderr,
+        "error: no MongoDB connection string: pass `--uri` or set `MONGODB_URI`\n"
+    );
+    let no_database = bare(&["status"], Some(&t.uri)).expect(2);
+    assert!(
+        no_database
+            .stderr
+            .starts_with("error: no database: pass `--database`"),
+        "{no_database:?}"
+    );
+    let bad_uri = bare(&["status", "--uri", "postgres://x"], None).expect(2);
+    assert!(
+        bad_uri
+            .stderr
+            .starts_with("error: invalid MongoDB connection string\n  caused by: "),
+        "{bad_uri:?}"
+    );
+    // `validate` reads no database, so it needs neither.
+    bare(&["validate"], None).expect(0);
+
+    let unknown = migrate(&t, &["run", "--up-to", "nope"]).expect(2);
+    assert_eq!(
+        unknown.stderr,
+        "error: no change unit `nope` in this binary\n"
+    );
+    t.finish().await;
+}
+
+async fn profiles_select_units(mode: Mode) {
+    let t = test_db(mode, "cli_profiles").await;
+    let plan = migrate(&t, &["--json", "plan", "--profile", "dev"])
+        .expect(0)
+        .json();
+    assert_eq!(plan["pending"], 4);
+    migrate(&t, &["run", "--profile", "default", "--profile", "dev"]).expect(0);
+    assert!(widget(&t, 99).await.is_some(), "dev-widgets ran");
+    t.finish().await;
+}

@@ -38,13 +38,14 @@
 #[doc(hidden)]
 pub use migrate_core::__private;
 pub use migrate_core::{
-    BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeUnit, EntryType, Error, Event,
-    ExecutionError, HistoryEntry, MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit,
-    Report, RunStatus, SkipReason, State, Step, TransactionStrategy, TransactionTooLong,
-    UnitReport, Version,
+    BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeChangeLog, DescribeUnit, EntryType,
+    Error, Event, ExecutionError, HistoryEntry, MissingDependency, NotRecorded, Outcome, Plan,
+    PlannedUnit, Report, RunStatus, SkipReason, State, Step, TransactionStrategy,
+    TransactionTooLong, UnitReport, Version,
 };
 pub use migrate_macros::{
-    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    before_execution, change_log, change_set, change_unit, execution, rollback_before_execution,
+    rollback_execution,
 };
 pub use migrate_mongodb::{Error as MongoStoreError, MongoStore};
 

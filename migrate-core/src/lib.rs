@@ -46,7 +46,7 @@ pub use event::Event;
 pub use history::{EntryType, HistoryEntry, State};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};
 pub use plan::{Decision, Plan, PlannedUnit};
-pub use registry::{registered, DescribeUnit};
+pub use registry::{registered, DescribeChangeLog, DescribeUnit};
 pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
 pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};

@@ -39,9 +39,10 @@
 pub use migrate_core::__private;
 pub use migrate_core::{
     BoxError, ChangeUnit, Decision, Dep, Dependencies, DescribeChangeLog, DescribeUnit, EntryType,
-    Error, Event, ExecutionError, HistoryEntry, MissingDependency, NotRecorded, Outcome, Plan,
-    PlannedUnit, Report, RunStatus, SkipReason, State, Step, TransactionStrategy,
-    TransactionTooLong, UnitReport, Version,
+    Error, Event, ExecutionError, HistoryEntry, LegacyCountMismatch, LegacyFields, LegacyMigration,
+    LegacyRow, MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit, Report, RunStatus,
+    SkipReason, State, Step, TransactionStrategy, TransactionTooLong, UnitReport, Version,
+    LEGACY_MIGRATION_AUTHOR, LEGACY_MIGRATION_ID,
 };
 pub use migrate_macros::{
     before_execution, change_log, change_set, change_unit, execution, rollback_before_execution,

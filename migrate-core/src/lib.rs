@@ -26,6 +26,7 @@ mod execution;
 mod history;
 mod ids;
 mod inject;
+mod legacy;
 mod lock;
 pub mod memory;
 mod plan;
@@ -45,6 +46,10 @@ pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, Transacti
 pub use event::Event;
 pub use history::{EntryType, HistoryEntry, State};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};
+pub use legacy::{
+    LegacyCountMismatch, LegacyFields, LegacyMigration, LegacyRow, LEGACY_MIGRATION_AUTHOR,
+    LEGACY_MIGRATION_ID,
+};
 pub use plan::{Decision, Plan, PlannedUnit};
 pub use registry::{registered, DescribeChangeLog, DescribeUnit};
 pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};

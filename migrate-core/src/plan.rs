@@ -52,6 +52,20 @@ pub(crate) struct PlanInput<'a> {
     pub(crate) default_author: &'a str,
 }
 
+impl PlanInput<'_> {
+    /// The system units, and every other unit, as two inputs.
+    pub(crate) fn split_system(&self) -> (Self, Self) {
+        let (system, rest) = self.units.iter().partition(|unit| unit.is_system());
+        let with = |units| PlanInput {
+            units,
+            window: self.window.clone(),
+            profiles: self.profiles,
+            default_author: self.default_author,
+        };
+        (with(system), with(rest))
+    }
+}
+
 impl Plan {
     /// Sorts `units` (order as plain strings, ties by id) and decides each one.
     pub(crate) fn new<M>(

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::history::HistoryEntry;
 use crate::inject::Dependencies;
+use crate::legacy::{LegacyMigration, LegacyRow};
 use crate::unit::BoxError;
 
 /// A lock claim: who wants the lock and until when.
@@ -87,6 +88,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
+
+    /// Reads every row of an earlier tool's history, for
+    /// [`Runner::legacy_migration`](crate::Runner::legacy_migration). Never writes to it.
+    /// Stores that cannot keep the default, which fails the import.
+    fn read_legacy_history(
+        &self,
+        legacy: &LegacyMigration,
+    ) -> impl Future<Output = Result<Vec<LegacyRow<Self::Metadata>>, BoxError>> + Send {
+        let origin = legacy.origin().to_owned();
+        async move { Err(format!("this store cannot import earlier history (from `{origin}`)").into()) }
+    }
 }
 
 /// The distributed lock: one document that at most one runner holds at a time.

@@ -45,15 +45,21 @@ impl<'a> StepContext<'a> {
     /// Takes the session out of the context, as the concrete type `S`.
     pub fn take_session<S: Any + Send>(&mut self) -> Result<&'a mut S, BoxError> {
         let unit_id = self.unit_id;
-        let session = self.session.take().ok_or_else(|| -> BoxError {
-            format!("change unit `{unit_id}` asks for the store session twice").into()
-        })?;
+        let session = self.take_any_session()?;
         session.downcast_mut::<S>().ok_or_else(|| -> BoxError {
             format!(
                 "change unit `{unit_id}` asks for `&mut {}`, which is not this store's session type",
                 type_name::<S>()
             )
             .into()
+        })
+    }
+
+    /// Takes the session out of the context, whatever its type.
+    pub(crate) fn take_any_session(&mut self) -> Result<&'a mut (dyn Any + Send), BoxError> {
+        let unit_id = self.unit_id;
+        self.session.take().ok_or_else(|| -> BoxError {
+            format!("change unit `{unit_id}` asks for the store session twice").into()
         })
     }
 }

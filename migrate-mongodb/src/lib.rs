@@ -25,6 +25,7 @@
 mod error;
 mod history;
 mod inject;
+mod legacy;
 mod lock;
 mod store;
 mod topology;

@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrate_core::{BoxError, Dependencies, HistoryEntry, IntoStore, LockInfo, Store};
+use migrate_core::{
+    BoxError, Dependencies, HistoryEntry, IntoStore, LegacyMigration, LegacyRow, LockInfo, Store,
+};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
@@ -14,6 +16,7 @@ use crate::error::{self, Error};
 use crate::topology::{self, Topology};
 use crate::{history, lock};
 
+mod legacy;
 mod locking;
 mod transactions;
 
@@ -401,6 +404,13 @@ impl Store for MongoStore {
                 Error::driver("reading back a history entry", self.history_namespace(), e)
             })?;
         Ok(found.is_some())
+    }
+
+    async fn read_legacy_history(
+        &self,
+        legacy: &LegacyMigration,
+    ) -> Result<Vec<LegacyRow<Document>>, BoxError> {
+        self.read_legacy(legacy).await.map_err(Into::into)
     }
 
     async fn start_session(&self) -> Result<ClientSession, BoxError> {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::legacy::LegacyMigration;
 use crate::lock::LockTiming;
 use crate::plan::PlanInput;
 use crate::registry;
@@ -32,6 +33,7 @@ pub(crate) struct Options {
     pub(crate) profiles: Vec<String>,
     pub(crate) units: Option<Vec<&'static ChangeUnit>>,
     pub(crate) retry_deadline: Duration,
+    pub(crate) legacy: Option<LegacyMigration>,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             profiles: vec!["default".into()],
             units: None,
             retry_deadline: Duration::from_secs(120),
+            legacy: None,
         }
     }
 }
@@ -85,11 +88,15 @@ impl Options {
         };
         let start = parse(&self.versions.0)?;
         let end = self.versions.1.as_deref().map(parse).transpose()?;
-        let units = match &self.units {
+        let mut units = match &self.units {
             Some(units) => units.clone(),
             None => registry::registered().iter().collect(),
         };
         registry::validate(&units, &self.default_author)?;
+        if let Some(legacy) = &self.legacy {
+            legacy.check()?;
+            units.push(legacy.unit());
+        }
         Ok(PlanInput {
             units,
             window: VersionWindow::new(start, end),

@@ -377,3 +377,60 @@ async fn importing_from_the_history_collection_itself_is_refused() {
     );
     t.finish().await;
 }
+
+// ---------------------------------------------------------------- cost
+
+async fn an_import_writes_its_rows_in_one_command(mode: Mode, name: &str) {
+    const ROWS: usize = 1_000;
+    let t = test_db(mode, name).await;
+    let rows: Vec<Document> = (0..ROWS)
+        .map(|i| {
+            doc! {
+                "changeId": format!("change-{i:04}"),
+                "author": "java-team",
+                "timestamp": DateTime::from_millis(1_500_000_000_000 + i as i64),
+                "changeLogClass": "com.example.Big",
+                "changeSetMethod": format!("change{i}"),
+            }
+        })
+        .collect();
+    t.collection("dbchangelog").insert_many(rows).await.unwrap();
+    t.commands.clear();
+    let probe = Recorder::default();
+    let started = std::time::Instant::now();
+
+    runner(&t, &probe)
+        .legacy_migration(LegacyMigration::new("dbchangelog").expected_count(ROWS as u64))
+        .run()
+        .await
+        .unwrap();
+
+    let elapsed = started.elapsed();
+    let names = t.commands.names();
+    eprintln!(
+        "{name}: importing {ROWS} rows took {elapsed:?} and {} commands: {names:?}",
+        names.len()
+    );
+    assert_eq!(t.commands.count_of("insert"), 1, "{names:?}");
+    // Besides the insert: the history and the source read, the indexes, the lock, and the
+    // import's own row and the two change sets' (each fenced and committed in a replica set).
+    assert!(names.len() <= 25, "{} commands: {names:?}", names.len());
+    assert_eq!(
+        t.collection("mongockChangeLog")
+            .count_documents(doc! { "executionId": { "$regex": "^legacy_migration-" } })
+            .await
+            .unwrap(),
+        ROWS as u64
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn an_import_writes_its_rows_in_one_command_in_a_replica_set() {
+    an_import_writes_its_rows_in_one_command(Mode::ReplicaSet, "legacy_cost_rs").await;
+}
+
+#[tokio::test]
+async fn an_import_writes_its_rows_in_one_command_on_a_standalone_server() {
+    an_import_writes_its_rows_in_one_command(Mode::Standalone, "legacy_cost_sa").await;
+}

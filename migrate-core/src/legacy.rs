@@ -348,10 +348,7 @@ impl<S: Store> Import for StoreImport<S> {
                 imported = entries.len(),
                 "importing earlier history"
             );
-            for entry in &entries {
-                self.store.write_entry(entry, Some(&mut *session)).await?;
-            }
-            Ok(())
+            self.store.insert_entries(&entries, Some(session)).await
         })
     }
 }

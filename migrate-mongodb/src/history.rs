@@ -75,6 +75,11 @@ pub(crate) fn recorded_filter(entry: &HistoryEntry<Document>) -> Document {
 }
 
 pub(crate) fn update(entry: &HistoryEntry<Document>) -> Document {
+    doc! { "$set": document(entry) }
+}
+
+/// Every field Mongock writes for an entry, plus `checksum` when known.
+pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
     let mut fields = doc! {
         EXECUTION_ID: &entry.execution_id,
         CHANGE_ID: &entry.change_id,
@@ -93,7 +98,7 @@ pub(crate) fn update(entry: &HistoryEntry<Document>) -> Document {
     if let Some(checksum) = &entry.checksum {
         fields.insert(CHECKSUM, checksum);
     }
-    doc! { "$set": fields }
+    fields
 }
 
 /// Reads one stored document, defaulting what older formats lack.

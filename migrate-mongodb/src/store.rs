@@ -406,6 +406,25 @@ impl Store for MongoStore {
         Ok(found.is_some())
     }
 
+    async fn insert_entries(
+        &self,
+        entries: &[HistoryEntry<Document>],
+        session: Option<&mut ClientSession>,
+    ) -> Result<(), BoxError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let history = self.history();
+        let action = history.insert_many(entries.iter().map(history::document));
+        let result = match session {
+            Some(session) => action.session(session).await,
+            None => action.await,
+        };
+        result
+            .map_err(|e| Error::driver("inserting history entries", self.history_namespace(), e))?;
+        Ok(())
+    }
+
     async fn read_legacy_history(
         &self,
         legacy: &LegacyMigration,

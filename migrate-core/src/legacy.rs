@@ -164,7 +164,9 @@ impl LegacyMigration {
             reason: reason.to_owned(),
         };
         if self.origin.trim().is_empty() {
-            return Err(invalid("the collection of the earlier history is empty"));
+            return Err(invalid(
+                "the name of the earlier history's collection is empty",
+            ));
         }
         if self.fields.change_id.is_empty() || self.fields.author.is_empty() {
             return Err(invalid(
@@ -397,5 +399,92 @@ impl<S: Store> StoreImport<S> {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn recorded(change_id: &str, state: State) -> HistoryEntry<String> {
+        HistoryEntry {
+            execution_id: "earlier".into(),
+            change_id: change_id.into(),
+            author: "java".into(),
+            timestamp: at(100),
+            state,
+            entry_type: EntryType::Execution,
+            change_log_class: String::new(),
+            change_set_method: String::new(),
+            metadata: None,
+            execution_millis: -1,
+            execution_hostname: String::new(),
+            error_trace: None,
+            system_change: false,
+            checksum: None,
+        }
+    }
+
+    fn row(change_id: &str, secs: u64) -> LegacyRow<String> {
+        let mut row = LegacyRow::new(change_id, "java");
+        row.timestamp = Some(at(secs));
+        row
+    }
+
+    #[test]
+    fn rows_already_executed_or_repeated_are_left_out_and_failed_ones_become_newest() {
+        let import = StoreImport {
+            store: Arc::new(MemoryStore::new()),
+            legacy: LegacyMigration::new("dbchangelog"),
+            execution_id: "legacy_migration-run".into(),
+        };
+        let history = [
+            recorded("done", State::Executed),
+            recorded("failed-here", State::Failed),
+        ];
+        let rows = vec![
+            row("done", 1),
+            row("failed-here", 2),
+            row("new", 3),
+            row("new", 4),
+        ];
+
+        let entries = import.entries(rows, &history);
+
+        let ids: Vec<&str> = entries.iter().map(|e| e.change_id.as_str()).collect();
+        assert_eq!(ids, ["failed-here", "new"]);
+        assert!(
+            entries[0].timestamp > at(100),
+            "newer than the FAILED row, so that it decides"
+        );
+        assert_eq!(entries[1].timestamp, at(3), "the first of repeated rows");
+        for entry in &entries {
+            assert_eq!(entry.execution_id, "legacy_migration-run");
+            assert_eq!(entry.state, State::Executed);
+            assert_eq!(entry.execution_millis, -1);
+            assert!(!entry.system_change);
+        }
+    }
+
+    #[test]
+    fn an_origin_or_required_field_name_must_be_set() {
+        assert!(LegacyMigration::new("dbchangelog").check().is_ok());
+        let empty = LegacyMigration::new(" ").check().unwrap_err();
+        assert_eq!(
+            empty.to_string(),
+            "invalid runner option `legacy_migration`: the name of the earlier history's \
+             collection is empty"
+        );
+        assert!(LegacyMigration::new("dbchangelog")
+            .author_field("")
+            .check()
+            .is_err());
     }
 }

@@ -373,6 +373,10 @@ async fn a_failing_change_set_is_recorded_failed_and_stops_the_run(mode: Mode, n
     assert_eq!(failure.unit_id, "writes-then-fails");
     assert_eq!(failure.step, Step::Execution);
     assert_eq!(failure.source.to_string(), "boom after a write");
+    assert_eq!(
+        failure.to_string(),
+        "change set `writes-then-fails` failed in `#[change_set]` method `fails`"
+    );
     assert_eq!(probe.lines(), ["writes-then-fails"], "the run stopped");
     let history = t.history().await;
     assert_eq!(history.len(), 1, "{history:?}");

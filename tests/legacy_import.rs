@@ -203,6 +203,10 @@ async fn an_unexpected_row_count_fails_before_importing(mode: Mode, name: &str) 
 
     let failure = error.as_execution().expect("the import failed");
     assert_eq!(failure.unit_id, LEGACY_MIGRATION_ID);
+    assert_eq!(
+        failure.to_string(),
+        "system change `mongock-legacy-migration` failed"
+    );
     let mismatch = failure
         .source
         .downcast_ref::<LegacyCountMismatch>()

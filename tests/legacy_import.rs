@@ -6,7 +6,7 @@ mod support;
 
 use migrate::{
     change_log, change_set, Dep, DescribeChangeLog, LegacyCountMismatch, LegacyMigration, Outcome,
-    Runner, SkipReason, LEGACY_MIGRATION_AUTHOR, LEGACY_MIGRATION_ID,
+    Runner, SkipReason, TransactionStrategy, LEGACY_MIGRATION_AUTHOR, LEGACY_MIGRATION_ID,
 };
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use support::recorder::Recorder;
@@ -187,6 +187,28 @@ async fn imports_a_mongobee_history_once_in_a_replica_set() {
 #[tokio::test]
 async fn imports_a_mongobee_history_once_on_a_standalone_server() {
     imports_a_mongobee_history_once(Mode::Standalone, "legacy_once_sa").await;
+}
+
+#[tokio::test]
+async fn with_one_transaction_per_run_the_import_still_decides_what_runs() {
+    let t = with_mongobee_history(Mode::ReplicaSet, "legacy_per_run").await;
+    let probe = Recorder::default();
+
+    let report = runner(&t, &probe)
+        .legacy_migration(LegacyMigration::new("dbchangelog"))
+        .transaction_strategy(TransactionStrategy::PerRun)
+        .run()
+        .await
+        .unwrap();
+
+    assert_eq!(report.executed(), [LEGACY_MIGRATION_ID, "backfill-status"]);
+    assert_eq!(probe.lines(), ["backfill-status"]);
+    assert_eq!(
+        t.history().await.len(),
+        5,
+        "three imported rows and two of this run"
+    );
+    t.finish().await;
 }
 
 // ---------------------------------------------------------------- expected count

@@ -5,9 +5,10 @@
 //! this crate is what storage backends and generated code build on.
 //!
 //! A run flows through these modules: the `registry` collects the units the macros
-//! registered, `runner` validates the options and reads the history, `plan` decides each
-//! unit, `lock` takes and keeps the lease, `execution` runs the pending units and records each
-//! step in the history, and `report` and `event` tell the caller what happened.
+//! registered (change units, and the change sets of change logs), `runner` validates the
+//! options and reads the history, `plan` decides each unit, `lock` takes and keeps the lease,
+//! `execution` runs the pending units and records each step in the history (an import of
+//! earlier history, `legacy`, first), and `report` and `event` tell the caller what happened.
 //!
 //! ```
 //! use migrate_core::{memory::MemoryStore, Runner};

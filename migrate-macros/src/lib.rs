@@ -6,6 +6,10 @@
 //! `async fn(&self, ...)` methods in a plain `impl` block of that struct. The struct macro
 //! registers the unit; each method marker adds hidden items to the impl that the struct macro
 //! finds by name.
+//!
+//! The legacy model of mongobee and Mongock 3: `#[change_log]` goes on a struct and on its
+//! impl block, whose `async fn(&self, ...)` methods marked `#[change_set(...)]` it registers,
+//! each as a unit of its own.
 
 use proc_macro::TokenStream;
 

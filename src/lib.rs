@@ -39,14 +39,16 @@
 pub use migrate_core::__private;
 pub use migrate_core::{
     AcceptedChecksum, BoxError, ChangeUnit, ChecksumPolicy, Decision, Dep, Dependencies,
-    DescribeUnit, Drift, EntryType, Error, Event, ExecutionError, Finding, HistoryEntry,
-    MissingDependency, NotRecorded, Outcome, Plan, PlannedUnit, Progress, ReleaseReason, Report,
-    RunContext, RunStatus, Severity, SkipReason, State, Status, Step, TransactionStrategy,
-    TransactionTooLong, UnitReport, UnitState, UnitStatus, UnknownEntry, Unlock, Validation,
-    Version,
+    DescribeChangeLog, DescribeUnit, Drift, EntryType, Error, Event, ExecutionError, Finding,
+    HistoryEntry, LegacyCountMismatch, LegacyFields, LegacyMigration, LegacyRow, MissingDependency,
+    NotRecorded, Outcome, Plan, PlannedUnit, Progress, ReleaseReason, Report, RunContext,
+    RunStatus, Severity, SkipReason, State, Status, Step, TransactionStrategy, TransactionTooLong,
+    UnitReport, UnitState, UnitStatus, UnknownEntry, Unlock, Validation, Version,
+    LEGACY_MIGRATION_AUTHOR, LEGACY_MIGRATION_ID,
 };
 pub use migrate_macros::{
-    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    before_execution, change_log, change_set, change_unit, execution, rollback_before_execution,
+    rollback_execution,
 };
 pub use migrate_mongodb::{batch, Error as MongoStoreError, MongoStore};
 

@@ -12,7 +12,7 @@ use migrate::{
 use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::{Client, ClientSession, Database};
 use support::recorder::Recorder;
-use support::{test_db, transactional_db, Mode, TestDb};
+use support::{assert_mongock_shape, test_db, transactional_db, Mode, TestDb};
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -381,61 +381,6 @@ impl AfterLegacy {
 }
 
 // ---------------------------------------------------------------- history format
-
-const MONGOCK_FIELDS: [&str; 15] = [
-    "_id",
-    "author",
-    "changeId",
-    "changeLogClass",
-    "changeSetMethod",
-    "checksum",
-    "errorTrace",
-    "executionHostname",
-    "executionId",
-    "executionMillis",
-    "metadata",
-    "state",
-    "systemChange",
-    "timestamp",
-    "type",
-];
-
-fn assert_mongock_shape(entry: &Document) {
-    let mut fields: Vec<&str> = entry.keys().map(String::as_str).collect();
-    fields.sort_unstable();
-    assert_eq!(fields, MONGOCK_FIELDS, "{entry:?}");
-    for (field, expected) in [
-        ("executionId", "a string"),
-        ("changeId", "a string"),
-        ("author", "a string"),
-        ("timestamp", "a date"),
-        ("state", "a string"),
-        ("type", "a string"),
-        ("changeLogClass", "a string"),
-        ("changeSetMethod", "a string"),
-        ("executionMillis", "an int64"),
-        ("executionHostname", "a string"),
-        ("systemChange", "a boolean"),
-        ("checksum", "a string"),
-    ] {
-        let ok = matches!(
-            (entry.get(field), expected),
-            (Some(Bson::String(_)), "a string")
-                | (Some(Bson::DateTime(_)), "a date")
-                | (Some(Bson::Int64(_)), "an int64")
-                | (Some(Bson::Boolean(_)), "a boolean")
-        );
-        assert!(ok, "`{field}` should be {expected}: {entry:?}");
-    }
-    assert!(
-        matches!(entry.get("metadata"), Some(Bson::Document(_) | Bson::Null)),
-        "{entry:?}"
-    );
-    assert!(
-        matches!(entry.get("errorTrace"), Some(Bson::String(_) | Bson::Null)),
-        "{entry:?}"
-    );
-}
 
 async fn history_has_mongock_shape(mode: Mode, name: &str) {
     let t = test_db(mode, name).await;

@@ -7,7 +7,7 @@ pub use crate::ids::format_utc;
 pub use crate::text::write_table;
 
 pub use crate::inject::{Dependencies, Inject, InjectSession, Requirement};
-pub use crate::registry::{DescribeUnit, CHANGE_UNITS};
+pub use crate::registry::{DescribeChangeLog, DescribeUnit, CHANGE_UNITS};
 pub use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
 /// The parts of a [`ChangeUnit`], filled in by generated code.
@@ -30,6 +30,18 @@ pub struct UnitSpec {
     pub line: u32,
     pub requirements: fn() -> Vec<(Requirement, &'static str)>,
     pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
+    /// `Some` for a `#[change_set]` method of a `#[change_log]`, `None` for a change unit.
+    pub change_set: Option<ChangeSetSpec>,
+    /// Whether the unit is one of the framework's own (recorded with `systemChange: true`).
+    pub system: bool,
+}
+
+/// What a change set adds to its [`UnitSpec`], whose `order` is its change log's.
+pub struct ChangeSetSpec {
+    /// The change set's own order within its change log.
+    pub order: &'static str,
+    /// The change log's profile expressions, which apply on top of the change set's.
+    pub change_log_profiles: &'static [&'static str],
 }
 
 /// The descriptor of a unit, for the registry.
@@ -356,4 +368,121 @@ impl<S> SessionSite<S> {
 /// method's return type, so a method that returns something else is reported there.
 pub fn step_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
     result.map_err(Into::into)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The legacy model: `#[change_log]` on a struct implements `IsChangeLog`; `#[change_log]` on
+// its impl registers one `ChangeUnit` per `#[change_set]` method, each built from the change
+// log's fields and running only that method.
+// ---------------------------------------------------------------------------------------------
+
+/// Implemented by `#[change_log]` on a struct; `#[change_log]` on an impl requires it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a change log",
+    label = "`#[change_log]` on this impl needs `#[change_log]` on the struct `{Self}`",
+    note = "add `#[change_log]` or `#[change_log(order = \"...\")]` to the struct `{Self}`"
+)]
+pub trait IsChangeLog: Sized + Send + Sync + 'static {
+    /// Where the change log runs among change units.
+    const ORDER: &'static str;
+    /// The Rust path of the type, recorded as `changeLogClass`.
+    const TYPE_PATH: &'static str;
+    /// Profile expressions that apply to every change set.
+    const PROFILES: &'static [&'static str];
+    /// Hash of the struct's tokens.
+    const CHECKSUM: u64;
+
+    /// The injection sites of the struct's fields.
+    fn requirements() -> Vec<(Requirement, &'static str)>;
+
+    /// Builds the change log from `deps`, for the change set `unit_id`.
+    fn build(deps: &Dependencies, unit_id: &'static str) -> Result<Self, BoxError>;
+}
+
+/// One change set, described by `#[change_log]` on the impl as a hidden type.
+pub trait ChangeSetDef: 'static {
+    /// The change log whose method the change set is.
+    type Log: IsChangeLog;
+    /// The change set's id.
+    const ID: &'static str;
+    /// The method, as a step of the change log.
+    const STEP: StepDef<Self::Log, Present>;
+}
+
+/// What a change set declares in its attribute, besides its id.
+pub struct ChangeSetAttributes {
+    pub author: &'static str,
+    pub order: &'static str,
+    pub system_version: &'static str,
+    pub run_always: bool,
+    pub profiles: &'static [&'static str],
+    pub file: &'static str,
+    pub line: u32,
+}
+
+/// The descriptor of the change set `S`, for the registry: its change log's order, type path
+/// and profiles, its own attributes, and no rollback.
+pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit {
+    ChangeUnit::from_spec(UnitSpec {
+        id: S::ID,
+        order: <S::Log as IsChangeLog>::ORDER,
+        author: Some(set.author),
+        system_version: set.system_version,
+        run_always: set.run_always,
+        transactional: true,
+        fail_fast: true,
+        profiles: set.profiles,
+        type_path: <S::Log as IsChangeLog>::TYPE_PATH,
+        execution_method: S::STEP.method_name(),
+        before_method: None,
+        execution_takes_session: S::STEP.takes_session,
+        rollback_does_nothing: true,
+        checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
+        file: set.file,
+        line: set.line,
+        requirements: change_set_requirements::<S>,
+        instantiate: instantiate_change_set::<S>,
+        change_set: Some(ChangeSetSpec {
+            order: set.order,
+            change_log_profiles: <S::Log as IsChangeLog>::PROFILES,
+        }),
+        system: false,
+    })
+}
+
+/// A change log built for one of its change sets: running its execution runs that method.
+struct ChangeSetInstance<T> {
+    log: T,
+    run: StepFn<T>,
+}
+
+impl<T: Send + Sync> ChangeUnitInstance for ChangeSetInstance<T> {
+    fn run_step<'a>(
+        &'a self,
+        step: Step,
+        cx: StepContext<'a>,
+    ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+        match step {
+            Step::Execution => (self.run)(&self.log, cx),
+            _ => None,
+        }
+    }
+}
+
+/// Builds the change log of `S` for it.
+fn instantiate_change_set<S: ChangeSetDef>(
+    deps: &Dependencies,
+) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    let log = S::Log::build(deps, S::ID)?;
+    Ok(Box::new(ChangeSetInstance {
+        log,
+        run: S::STEP.run,
+    }))
+}
+
+/// The injection sites of `S`: its change log's fields, then its method's parameters.
+fn change_set_requirements<S: ChangeSetDef>() -> Vec<(Requirement, &'static str)> {
+    let mut requirements = S::Log::requirements();
+    requirements.extend((S::STEP.requirements)());
+    requirements
 }

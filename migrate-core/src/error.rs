@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::unit::{BoxError, Step};
+use crate::unit::{BoxError, ChangeUnit, Step};
 
 /// Everything that can stop a run.
 ///
@@ -89,8 +89,9 @@ pub enum Error {
 
     /// Units to undo have no rollback code. Nothing was undone.
     #[error(
-        "cannot undo {}: `#[rollback_execution]` does nothing, so undoing would only mark the \
-         changes as pending while they stay in the database; nothing was undone",
+        "cannot undo {}: they have no rollback code (their `#[rollback_execution]` does nothing, \
+         or they are change sets), so undoing would only mark the changes as pending while they \
+         stay in the database; nothing was undone",
         .units.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
     )]
     NoRollback {
@@ -209,20 +210,34 @@ pub struct ExecutionError {
     /// Rollback steps that failed too, in the order they ran.
     pub rollback_errors: Vec<(Step, BoxError)>,
     /// Whether every rollback the unit defines ran successfully (or the transaction was
-    /// aborted).
+    /// aborted). Always `false` for a change set that ran without a transaction: nothing
+    /// undoes it.
     pub rolled_back: bool,
+    /// The unit: a change unit, a change set or a system unit.
+    pub unit: &'static ChangeUnit,
 }
 
 impl fmt::Display for ExecutionError {
     /// The failed step is the [`source`](std::error::Error::source); rollback errors are not
     /// in the source chain, so the message carries them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "change unit `{}` failed in `#[{}]`",
-            self.unit_id,
-            self.step.attribute(),
-        )?;
+        if self.unit.is_system() {
+            write!(f, "system change `{}` failed", self.unit_id)?;
+        } else if self.unit.is_change_set() {
+            write!(
+                f,
+                "change set `{}` failed in `#[change_set]` method `{}`",
+                self.unit_id,
+                self.unit.execution_method(),
+            )?;
+        } else {
+            write!(
+                f,
+                "change unit `{}` failed in `#[{}]`",
+                self.unit_id,
+                self.step.attribute(),
+            )?;
+        }
         for (step, error) in &self.rollback_errors {
             write!(
                 f,

@@ -78,6 +78,7 @@ impl Failure {
             source: self.error,
             rollback_errors: self.rollback_errors,
             rolled_back: self.rolled_back,
+            unit: planned.unit,
         }))
     }
 }

@@ -5,9 +5,10 @@
 //! this crate is what storage backends and generated code build on.
 //!
 //! A run flows through these modules: the `registry` collects the units the macros
-//! registered, `runner` validates the options and reads the history, `plan` decides each
-//! unit, `lock` takes and keeps the lease, `execution` runs the pending units and records each
-//! step in the history, and `report` and `event` tell the caller what happened.
+//! registered (change units, and the change sets of change logs), `runner` validates the
+//! options and reads the history, `plan` decides each unit, `lock` takes and keeps the lease,
+//! `execution` runs the pending units and records each step in the history (an import of
+//! earlier history, `legacy`, first), and `report` and `event` tell the caller what happened.
 //!
 //! ```
 //! use migrate_core::{memory::MemoryStore, Runner};
@@ -28,6 +29,7 @@ mod execution;
 mod history;
 mod ids;
 mod inject;
+mod legacy;
 mod lock;
 pub mod memory;
 mod plan;
@@ -53,8 +55,12 @@ pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, Transacti
 pub use event::Event;
 pub use history::{EntryType, HistoryEntry, State};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};
+pub use legacy::{
+    LegacyCountMismatch, LegacyFields, LegacyMigration, LegacyRow, LEGACY_MIGRATION_AUTHOR,
+    LEGACY_MIGRATION_ID,
+};
 pub use plan::{Decision, Plan, PlannedUnit};
-pub use registry::{registered, DescribeUnit};
+pub use registry::{registered, DescribeChangeLog, DescribeUnit};
 pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
 pub use status::{Status, UnitState, UnitStatus, UnknownEntry};

@@ -60,6 +60,21 @@ pub(crate) struct PlanInput<'a> {
     pub(crate) up_to: Option<&'a str>,
 }
 
+impl PlanInput<'_> {
+    /// The system units, and every other unit, as two inputs.
+    pub(crate) fn split_system(&self) -> (Self, Self) {
+        let (system, rest) = self.units.iter().partition(|unit| unit.is_system());
+        let with = |units, up_to| PlanInput {
+            units,
+            window: self.window.clone(),
+            profiles: self.profiles,
+            default_author: self.default_author,
+            up_to,
+        };
+        (with(system, None), with(rest, self.up_to))
+    }
+}
+
 impl Plan {
     /// Sorts `units` (order as plain strings, ties by id) and decides each one.
     pub(crate) fn new<M>(
@@ -97,9 +112,11 @@ impl Plan {
                     recorded: recorded.to_owned(),
                     current: unit.checksum(),
                 });
-            let decision = if !profiles_match(unit.profiles(), input.profiles) {
+            let profiles = profiles_match(unit.profiles(), input.profiles)
+                && profiles_match(unit.change_log_profiles(), input.profiles);
+            let decision = if !profiles && !unit.is_system() {
                 Decision::Skip(SkipReason::Profile)
-            } else if !input.window.contains(&version) {
+            } else if !input.window.contains(&version) && !unit.is_system() {
                 Decision::Skip(SkipReason::SystemVersion {
                     version: unit.system_version().to_owned(),
                 })
@@ -224,7 +241,9 @@ pub(crate) fn check_unknown_history<M>(
     let known: HashSet<&str> = units.iter().map(|u| u.id()).collect();
     let mut unknown: Vec<String> = history
         .iter()
-        .filter(|e| e.state == State::Executed && e.change_log_class.contains("::"))
+        .filter(|e| {
+            e.state == State::Executed && !e.system_change && e.change_log_class.contains("::")
+        })
         .filter(|e| {
             let id = e
                 .change_id
@@ -242,10 +261,11 @@ pub(crate) fn check_unknown_history<M>(
     Err(Error::UnknownHistory { ids: unknown })
 }
 
-/// Units sorted by order (plain string comparison, as Mongock does), ties broken by id.
+/// Units sorted by order (plain string comparison, as Mongock does), a change log's change
+/// sets together by their own order, ties broken by id; system units first.
 fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
     let mut sorted = units.to_vec();
-    sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
+    sorted.sort_by_key(|unit| unit.sort_key());
     sorted
 }
 

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
+use crate::__private::IsChangeLog;
 use crate::error::Error;
 use crate::unit::ChangeUnit;
 
-/// Every change unit the `#[change_unit]` macro registered in this binary.
+/// Every change unit `#[change_unit]` registered in this binary, and every change set
+/// `#[change_log]` registered.
 #[linkme::distributed_slice]
 pub static CHANGE_UNITS: [ChangeUnit];
 
@@ -13,6 +15,23 @@ pub static CHANGE_UNITS: [ChangeUnit];
 pub trait DescribeUnit {
     /// The unit's registered descriptor.
     fn change_unit() -> &'static ChangeUnit;
+}
+
+/// Implemented for every `#[change_log]` type, to reach its change sets.
+pub trait DescribeChangeLog {
+    /// The change log's change sets, in the order they run.
+    fn change_sets() -> Vec<&'static ChangeUnit>;
+}
+
+impl<T: IsChangeLog> DescribeChangeLog for T {
+    fn change_sets() -> Vec<&'static ChangeUnit> {
+        let mut sets: Vec<&'static ChangeUnit> = registered()
+            .iter()
+            .filter(|unit| unit.is_change_set() && unit.type_path() == T::TYPE_PATH)
+            .collect();
+        sets.sort_by_key(|unit| unit.sort_key());
+        sets
+    }
 }
 
 /// The units registered in this binary, in registration order (unsorted, unvalidated).

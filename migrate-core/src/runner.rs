@@ -16,9 +16,10 @@ use crate::event::{Event, Listeners};
 use crate::execution::{Execution, RunRecord};
 use crate::ids;
 use crate::inject::Dependencies;
+use crate::legacy::{Importer, LegacyMigration};
 use crate::lock;
-use crate::plan::{check_unknown_history, Plan};
-use crate::report::{Report, RunStatus};
+use crate::plan::{check_unknown_history, Plan, PlanInput};
+use crate::report::{Report, RunStatus, UnitReport};
 use crate::store::{IntoStore, LockStore, Store, TransactionStore};
 use crate::unit::ChangeUnit;
 
@@ -201,6 +202,16 @@ impl<S: Store> Runner<S> {
         self
     }
 
+    /// Imports an earlier tool's history (mongobee's or Mongock 3's `dbchangelog`) before
+    /// anything else runs, so that the changes it records count as applied: Mongock 5's
+    /// legacy migration, recorded as its system change `mongock-legacy-migration`. Runs once
+    /// unless [`LegacyMigration::run_always`] is set; never writes to the earlier history.
+    /// Default: no import.
+    pub fn legacy_migration(mut self, legacy: LegacyMigration) -> Self {
+        self.options.legacy = Some(legacy);
+        self
+    }
+
     /// Runs these units instead of every unit registered in the binary.
     pub fn units(mut self, units: impl IntoIterator<Item = &'static ChangeUnit>) -> Self {
         self.options.units = Some(units.into_iter().collect());
@@ -328,6 +339,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         let transactions = transactions_enabled(&store, options.transactional, &plan).await?;
 
         let store = Arc::new(store);
+        if let Some(legacy) = &options.legacy {
+            deps.insert(Importer::new(store.clone(), legacy.clone(), &execution_id));
+        }
         let owner = ids::lock_owner();
         let Some(lease) =
             lock::acquire(&store, &owner, options.timing, options.fail_if_locked).await?
@@ -350,7 +364,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             metadata,
             transactions,
         );
-        let result = execution.run(&input, listeners).await;
+        let system_first = plan.pending().any(|p| p.unit.is_system());
+        let result = run_locked(&execution, &input, system_first, listeners).await;
         let released = lease.release().await;
         let units = result?;
         if let Err(error) = released {
@@ -390,6 +405,24 @@ fn execution<'r, S: TransactionStore + LockStore>(
         track_ignored: options.track_ignored,
         retry_deadline: options.retry_deadline,
     }
+}
+
+/// Runs the pending units with the lock held. Pending system units (the import of earlier
+/// history) run first, on their own: what they record decides what else is pending, so the
+/// rest is planned from a history read after them.
+async fn run_locked<S: TransactionStore + LockStore>(
+    execution: &Execution<'_, S>,
+    input: &PlanInput<'_>,
+    system_first: bool,
+    listeners: &Listeners,
+) -> Result<Vec<UnitReport>, Error> {
+    if !system_first {
+        return execution.run(input, listeners).await;
+    }
+    let (system, rest) = input.split_system();
+    let mut reports = execution.run(&system, &Listeners::default()).await?;
+    reports.extend(execution.run(&rest, listeners).await?);
+    Ok(reports)
 }
 
 /// Checks the store's settings and reads the whole history.

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::history::HistoryEntry;
 use crate::inject::Dependencies;
+use crate::legacy::{LegacyMigration, LegacyRow};
 use crate::unit::BoxError;
 
 /// A lock claim: who wants the lock and until when.
@@ -96,6 +97,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
+
+    /// Inserts entries whose keys are not stored yet (the rows of an import), in as few
+    /// round trips as the store can. With a session inside a transaction, the writes are
+    /// part of the transaction. The default writes them one by one.
+    fn insert_entries(
+        &self,
+        entries: &[HistoryEntry<Self::Metadata>],
+        mut session: Option<&mut Self::Session>,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async move {
+            for entry in entries {
+                self.write_entry(entry, session.as_deref_mut()).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Reads every row of an earlier tool's history, for
+    /// [`Runner::legacy_migration`](crate::Runner::legacy_migration). Never writes to it.
+    /// Stores that cannot keep the default, which fails the import.
+    fn read_legacy_history(
+        &self,
+        legacy: &LegacyMigration,
+    ) -> impl Future<Output = Result<Vec<LegacyRow<Self::Metadata>>, BoxError>> + Send {
+        let origin = legacy.origin().to_owned();
+        async move { Err(format!("this store cannot import earlier history (from `{origin}`)").into()) }
+    }
 }
 
 /// The distributed lock: one document that at most one runner holds at a time.

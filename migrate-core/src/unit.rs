@@ -45,15 +45,21 @@ impl<'a> StepContext<'a> {
     /// Takes the session out of the context, as the concrete type `S`.
     pub fn take_session<S: Any + Send>(&mut self) -> Result<&'a mut S, BoxError> {
         let unit_id = self.unit_id;
-        let session = self.session.take().ok_or_else(|| -> BoxError {
-            format!("change unit `{unit_id}` asks for the store session twice").into()
-        })?;
+        let session = self.take_any_session()?;
         session.downcast_mut::<S>().ok_or_else(|| -> BoxError {
             format!(
                 "change unit `{unit_id}` asks for `&mut {}`, which is not this store's session type",
                 type_name::<S>()
             )
             .into()
+        })
+    }
+
+    /// Takes the session out of the context, whatever its type.
+    pub(crate) fn take_any_session(&mut self) -> Result<&'a mut (dyn Any + Send), BoxError> {
+        let unit_id = self.unit_id;
+        self.session.take().ok_or_else(|| -> BoxError {
+            format!("change unit `{unit_id}` asks for the store session twice").into()
         })
     }
 }
@@ -89,9 +95,53 @@ impl ChangeUnit {
         self.spec.id
     }
 
-    /// The order key, compared as a plain string.
+    /// The order key, compared as a plain string. For a change set, its change log's order:
+    /// where the change log runs among change units.
     pub fn order(&self) -> &'static str {
         self.spec.order
+    }
+
+    /// Whether this is a `#[change_set]` method of a `#[change_log]` (the legacy model)
+    /// rather than a `#[change_unit]`.
+    pub fn is_change_set(&self) -> bool {
+        self.spec.change_set.is_some()
+    }
+
+    /// A change set's own order within its change log (`""` when it declares none); `None`
+    /// for a change unit.
+    pub fn change_set_order(&self) -> Option<&'static str> {
+        self.spec.change_set.as_ref().map(|set| set.order)
+    }
+
+    /// Whether this is one of the framework's own units (such as the import of earlier
+    /// history), recorded with `systemChange: true`. System units run before every other
+    /// unit, whatever the system version window and the profiles.
+    pub fn is_system(&self) -> bool {
+        self.spec.system
+    }
+
+    /// Whether the unit has rollback code: change units do; change sets and system units do
+    /// not, so a failure leaves them `FAILED` and they cannot be undone.
+    pub fn has_rollback(&self) -> bool {
+        !self.is_change_set() && !self.is_system()
+    }
+
+    /// The key runs are ordered by: system units first; then `order` as a plain string; then
+    /// a change log's change sets together, by their own order; ties broken by id.
+    pub(crate) fn sort_key(
+        &self,
+    ) -> (bool, &'static str, &'static str, &'static str, &'static str) {
+        let (group, within) = match &self.spec.change_set {
+            Some(set) => (self.spec.type_path, set.order),
+            None => (self.spec.id, ""),
+        };
+        (
+            !self.spec.system,
+            self.spec.order,
+            group,
+            within,
+            self.spec.id,
+        )
     }
 
     /// The author named in the attribute, if any.
@@ -124,12 +174,23 @@ impl ChangeUnit {
         self.spec.profiles
     }
 
-    /// The Rust path of the unit's type (recorded as `changeLogClass`).
+    /// A change set's change log's profile expressions, which must match too; empty for a
+    /// change unit.
+    pub fn change_log_profiles(&self) -> &'static [&'static str] {
+        self.spec
+            .change_set
+            .as_ref()
+            .map_or(&[], |set| set.change_log_profiles)
+    }
+
+    /// The Rust path of the unit's type, or of a change set's change log (recorded as
+    /// `changeLogClass`).
     pub fn type_path(&self) -> &'static str {
         self.spec.type_path
     }
 
-    /// The name of the `#[execution]` method (recorded as `changeSetMethod`).
+    /// The name of the `#[execution]` method, or of the `#[change_set]` method (recorded as
+    /// `changeSetMethod`).
     pub fn execution_method(&self) -> &'static str {
         self.spec.execution_method
     }
@@ -190,6 +251,7 @@ impl fmt::Debug for ChangeUnit {
             .field("author", &self.spec.author)
             .field("system_version", &self.spec.system_version)
             .field("type_path", &self.spec.type_path)
+            .field("change_set_order", &self.change_set_order())
             .finish_non_exhaustive()
     }
 }

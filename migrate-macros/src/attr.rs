@@ -10,6 +10,19 @@ use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Path, Token};
 
 use crate::errors::Errors;
 
+/// The keys `#[change_log]` accepts on a struct, in the order the docs list them.
+pub(crate) const CHANGE_LOG_KEYS: &[&str] = &["order", "profiles", "crate"];
+
+/// The keys `#[change_set]` accepts, in the order the docs list them.
+pub(crate) const CHANGE_SET_KEYS: &[&str] = &[
+    "id",
+    "author",
+    "order",
+    "system_version",
+    "run_always",
+    "profiles",
+];
+
 /// The keys `#[change_unit]` accepts, in the order the docs list them.
 const UNIT_KEYS: &[&str] = &[
     "id",
@@ -23,7 +36,8 @@ const UNIT_KEYS: &[&str] = &[
     "crate",
 ];
 
-/// The arguments of `#[change_unit(...)]`, each as written (`None` when absent).
+/// The arguments of `#[change_unit(...)]`, `#[change_log(...)]` or `#[change_set(...)]`, each
+/// as written (`None` when absent or not accepted by the attribute).
 #[derive(Default)]
 pub(crate) struct UnitArgs {
     pub(crate) id: Option<LitStr>,
@@ -90,6 +104,17 @@ fn without_groups(expr: Expr) -> Expr {
 
 /// Parses the argument list of `#[change_unit(...)]`, recording every mistake in `errors`.
 pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
+    keyed_args("change_unit", UNIT_KEYS, args, errors)
+}
+
+/// Parses the argument list of `#[attribute(...)]`, which accepts `keys`, recording every
+/// mistake in `errors`.
+pub(crate) fn keyed_args(
+    attribute: &str,
+    keys: &[&str],
+    args: TokenStream,
+    errors: &mut Errors,
+) -> UnitArgs {
     let mut parsed = UnitArgs::default();
     let entries = match parse_entries.parse2(args) {
         Ok(entries) => entries,
@@ -101,22 +126,22 @@ pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
     };
     for Entry { key, value } in entries {
         let name = key.unraw().to_string();
-        if !UNIT_KEYS.contains(&name.as_str()) {
-            let valid = UNIT_KEYS
+        if !keys.contains(&name.as_str()) {
+            let valid = keys
                 .iter()
                 .map(|key| format!("`{key}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
             errors.error(
                 key.span(),
-                format!("unknown key `{name}` in `#[change_unit]`; valid keys are {valid}"),
+                format!("unknown key `{name}` in `#[{attribute}]`; valid keys are {valid}"),
             );
             continue;
         }
         if !parsed.written.insert(name.clone()) {
             errors.error(
                 key.span(),
-                format!("duplicate key `{name}`: `#[change_unit]` already sets it"),
+                format!("duplicate key `{name}`: `#[{attribute}]` already sets it"),
             );
             continue;
         }
@@ -130,7 +155,7 @@ pub(crate) fn unit_args(args: TokenStream, errors: &mut Errors) -> UnitArgs {
             "fail_fast" => parsed.fail_fast = boolean(&key, value, errors),
             "profiles" => parsed.profiles = strings(&key, value, errors),
             "crate" => parsed.krate = crate_path(&key, value, errors),
-            _ => unreachable!("every key of UNIT_KEYS is handled"),
+            _ => unreachable!("every accepted key is handled"),
         }
     }
     parsed

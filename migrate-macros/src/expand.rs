@@ -3,14 +3,15 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::{ImplItemFn, ItemStruct, Path};
+use syn::{ImplItemFn, Item, ItemStruct, Path};
 
+use crate::change_log as log;
 use crate::errors::Errors;
 use crate::rules::steps::Step;
 use crate::{attr, step, unit};
 
 /// The path generated code uses when the attribute does not say `crate = ...`.
-fn default_crate() -> Path {
+pub(crate) fn default_crate() -> Path {
     syn::parse_quote!(::migrate)
 }
 
@@ -59,7 +60,7 @@ pub(crate) fn step(kind: Step, args: TokenStream, item: TokenStream) -> TokenStr
             return quote!(#item #errors);
         }
     };
-    let step = step::model(kind, method, &mut errors);
+    let step = step::model(step::Marker::Step(kind), method, &mut errors);
     if errors.is_empty() {
         step.generate(&krate)
     } else {
@@ -67,4 +68,53 @@ pub(crate) fn step(kind: Step, args: TokenStream, item: TokenStream) -> TokenStr
         let errors = errors.to_compile_errors();
         quote!(#rejected #errors)
     }
+}
+
+/// Expands `#[change_log(args)]` on a struct (the change log) or on its impl block (its
+/// change sets).
+pub(crate) fn change_log(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let item = match syn::parse2(item.clone()) {
+        Ok(Item::Impl(item)) => return log::expand_impl(args, item),
+        Ok(Item::Struct(item)) => item,
+        _ => {
+            errors.error(
+                Span::call_site(),
+                "`#[change_log]` goes on a struct and on its impl block, e.g. \
+                 `#[change_log(order = \"001\")] pub struct DatabaseChangelog { db: Database }` \
+                 and `#[change_log] impl DatabaseChangelog { .. }`",
+            );
+            let errors = errors.to_compile_errors();
+            return quote!(#item #errors);
+        }
+    };
+    let args = attr::keyed_args("change_log", attr::CHANGE_LOG_KEYS, args, &mut errors);
+    let krate = args.krate.clone().unwrap_or_else(default_crate);
+    let log = log::model(&args, &item, &mut errors);
+    // Mistakes in the attribute's values still leave a usable change log, so its impl block
+    // reports nothing more; a generic struct cannot become one.
+    let generated = if item.generics.params.is_empty() && item.generics.where_clause.is_none() {
+        log.generate(&item, &krate)
+    } else {
+        quote!(#item)
+    };
+    let errors = errors.to_compile_errors();
+    quote!(#generated #errors)
+}
+
+/// Expands a `#[change_set]`: a no-op where a `#[change_log]` impl has read it, a mistake
+/// anywhere else.
+pub(crate) fn change_set(args: TokenStream, item: TokenStream) -> TokenStream {
+    let noop: TokenStream = quote!(__migrate_in_change_log);
+    if args.to_string() == noop.to_string() {
+        return item;
+    }
+    let mut errors = Errors::default();
+    errors.error(
+        Span::call_site(),
+        "`#[change_set]` only works in an impl block marked `#[change_log]`, of a struct \
+         marked `#[change_log]` too: write `#[change_log] impl MyChangeLog { .. }`",
+    );
+    let errors = errors.to_compile_errors();
+    quote!(#item #errors)
 }

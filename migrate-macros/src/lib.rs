@@ -6,19 +6,26 @@
 //! `async fn(&self, ...)` methods in a plain `impl` block of that struct. The struct macro
 //! registers the unit; each method marker adds hidden items to the impl that the struct macro
 //! finds by name.
+//!
+//! The legacy model of mongobee and Mongock 3: `#[change_log]` goes on a struct and on its
+//! impl block, whose `async fn(&self, ...)` methods marked `#[change_set(...)]` it registers,
+//! each as a unit of its own.
 
 use proc_macro::TokenStream;
 
 use rules::steps::Step;
 
 mod attr;
+mod change_log;
 mod checksum;
 mod errors;
 mod expand;
+mod fields;
 mod respan;
 mod rules;
 mod step;
 mod unit;
+mod values;
 
 /// Declares a change unit: registers the struct with the runner and builds it by resolving
 /// every field from the runner's dependencies.
@@ -76,4 +83,45 @@ pub fn before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn rollback_before_execution(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::step(Step::RollbackBeforeExecution, args.into(), item.into()).into()
+}
+
+/// Declares a change log, the legacy model of Mongock 3 and mongobee: on a struct, the change
+/// log itself, built by resolving every field from the runner's dependencies like a change
+/// unit; on the struct's impl block, the block whose `#[change_set]` methods it registers.
+///
+/// ```ignore
+/// #[change_log(order = "001")]
+/// pub struct DatabaseChangelog {
+///     db: Database,
+/// }
+///
+/// #[change_log]
+/// impl DatabaseChangelog {
+///     #[change_set(id = "someChangeId", author = "testAuthor", order = "001")]
+///     async fn important_work(&self, session: &mut ClientSession) -> anyhow::Result<()> {
+///         Ok(())
+///     }
+/// }
+/// ```
+///
+/// Keys on the struct: `order` (string; where the change log runs among change units, compared
+/// as a plain string; the type's name when absent), `profiles` (array of profile expressions
+/// that every change set must match too) and `crate` (path to the `migrate` crate). On the
+/// impl block: `crate` only. The struct must not be generic.
+#[proc_macro_attribute]
+pub fn change_log(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::change_log(args.into(), item.into()).into()
+}
+
+/// Marks a method of a `#[change_log]` impl block as a change set: tracked, ordered and run
+/// on its own, in its own transaction where the store runs them, with no rollback.
+///
+/// Keys: `id` and `author` (required strings), `order` (string, sorts the change sets of one
+/// change log as plain strings; ties broken by id), `system_version` (string, `"0"` when
+/// absent), `run_always` (bool, `false`) and `profiles` (array such as `["dev", "!prod"]`).
+/// The method follows the rules of `#[execution]`: `async fn(&self, ...) -> Result<(), E>`
+/// with every other parameter injected.
+#[proc_macro_attribute]
+pub fn change_set(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::change_set(args.into(), item.into()).into()
 }

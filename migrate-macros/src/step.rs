@@ -34,9 +34,26 @@ impl Step {
     }
 }
 
+/// What marks a method: one step of a change unit, or a change set of a change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    Step(Step),
+    ChangeSet,
+}
+
+impl Marker {
+    /// The attribute, as users write it.
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            Marker::Step(step) => step.attribute(),
+            Marker::ChangeSet => "change_set",
+        }
+    }
+}
+
 /// A marked method, validated.
 pub(crate) struct StepMethod {
-    kind: Step,
+    kind: Marker,
     method: ImplItemFn,
     params: Vec<Param>,
     checksum: u64,
@@ -53,7 +70,7 @@ struct Param {
 }
 
 /// Builds the model of a marked method, recording every mistake in `errors`.
-pub(crate) fn model(kind: Step, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
+pub(crate) fn model(kind: Marker, mut method: ImplItemFn, errors: &mut Errors) -> StepMethod {
     strip_other_markers(kind, &mut method, errors);
     check_signature(kind, &method.sig, errors);
     let params = params(kind, &method.sig, errors);
@@ -69,7 +86,7 @@ pub(crate) fn model(kind: Step, mut method: ImplItemFn, errors: &mut Errors) -> 
 
 /// Removes other step markers from the method, each an error, so that the method comes out
 /// of the expansion exactly once.
-fn strip_other_markers(kind: Step, method: &mut ImplItemFn, errors: &mut Errors) {
+fn strip_other_markers(kind: Marker, method: &mut ImplItemFn, errors: &mut Errors) {
     method.attrs.retain(|attr| {
         let other = Step::ALL.into_iter().find(|other| {
             attr.path()
@@ -94,7 +111,7 @@ fn strip_other_markers(kind: Step, method: &mut ImplItemFn, errors: &mut Errors)
 }
 
 /// Checks everything but the parameters: `async`, not generic, a return type, `&self`.
-fn check_signature(kind: Step, sig: &Signature, errors: &mut Errors) {
+fn check_signature(kind: Marker, sig: &Signature, errors: &mut Errors) {
     let attribute = kind.attribute();
     let name = sig.ident.unraw_name();
     if sig.asyncness.is_none() {
@@ -159,7 +176,7 @@ fn check_signature(kind: Step, sig: &Signature, errors: &mut Errors) {
 }
 
 /// The parameters after the receiver, each to be injected.
-fn params(kind: Step, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+fn params(kind: Marker, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
     let name = sig.ident.unraw_name();
     let mut params = Vec::new();
     let mut session_seen = false;
@@ -216,38 +233,66 @@ fn params(kind: Step, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
 }
 
 impl StepMethod {
-    /// The method plus its hidden step items.
+    /// The method's name.
+    pub(crate) fn ident(&self) -> &Ident {
+        &self.method.sig.ident
+    }
+
+    /// The associated const the method's step is generated as.
+    fn const_ident(&self) -> Ident {
+        match self.kind {
+            Marker::Step(step) => step.const_ident(),
+            Marker::ChangeSet => change_set_const(&self.method.sig.ident),
+        }
+    }
+
+    /// The method plus its hidden step items, for a change unit's step marker.
     pub(crate) fn generate(&self, krate: &Path) -> TokenStream {
         let private = quote!(#krate::__private);
-        let method = &self.method;
-        let ident = &method.sig.ident;
-        let name = ident.unraw_name();
-        let step_const = self.kind.const_ident();
-        let checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
-        let takes_session = self.params.iter().any(|p| p.session);
-        let does_nothing = is_empty_body(&method.block);
         // Errors about the unit as a whole point at the marker.
         let marker = Span::call_site();
-
         let is_unit = quote_spanned! {marker=>
             #private::unit_id::<Self>()
         };
         let companion = match self.kind {
-            Step::BeforeExecution => {
+            Marker::Step(Step::BeforeExecution) => {
                 let other = Step::RollbackBeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
                     #private::require_rollback_before_execution(&Self::#other);
                 })
             }
-            Step::RollbackBeforeExecution => {
+            Marker::Step(Step::RollbackBeforeExecution) => {
                 let other = Step::BeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
                     #private::require_before_execution(&Self::#other);
                 })
             }
-            Step::Execution | Step::RollbackExecution => None,
+            _ => None,
         };
+        self.generate_with(&private, is_unit, companion)
+    }
 
+    /// The method plus its hidden step item, for the change set `id` of a change log.
+    pub(crate) fn generate_change_set(&self, krate: &Path, id: &str) -> TokenStream {
+        let private = quote!(#krate::__private);
+        self.generate_with(&private, quote!(#id), None)
+    }
+
+    /// The method and its `StepDef` const; `unit_id` names the unit in runtime errors and
+    /// `companion` checks the unit's other steps.
+    fn generate_with(
+        &self,
+        private: &TokenStream,
+        unit_id_value: TokenStream,
+        companion: Option<TokenStream>,
+    ) -> TokenStream {
+        let method = &self.method;
+        let ident = &method.sig.ident;
+        let name = ident.unraw_name();
+        let step_const = self.const_ident();
+        let checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
+        let takes_session = self.params.iter().any(|p| p.session);
+        let does_nothing = is_empty_body(&method.block);
         // Locals are made here, with call-site hygiene, and interpolated: code spanned at a
         // user's type may sit in the user's `macro_rules!` context, where a local written
         // inline would not resolve.
@@ -274,7 +319,7 @@ impl StepMethod {
             .map(|i| format_ident!("__migrate_arg{}", i))
             .collect();
         let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
-            let site = param.site(&private);
+            let site = param.site(private);
             let resolve = if param.session {
                 quote_spanned!(param.ty.span()=> #site.take(&mut #cx)?)
             } else {
@@ -283,7 +328,7 @@ impl StepMethod {
             quote!(let #arg = #resolve;)
         });
         let requirement_list = self.params.iter().map(|param| {
-            let site = param.site(&private);
+            let site = param.site(private);
             quote_spanned!(param.ty.span()=> #site.requirement())
         });
         let output_span = match &method.sig.output {
@@ -307,7 +352,7 @@ impl StepMethod {
             #method
 
             #[doc(hidden)]
-            #[allow(unused_braces)]
+            #[allow(unused_braces, non_upper_case_globals)]
             pub(crate) const #step_const: #private::StepDef<Self, #private::Present> =
                 #private::StepDef::new(
                     #name,
@@ -319,7 +364,7 @@ impl StepMethod {
                         #[allow(unused_imports)]
                         use #private::StepFallback as _;
                         #[allow(unused_variables)]
-                        let #unit_id: &'static str = #is_unit;
+                        let #unit_id: &'static str = #unit_id_value;
                         #companion
                         let __migrate_future: #private::BoxFuture<
                             '_,
@@ -337,8 +382,25 @@ impl StepMethod {
     /// The method and a stand-in for its step, for when the marker reported errors: the
     /// unit still finds the step, so the user sees only the errors about the method.
     pub(crate) fn generate_rejected(&self, krate: &Path) -> TokenStream {
-        rejected(self.kind, &self.method, krate)
+        let step_const = self.const_ident();
+        let method = &self.method;
+        let name = method.sig.ident.unraw_name();
+        quote! {
+            #[allow(dead_code)]
+            #method
+
+            #[doc(hidden)]
+            #[allow(dead_code, non_upper_case_globals)]
+            pub(crate) const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
+                #krate::__private::StepDef::rejected(#name);
+        }
     }
+}
+
+/// The associated const a change set's step is generated as: named after its method, which
+/// is unique in the type.
+pub(crate) fn change_set_const(method: &Ident) -> Ident {
+    format_ident!("__MIGRATE_CHANGE_SET_{}", method.unraw_name())
 }
 
 impl Param {
@@ -352,21 +414,6 @@ impl Param {
         } else {
             quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site))
         }
-    }
-}
-
-/// The method as written and a stand-in for its step.
-pub(crate) fn rejected(kind: Step, method: &ImplItemFn, krate: &Path) -> TokenStream {
-    let step_const = kind.const_ident();
-    let name = method.sig.ident.unraw_name();
-    quote! {
-        #[allow(dead_code)]
-        #method
-
-        #[doc(hidden)]
-        #[allow(dead_code)]
-        pub(crate) const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
-            #krate::__private::StepDef::rejected(#name);
     }
 }
 

@@ -2,17 +2,16 @@
 //! its step dispatch and its registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
-use syn::{Fields, Ident, ItemStruct, LitStr, Member, Path, Type};
+use quote::{quote, ToTokens};
+use syn::{Ident, ItemStruct, Path};
 
 use crate::attr::UnitArgs;
-use crate::checksum;
 use crate::errors::Errors;
+use crate::fields::FieldSite;
 use crate::respan::respan;
 use crate::rules::steps::Step;
-use crate::rules::version_syntax;
 use crate::step::UnrawName;
+use crate::{checksum, fields, values};
 
 /// A change unit, validated.
 pub(crate) struct Unit {
@@ -29,34 +28,15 @@ pub(crate) struct Unit {
     checksum: u64,
 }
 
-/// One field of the unit, resolved by type when the unit is built.
-struct FieldSite {
-    member: Member,
-    ty: Type,
-    site: String,
-}
-
 const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
 
 /// Builds the model of a unit, recording every mistake in `errors`.
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
-    let missing: Vec<&str> = ["id", "order"]
-        .into_iter()
-        .filter(|key| !args.unparsed && !args.written.contains(*key))
-        .collect();
-    if !missing.is_empty() {
-        let keys = missing
-            .iter()
-            .map(|key| format!("`{key}`"))
-            .collect::<Vec<_>>()
-            .join(" and ");
-        errors.error(
-            Span::call_site(),
-            format!("`#[change_unit]` needs {keys}: write `{SYNTAX}`"),
-        );
+    if let Some(message) = values::missing(&args, &["id", "order"], "change_unit", SYNTAX) {
+        errors.error(Span::call_site(), message);
     }
-    let id = not_empty(args.id.as_ref(), "id", errors);
-    let order = not_empty(args.order.as_ref(), "order", errors);
+    let id = values::not_empty(args.id.as_ref(), "id", SYNTAX, errors);
+    let order = values::not_empty(args.order.as_ref(), "order", SYNTAX, errors);
     let author = args.author.as_ref().map(|author| {
         if author.value().is_empty() {
             errors.error(
@@ -66,73 +46,9 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
         }
         author.value()
     });
-    let system_version = match &args.system_version {
-        Some(version) => {
-            if let Err(error) = version_syntax::segments(&version.value()) {
-                errors.error(
-                    version.span(),
-                    format!(
-                        "invalid `system_version` \"{}\": {}",
-                        version.value(),
-                        error.reason_with_example()
-                    ),
-                );
-            }
-            version.value()
-        }
-        None => "0".to_owned(),
-    };
-    let profiles = args
-        .profiles
-        .unwrap_or_default()
-        .iter()
-        .map(|profile| {
-            let value = profile.value();
-            let name = value.strip_prefix('!').unwrap_or(&value);
-            if name.is_empty() || name.chars().any(char::is_whitespace) {
-                errors.error(
-                    profile.span(),
-                    "a profile is a name, or `!` and a name to exclude it, e.g. \"dev\" or \"!prod\"",
-                );
-            }
-            value
-        })
-        .collect();
-
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.error_spanned(
-            &item.generics,
-            "change units cannot be generic: the runner builds each unit from its dependencies \
-             by concrete type",
-        );
-    }
-
-    let fields = match &item.fields {
-        Fields::Named(named) => named
-            .named
-            .iter()
-            .filter_map(|field| field.ident.as_ref().map(|ident| (ident, field)))
-            .map(|(ident, field)| FieldSite {
-                member: Member::Named(ident.clone()),
-                ty: field.ty.clone(),
-                site: format!("field `{}`", ident.unraw_name()),
-            })
-            .collect(),
-        Fields::Unnamed(unnamed) => unnamed
-            .unnamed
-            .iter()
-            .enumerate()
-            .map(|(index, field)| FieldSite {
-                member: Member::Unnamed(syn::Index {
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
-                    span: field.ty.span(),
-                }),
-                ty: field.ty.clone(),
-                site: format!("field {index}"),
-            })
-            .collect(),
-        Fields::Unit => Vec::new(),
-    };
+    let system_version = values::system_version(args.system_version.as_ref(), errors);
+    let profiles = values::profiles(args.profiles.as_deref(), errors);
+    values::not_generic(&item.generics, ("change units", "unit"), errors);
 
     Unit {
         ident: item.ident.clone(),
@@ -144,22 +60,9 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
         transactional: args.transactional.is_none_or(|b| b.value()),
         fail_fast: args.fail_fast.is_none_or(|b| b.value()),
         profiles,
-        fields,
+        fields: fields::sites(&item.fields),
         checksum: checksum::of_tokens(item.to_token_stream()),
     }
-}
-
-fn not_empty(value: Option<&LitStr>, key: &str, errors: &mut Errors) -> String {
-    let Some(value) = value else {
-        return String::new();
-    };
-    if value.value().trim().is_empty() {
-        errors.error(
-            value.span(),
-            format!("`{key}` must not be empty: write `{SYNTAX}`"),
-        );
-    }
-    value.value()
 }
 
 impl Unit {
@@ -204,21 +107,12 @@ impl Unit {
 
         // A local interpolated with call-site hygiene, as in `step.rs`.
         let deps = Ident::new("__migrate_deps", Span::call_site());
-        // Both start from the same `site` call, so a type that cannot be injected is one error.
-        let field_site = |field: &FieldSite| {
-            let FieldSite { ty, site, .. } = field;
-            quote_spanned!(ty.span()=> #private::site::<#ty, _>(#site))
-        };
-        let field_requirements = self.fields.iter().map(|field| {
-            let site = field_site(field);
-            quote_spanned!(field.ty.span()=> #site.requirement())
-        });
-        let field_values = self.fields.iter().map(|field| {
-            let site = field_site(field);
-            let member = &field.member;
-            let value = quote_spanned!(field.ty.span()=> #site.resolve(#deps, #id)?);
-            quote!(#member: #value)
-        });
+        let field_requirements = self.fields.iter().map(|f| f.requirement(&private));
+        let unit_id = quote!(#id);
+        let field_values = self
+            .fields
+            .iter()
+            .map(|f| f.initializer(&private, &deps, &unit_id));
 
         quote! {
             #item
@@ -295,6 +189,8 @@ impl Unit {
                         line: ::core::line!(),
                         requirements: __migrate_requirements,
                         instantiate: __migrate_instantiate,
+                        change_set: ::core::option::Option::None,
+                        system: false,
                     });
 
                 impl #private::DescribeUnit for #ident {

@@ -26,6 +26,7 @@ pub mod batch;
 mod error;
 mod history;
 mod inject;
+mod legacy;
 mod lock;
 mod store;
 mod topology;

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use migrate_core::{BoxError, Dependencies, HistoryEntry, IntoStore, LockInfo, Store};
+use migrate_core::{
+    BoxError, Dependencies, HistoryEntry, IntoStore, LegacyMigration, LegacyRow, LockInfo, Store,
+};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
@@ -15,6 +17,7 @@ use crate::error::{self, Error};
 use crate::topology::{self, Topology};
 use crate::{history, lock};
 
+mod legacy;
 mod locking;
 mod transactions;
 
@@ -438,6 +441,32 @@ impl Store for MongoStore {
             .await
             .map_err(|e| Error::driver("replacing a checksum", self.history_namespace(), e))?;
         Ok(result.matched_count > 0)
+    }
+
+    async fn insert_entries(
+        &self,
+        entries: &[HistoryEntry<Document>],
+        session: Option<&mut ClientSession>,
+    ) -> Result<(), BoxError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let history = self.history();
+        let action = history.insert_many(entries.iter().map(history::document));
+        let result = match session {
+            Some(session) => action.session(session).await,
+            None => action.await,
+        };
+        result
+            .map_err(|e| Error::driver("inserting history entries", self.history_namespace(), e))?;
+        Ok(())
+    }
+
+    async fn read_legacy_history(
+        &self,
+        legacy: &LegacyMigration,
+    ) -> Result<Vec<LegacyRow<Document>>, BoxError> {
+        self.read_legacy(legacy).await.map_err(Into::into)
     }
 
     async fn start_session(&self) -> Result<ClientSession, BoxError> {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::event::command::CommandEvent;
 use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
@@ -277,4 +277,61 @@ pub(crate) async fn take_lock_over(db: &Database) -> mongodb::error::Result<()> 
         )
         .await?;
     Ok(())
+}
+
+/// The fields of a history document as Mongock 5 writes them, plus our `checksum`.
+const MONGOCK_FIELDS: [&str; 15] = [
+    "_id",
+    "author",
+    "changeId",
+    "changeLogClass",
+    "changeSetMethod",
+    "checksum",
+    "errorTrace",
+    "executionHostname",
+    "executionId",
+    "executionMillis",
+    "metadata",
+    "state",
+    "systemChange",
+    "timestamp",
+    "type",
+];
+
+/// Asserts that a history document has exactly Mongock's fields, with Mongock's types.
+pub(crate) fn assert_mongock_shape(entry: &Document) {
+    let mut fields: Vec<&str> = entry.keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, MONGOCK_FIELDS, "{entry:?}");
+    for (field, expected) in [
+        ("executionId", "a string"),
+        ("changeId", "a string"),
+        ("author", "a string"),
+        ("timestamp", "a date"),
+        ("state", "a string"),
+        ("type", "a string"),
+        ("changeLogClass", "a string"),
+        ("changeSetMethod", "a string"),
+        ("executionMillis", "an int64"),
+        ("executionHostname", "a string"),
+        ("systemChange", "a boolean"),
+        ("checksum", "a string"),
+    ] {
+        let ok = matches!(
+            (entry.get(field), expected),
+            (Some(Bson::String(_)), "a string")
+                | (Some(Bson::DateTime(_)), "a date")
+                | (Some(Bson::Int64(_)), "an int64")
+                | (Some(Bson::Boolean(_)), "a boolean")
+        );
+        assert!(ok, "`{field}` should be {expected}: {entry:?}");
+    }
+    assert!(
+        matches!(entry.get("metadata"), Some(Bson::Document(_) | Bson::Null)),
+        "{entry:?}"
+    );
+    assert!(
+        matches!(entry.get("errorTrace"), Some(Bson::String(_) | Bson::Null)),
+        "{entry:?}"
+    );
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Execution, Failure, StepError};
+use super::{record_error, Execution, Failure, StepError};
 use crate::error::{Chain, Error, NotRecorded};
 use crate::history::{EntryType, HistoryEntry};
 use crate::plan::PlannedUnit;
@@ -36,6 +36,11 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                     .executed(planned, EntryType::Execution, started.elapsed());
                 match self.record_executed(planned, &entry).await? {
                     Ok(()) => return Ok(()),
+                    // Nothing can undo it: its changes stay, unrecorded, and the next run
+                    // applies it again.
+                    Err(error) if !planned.unit.has_rollback() => {
+                        return Err(StepError::Fatal(record_error(&entry, error)))
+                    }
                     Err(error) => (Box::new(NotRecorded { source: error }) as BoxError, false),
                 }
             }
@@ -46,6 +51,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.record_failed(planned, &message).await?;
         }
         let mut failure = Failure::new(Step::Execution, error);
+        if !planned.unit.has_rollback() {
+            // Change sets and system units have no rollback: the failure stays FAILED, and
+            // whatever the execution wrote stays too.
+            failure.rolled_back = false;
+            return Err(StepError::Failed(failure));
+        }
         let rollback = self
             .step(planned, instance, Step::RollbackExecution, session)
             .await

@@ -67,7 +67,7 @@ impl<M: Clone> RunRecord<'_, M> {
             execution_millis: -1,
             execution_hostname: self.hostname.clone(),
             error_trace,
-            system_change: false,
+            system_change: unit.is_system(),
             checksum: Some(unit.checksum()),
         }
     }

@@ -205,6 +205,7 @@ fn undo_trace(rollback: &str) -> String {
 fn undo_error(planned: &PlannedUnit, step: Step, source: BoxError) -> Error {
     Error::Execution(Box::new(ExecutionError {
         unit_id: planned.unit.id().to_owned(),
+        unit: planned.unit,
         step,
         source,
         rollback_errors: Vec::new(),

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::drift::ChecksumPolicy;
 use crate::error::Error;
+use crate::legacy::LegacyMigration;
 use crate::lock::LockTiming;
 use crate::plan::PlanInput;
 use crate::registry;
@@ -35,6 +36,7 @@ pub(crate) struct Options {
     pub(crate) retry_deadline: Duration,
     pub(crate) checksum_policy: ChecksumPolicy,
     pub(crate) up_to: Option<String>,
+    pub(crate) legacy: Option<LegacyMigration>,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             retry_deadline: Duration::from_secs(120),
             checksum_policy: ChecksumPolicy::default(),
             up_to: None,
+            legacy: None,
         }
     }
 }
@@ -90,11 +93,15 @@ impl Options {
         };
         let start = parse(&self.versions.0)?;
         let end = self.versions.1.as_deref().map(parse).transpose()?;
-        let units = match &self.units {
+        let mut units = match &self.units {
             Some(units) => units.clone(),
             None => registry::registered().iter().collect(),
         };
         registry::validate(&units, &self.default_author)?;
+        if let Some(legacy) = &self.legacy {
+            legacy.check()?;
+            units.push(legacy.unit());
+        }
         Ok(PlanInput {
             units,
             window: VersionWindow::new(start, end),

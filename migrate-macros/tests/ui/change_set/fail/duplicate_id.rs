@@ -1,0 +1,19 @@
+use migrate_macros::{change_log, change_set};
+
+#[change_log]
+struct DatabaseChangelog;
+
+#[change_log]
+impl DatabaseChangelog {
+    #[change_set(id = "someChangeId", author = "testAuthor", order = "001")]
+    async fn important_work(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    #[change_set(id = "someChangeId", author = "otherAuthor", order = "002")]
+    async fn more_work(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use migrate_macros::{change_log, change_set};
+
+#[change_log]
+struct DatabaseChangelog;
+
+#[change_log]
+impl DatabaseChangelog {
+    #[change_set(id = "someChangeId", author = "testAuthor")]
+    fn important_work(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -37,7 +37,10 @@
 //! terminal; when standard input is not a terminal it refuses with exit code 2.
 //!
 //! While `run` and `undo` work, each unit gets a live progress line on a terminal and a
-//! plain line once it is done otherwise. Colour is used only on a terminal, and never when
+//! plain line once it is done otherwise. The runner's warnings (an applied unit edited since
+//! it ran, a transactional unit whose writes escape its transaction) go to standard error as
+//! `warning:` lines, unless the application installed a `tracing` subscriber of its own.
+//! Colour is used only on a terminal, and never when
 //! `NO_COLOR` is set. Errors go to standard error with their causes:
 //!
 //! ```text
@@ -140,6 +143,7 @@
 
 mod human;
 mod json;
+mod warnings;
 
 use std::error::Error as StdError;
 use std::ffi::OsString;
@@ -178,6 +182,7 @@ where
             return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
         }
     };
+    warnings::install();
     let output = human::Output::new(cli.json);
     let name = cli.command.name();
     let code = match execute(cli, configure, &output).await {

@@ -415,6 +415,15 @@ async fn drift_fails_the_check_and_a_strict_run_until_accepted(mode: Mode) {
     );
     assert_eq!(states(&t)[2], "audit-widgets pending", "nothing ran");
 
+    // Under the default policy the run goes on, and says what drifted.
+    let warned = migrate(&t, &["run"]).expect(0);
+    assert!(
+        warned
+            .stderr
+            .contains("warning: change unit `create-widgets`: change unit changed since it ran"),
+        "{warned:?}"
+    );
+
     let accepted = migrate(&t, &["accept-checksums"]).expect(0);
     assert!(
         accepted.stdout.contains(

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use mongodb::bson::{Bson, DateTime, Document};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{Done, Entry, Exit, Failure};
 use crate::{
@@ -297,18 +297,21 @@ pub(super) fn databases(command: &str, entries: &[Entry], exit: Exit) -> Value {
     let databases: Vec<Value> = entries
         .iter()
         .map(|entry| {
-            let mut value = match &entry.result {
+            let mut object = Map::new();
+            object.insert("database".into(), json!(entry.database));
+            object.insert("exit_code".into(), json!(entry.exit() as u8));
+            if let Value::Object(fields) = match &entry.result {
                 Ok(d) => done(d),
                 Err(f) => failure(command, f),
-            };
-            value["database"] = json!(entry.database);
-            value["exit_code"] = json!(entry.exit() as u8);
-            value
+            } {
+                object.extend(fields);
+            }
+            Value::Object(object)
         })
         .collect();
     json!({
         "command": command,
-        "databases": databases,
         "exit_code": exit as u8,
+        "databases": databases,
     })
 }

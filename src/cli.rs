@@ -660,8 +660,8 @@ fn watched(runner: Runner, tracker: Option<&human::Tracker>) -> Runner {
     }
 }
 
-/// The databases of one `--databases` command: a runner for each, taken when its turn
-/// comes, and one to read its status once a run or an undo is done.
+/// One database of a `--databases` command: its runner, taken when its turn comes, and
+/// (for `run` and `undo`) one to read its status once that is done.
 struct Slot {
     runner: Option<Runner>,
     after: Option<Runner>,

@@ -3,7 +3,7 @@
 //!
 //! The application writes the binary in a few lines, building its runner the way the service
 //! does (dependencies, system versions, service identifier); the closure receives the database
-//! chosen on the command line:
+//! chosen on the command line, and is called once per database with `--databases`:
 //!
 //! ```no_run
 //! # struct Api;
@@ -19,25 +19,45 @@
 //!
 //! | command | what it does |
 //! | --- | --- |
-//! | `run [--up-to ID] [--dry-run]` | applies the pending units ([`Runner::run`], [`Runner::run_up_to`]); `--dry-run` prints the plan instead ([`Runner::plan`], [`Runner::plan_up_to`]) |
+//! | `run [--up-to ID] [--dry-run] [--concurrency N] [--fail-fast]` | applies the pending units ([`Runner::run`], [`Runner::run_up_to`]); `--dry-run` prints the plan instead ([`Runner::plan`], [`Runner::plan_up_to`]) |
 //! | `status [--check]` | every unit's state ([`Runner::status`]); `--check` exits with 4 unless the database is up to date |
 //! | `plan` | what `run` would do, after every check `run` makes, without the lock or a write |
 //! | `history [--limit N]` | the history entries, newest first ([`Runner::history`]) |
-//! | `undo (--to ID \| --all) [--yes]` | undoes applied units, newest first ([`Runner::undo_to`], [`Runner::undo_all`]) |
+//! | `undo (--to ID \| --all) [--yes] [--concurrency N] [--fail-fast]` | undoes applied units, newest first ([`Runner::undo_to`], [`Runner::undo_all`]) |
 //! | `unlock [--force]` | releases the lock of a runner that is gone ([`Runner::unlock`]) |
 //! | `validate` | checks the units without a database ([`Runner::validate`]) |
 //! | `accept-checksums` | records the new checksum of units edited since they ran ([`Runner::accept_checksums`]) |
 //!
 //! Global options: `--uri` (default: the `MONGODB_URI` environment variable), `--database`
-//! (default: the database named in the URI), `--profile NAME` (repeatable; replaces the
-//! runner's active profiles), `--json`. `validate` reads no database and needs neither.
-//! Without a server selection timeout in the URI, the command waits 10 s for a server.
+//! (default: the database named in the URI) or `--databases GLOB` (see below), `--profile
+//! NAME` (repeatable; replaces the runner's active profiles), `--json`. `validate` reads no
+//! database and needs none of them. Without a server selection timeout in the URI, the
+//! command waits 10 s for a server.
+//!
+//! # Many databases
+//!
+//! `--databases GLOB` runs the command in every database of the server whose name matches
+//! (`*` any run of characters, `?` one; `admin`, `config` and `local` only by their exact
+//! name), listed with `listDatabases` through [`Tenants::matching`], each with its own lock
+//! and history. `run` and `undo` work on `--concurrency N` databases at once (default 4)
+//! and, with `--fail-fast`, start no other database once one fails; the other commands read
+//! the databases 4 at a time. Without a matching database the command is a usage error, as
+//! are `--database` with `--databases`, and `--concurrency` or `--fail-fast` without it.
+//!
+//! `run` and `undo` print each unit's line after its database's name, then a table with each
+//! database's outcome, the units applied (or undone), those pending afterwards and the
+//! error; `status` prints a section per database and the same table; the other commands a
+//! section per database. A database's error also goes to standard error, as
+//! ``error: in `tenant_b`: ...``.
 //!
 //! `undo` changes data, so without `--yes` it lists what it would undo and asks on a
 //! terminal; when standard input is not a terminal it refuses with exit code 2.
 //!
-//! While `run` and `undo` work, each unit gets a live progress line on a terminal and a
-//! plain line once it is done otherwise. The runner's warnings (an applied unit edited since
+//! While `run` and `undo` work, each unit gets a live progress line on a terminal (one per
+//! database at work), showing how far a long unit got when it reports its progress
+//! ([`RunContext::report_progress`](crate::RunContext::report_progress), as
+//! [`batch::BatchUpdate`](crate::batch::BatchUpdate) does: done/total, rate, time left), and
+//! a plain line once it is done otherwise. The runner's warnings (an applied unit edited since
 //! it ran, a transactional unit whose writes escape its transaction) go to standard error as
 //! `warning:` lines, unless the application installed a `tracing` subscriber of its own.
 //! Colour is used only on a terminal, and never when
@@ -57,6 +77,12 @@
 //! | 2 | usage: an invalid command line, no URI or database, an id that is no unit of the binary, `undo` unconfirmed |
 //! | 3 | the lock is held by another runner ([`Error::Locked`]; `unlock` without `--force` finding a live lock) |
 //! | 4 | `status --check` found pending or changed units, or the strict checksum policy stopped a run ([`Error::ChecksumDrift`]) |
+//!
+//! With `--databases`, the code is the most serious of the databases' codes, in this order:
+//! 2 (the command line is wrong: fix it first), 1 (a database failed, or did not start after
+//! a failure with `--fail-fast`), 3 (a lock was held: try again later), 4 (a database is not
+//! up to date), 0. So `status --check` exits with 4 only when every database could be read
+//! and some are behind.
 //!
 //! # JSON
 //!
@@ -137,32 +163,52 @@
 //!
 //! ```text
 //! { "command": string, "exit_code": int,
-//!   "error": { "kind": "failed" | "usage" | "locked" | "checksum_drift",
+//!   "error": { "kind": "failed" | "usage" | "locked" | "checksum_drift" | "not_run",
 //!              "message": string, "causes": [ string ] } }
 //! ```
+//!
+//! With `--databases`, one object for all the databases, in name order: each entry is the
+//! object the command prints for that one database (or its failure object; `"kind":
+//! "not_run"` for a database that did not start after a failure with `--fail-fast`), with its
+//! name and exit code added; `exit_code` is the combined code:
+//!
+//! ```text
+//! { "command": string, "exit_code": int,
+//!   "databases": [ { "database": string, "exit_code": int, "command": string, ... } ] }
+//! ```
+//!
+//! A problem with the command as a whole (no database matches, the server cannot list them)
+//! prints the failure object alone.
 
 mod human;
 mod json;
 mod warnings;
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
-use crate::{Error, Outcome, Report, RunStatus, Runner, UnitState, Unlock};
+use crate::{
+    AcceptedChecksum, Error, HistoryEntry, Outcome, Plan, Report, RunStatus, Runner, Status,
+    TenantResult, Tenants, UnitState, Unlock, Validation, DEFAULT_CONCURRENCY,
+};
 
 /// Runs the command line of `std::env::args_os()` against the runner `configure` builds
-/// for the chosen database, and returns the exit code.
+/// for the chosen database (for each of them, with `--databases`), and returns the exit code.
 pub async fn main<F>(configure: F) -> ExitCode
 where
-    F: FnOnce(&Database) -> Runner,
+    F: Fn(&Database) -> Runner,
 {
     main_from(std::env::args_os(), configure).await
 }
@@ -172,7 +218,7 @@ pub async fn main_from<I, T, F>(args: I, configure: F) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
-    F: FnOnce(&Database) -> Runner,
+    F: Fn(&Database) -> Runner,
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
@@ -188,7 +234,7 @@ where
     let code = match execute(cli, configure, &output).await {
         Ok(code) => code,
         Err(failure) => {
-            output.error(&failure);
+            output.error(None, &failure);
             if output.json {
                 json::print(&json::failure(name, &failure));
             }
@@ -214,6 +260,9 @@ struct Cli {
     /// The database holding the data and the history [default: the URI's database]
     #[arg(long, global = true, value_name = "NAME", help_heading = GLOBAL)]
     database: Option<String>,
+    /// Every database whose name matches this pattern (`*`, `?`), instead of one
+    #[arg(long, global = true, value_name = "GLOB", help_heading = GLOBAL)]
+    databases: Option<String>,
     /// An active profile; repeat it for several [default: the runner's profiles]
     #[arg(long = "profile", global = true, value_name = "NAME", help_heading = GLOBAL)]
     profiles: Vec<String>,
@@ -224,7 +273,18 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+/// How `run` and `undo` go through the databases of `--databases`.
+#[derive(Debug, Clone, Default, Args)]
+struct Spread {
+    /// With `--databases`: how many databases are worked on at once [default: 4]
+    #[arg(long, value_name = "N")]
+    concurrency: Option<NonZeroUsize>,
+    /// With `--databases`: once a database fails, start no other
+    #[arg(long)]
+    fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
 enum Command {
     /// Apply the pending change units, in order, under the lock
     Run {
@@ -234,6 +294,8 @@ enum Command {
         /// Print what would run, after every check a run makes, and change nothing
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        spread: Spread,
     },
     /// Show every change unit with its recorded state
     Status {
@@ -261,6 +323,8 @@ enum Command {
         /// Do not ask for confirmation
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        spread: Spread,
     },
     /// Release the migration lock of a runner that is gone
     Unlock {
@@ -287,6 +351,22 @@ impl Command {
             Command::AcceptChecksums => "accept-checksums",
         }
     }
+
+    /// What the progress display says a unit does, for the commands that change data.
+    fn verb(&self) -> Option<human::Verb> {
+        match self {
+            Command::Run { dry_run: false, .. } => Some(human::Verb::Apply),
+            Command::Undo { .. } => Some(human::Verb::Undo),
+            _ => None,
+        }
+    }
+
+    fn spread(&self) -> Spread {
+        match self {
+            Command::Run { spread, .. } | Command::Undo { spread, .. } => spread.clone(),
+            _ => Spread::default(),
+        }
+    }
 }
 
 /// The process exit codes.
@@ -297,6 +377,20 @@ enum Exit {
     Usage = 2,
     Locked = 3,
     NotUpToDate = 4,
+}
+
+impl Exit {
+    /// How serious the code is, to combine the codes of several databases: usage, then a
+    /// failure, then a held lock, then a database not up to date.
+    fn severity(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::NotUpToDate => 1,
+            Exit::Locked => 2,
+            Exit::Failed => 3,
+            Exit::Usage => 4,
+        }
+    }
 }
 
 /// Why a command did not succeed: the error and the exit code it maps to.
@@ -313,9 +407,19 @@ impl Failure {
             error: Box::new(Message(message.into())),
         }
     }
-}
 
-impl Failure {
+    /// What kind of failure it is: `"usage"`, `"locked"`, `"checksum_drift"`, `"not_run"`
+    /// or `"failed"`.
+    fn kind(&self) -> &'static str {
+        match self.exit {
+            _ if self.error.is::<NotStarted>() => "not_run",
+            Exit::Usage => "usage",
+            Exit::Locked => "locked",
+            Exit::NotUpToDate => "checksum_drift",
+            Exit::Ok | Exit::Failed => "failed",
+        }
+    }
+
     /// The error's causes, outermost first.
     fn causes(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
         std::iter::successors(self.error.source(), |e| (*e).source())
@@ -349,6 +453,18 @@ impl fmt::Display for Message {
 
 impl StdError for Message {}
 
+/// A database of `--databases` that was not started because another failed first.
+#[derive(Debug)]
+struct NotStarted;
+
+impl fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not started: another database failed first and `--fail-fast` was given")
+    }
+}
+
+impl StdError for NotStarted {}
+
 /// An invalid `--uri`.
 #[derive(Debug)]
 struct InvalidUri(mongodb::error::Error);
@@ -365,94 +481,305 @@ impl StdError for InvalidUri {
     }
 }
 
+/// What a command found or did in one database.
+enum Done {
+    Status {
+        status: Status,
+        check: bool,
+    },
+    Plan {
+        plan: Plan,
+        command: &'static str,
+    },
+    History(Vec<HistoryEntry<Document>>),
+    Report {
+        report: Report,
+        command: &'static str,
+    },
+    Unlock(Unlock),
+    Validation(Validation),
+    Accepted(Vec<AcceptedChecksum>),
+}
+
+impl Done {
+    fn exit(&self) -> Exit {
+        match self {
+            Done::Status { status, check } if *check && !status.is_up_to_date() => {
+                Exit::NotUpToDate
+            }
+            Done::Report { report, .. } => report_exit(report),
+            Done::Unlock(Unlock::HeldBy { .. }) => Exit::Locked,
+            Done::Validation(validation) if !validation.is_valid() => Exit::Failed,
+            _ => Exit::Ok,
+        }
+    }
+}
+
+/// The outcome of a command in one database of `--databases`.
+struct Entry {
+    database: String,
+    result: Result<Done, Failure>,
+    /// Units applied (or undone) by `run` (or `undo`), and those pending afterwards, when
+    /// known.
+    counts: human::Counts,
+}
+
+impl Entry {
+    fn exit(&self) -> Exit {
+        match &self.result {
+            Ok(done) => done.exit(),
+            Err(failure) => failure.exit,
+        }
+    }
+}
+
+/// The most serious of `exits` (see [`Exit::severity`]), or [`Exit::Ok`].
+fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
+    exits
+        .into_iter()
+        .max_by_key(|exit| exit.severity())
+        .unwrap_or(Exit::Ok)
+}
+
 async fn execute<F>(cli: Cli, configure: F, output: &human::Output) -> Result<Exit, Failure>
 where
-    F: FnOnce(&Database) -> Runner,
+    F: Fn(&Database) -> Runner,
 {
-    let offline = matches!(cli.command, Command::Validate);
-    let db = database(cli.uri, cli.database, offline).await?;
-    let mut runner = configure(&db);
-    if !cli.profiles.is_empty() {
-        runner = runner.profiles(cli.profiles);
+    if cli.database.is_some() && cli.databases.is_some() {
+        return Err(Failure::usage(
+            "`--database` and `--databases` exclude each other: name one database, or a pattern",
+        ));
     }
-    match cli.command {
-        Command::Run { up_to, dry_run } if dry_run => {
-            let plan = match &up_to {
+    let spread = cli.command.spread();
+    if cli.databases.is_none() && (spread.concurrency.is_some() || spread.fail_fast) {
+        return Err(Failure::usage(
+            "`--concurrency` and `--fail-fast` apply only with `--databases`",
+        ));
+    }
+    let offline = matches!(cli.command, Command::Validate);
+    if let (Some(glob), false) = (&cli.databases, offline) {
+        return across(&cli, glob, &configure, output).await;
+    }
+    let db = database(cli.uri, cli.database, offline).await?;
+    let runner = build(&configure, &db, &cli.profiles);
+    if let Command::Undo { to, yes: false, .. } = &cli.command {
+        can_ask()?;
+        let targets = undo_targets(&runner, to.as_deref()).await?;
+        confirm_undo(&[(db.name(), targets)], output)?;
+    }
+    let tracker = cli
+        .command
+        .verb()
+        .map(|verb| output.progress(verb, 0).tracker(None));
+    let done = perform(runner, cli.command, tracker.as_ref()).await?;
+    output.done(&done);
+    Ok(done.exit())
+}
+
+/// The runner `configure` builds for `db`, with the profiles of the command line.
+fn build<F>(configure: &F, db: &Database, profiles: &[String]) -> Runner
+where
+    F: Fn(&Database) -> Runner,
+{
+    let runner = configure(db);
+    if profiles.is_empty() {
+        runner
+    } else {
+        runner.profiles(profiles.to_vec())
+    }
+}
+
+/// Runs `command` in the runner's database; `tracker` shows and counts the units of a run
+/// or an undo.
+async fn perform(
+    runner: Runner,
+    command: Command,
+    tracker: Option<&human::Tracker>,
+) -> Result<Done, Error> {
+    let name = command.name();
+    Ok(match command {
+        Command::Run {
+            up_to,
+            dry_run: true,
+            ..
+        } => Done::Plan {
+            plan: match &up_to {
                 Some(id) => runner.plan_up_to(id).await?,
                 None => runner.plan().await?,
-            };
-            output.plan(&plan, "run");
-            Ok(Exit::Ok)
-        }
+            },
+            command: name,
+        },
         Command::Run { up_to, .. } => {
-            let progress = output.progress(human::Verb::Apply);
-            let runner = runner.on_unit(progress.listener());
+            let runner = watched(runner, tracker);
             let result = match up_to {
                 Some(id) => runner.run_up_to(id).await,
                 None => runner.run().await,
             };
-            progress.finish();
-            let report = result?;
-            output.report(&report, "run");
-            Ok(report_exit(&report))
+            tracker.inspect(|t| t.finish());
+            Done::Report {
+                report: result?,
+                command: name,
+            }
         }
-        Command::Status { check } => {
-            let status = runner.status().await?;
-            output.status(&status, check);
-            Ok(if check && !status.is_up_to_date() {
-                Exit::NotUpToDate
-            } else {
-                Exit::Ok
-            })
-        }
-        Command::Plan => {
-            output.plan(&runner.plan().await?, "plan");
-            Ok(Exit::Ok)
-        }
+        Command::Status { check } => Done::Status {
+            status: runner.status().await?,
+            check,
+        },
+        Command::Plan => Done::Plan {
+            plan: runner.plan().await?,
+            command: name,
+        },
         Command::History { limit } => {
             let mut history = runner.history().await?;
             history.truncate(limit.unwrap_or(usize::MAX));
-            output.history(&history);
-            Ok(Exit::Ok)
+            Done::History(history)
         }
-        Command::Undo { to, yes, .. } => {
-            if !yes {
-                confirm_undo(&runner, to.as_deref(), db.name(), output).await?;
-            }
-            let progress = output.progress(human::Verb::Undo);
-            let runner = runner.on_unit(progress.listener());
+        Command::Undo { to, .. } => {
+            let runner = watched(runner, tracker);
             let result = match to {
                 Some(id) => runner.undo_to(id).await,
                 None => runner.undo_all().await,
             };
-            progress.finish();
-            let report = result?;
-            output.report(&report, "undo");
-            Ok(report_exit(&report))
+            tracker.inspect(|t| t.finish());
+            Done::Report {
+                report: result?,
+                command: name,
+            }
         }
-        Command::Unlock { force } => {
-            let unlock = runner.unlock(force).await?;
-            output.unlock(&unlock);
-            Ok(match unlock {
-                Unlock::HeldBy { .. } => Exit::Locked,
-                _ => Exit::Ok,
-            })
+        Command::Unlock { force } => Done::Unlock(runner.unlock(force).await?),
+        Command::Validate => Done::Validation(runner.validate()),
+        Command::AcceptChecksums => Done::Accepted(runner.accept_checksums().await?),
+    })
+}
+
+/// `runner`, reporting its units and their progress to `tracker`.
+fn watched(runner: Runner, tracker: Option<&human::Tracker>) -> Runner {
+    match tracker {
+        Some(tracker) => {
+            tracker.start();
+            runner
+                .on_unit(tracker.unit_listener())
+                .on_progress(tracker.progress_listener())
         }
-        Command::Validate => {
-            let validation = runner.validate();
-            output.validation(&validation);
-            Ok(if validation.is_valid() {
-                Exit::Ok
-            } else {
-                Exit::Failed
-            })
-        }
-        Command::AcceptChecksums => {
-            let accepted = runner.accept_checksums().await?;
-            output.accepted(&accepted);
-            Ok(Exit::Ok)
-        }
+        None => runner,
     }
+}
+
+/// One database of a `--databases` command: its runner, taken when its turn comes, and
+/// (for `run` and `undo`) one to read its status once that is done.
+struct Slot {
+    runner: Option<Runner>,
+    after: Option<Runner>,
+}
+
+/// Runs the command in every database matching `glob`, prints what each did, and returns
+/// the most serious exit code.
+async fn across<F>(
+    cli: &Cli,
+    glob: &str,
+    configure: &F,
+    output: &human::Output,
+) -> Result<Exit, Failure>
+where
+    F: Fn(&Database) -> Runner,
+{
+    let (client, _) = client(cli.uri.clone(), false).await?;
+    let spread = cli.command.spread();
+    let tenants = Tenants::matching(&client, glob)
+        .await?
+        .concurrency(
+            spread
+                .concurrency
+                .map_or(DEFAULT_CONCURRENCY, NonZeroUsize::get),
+        )
+        .fail_fast(spread.fail_fast);
+    let names = tenants.names();
+    if names.is_empty() {
+        return Err(Failure::usage(format!(
+            "no database matches `{glob}` (admin, config and local match only by their exact name)"
+        )));
+    }
+    let verb = cli.command.verb();
+    let mut slots = HashMap::new();
+    for name in &names {
+        let db = client.database(name);
+        slots.insert(
+            name.clone(),
+            Slot {
+                runner: Some(build(configure, &db, &cli.profiles)),
+                after: verb.map(|_| build(configure, &db, &cli.profiles)),
+            },
+        );
+    }
+    if let Command::Undo { to, yes: false, .. } = &cli.command {
+        can_ask()?;
+        let mut listing = Vec::new();
+        for name in &names {
+            let runner = slots[name].runner.as_ref().expect("a runner per database");
+            listing.push((name.as_str(), undo_targets(runner, to.as_deref()).await?));
+        }
+        confirm_undo(&listing, output)?;
+    }
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let progress = verb.map(|verb| output.progress(verb, width));
+    let trackers: HashMap<String, human::Tracker> = match &progress {
+        Some(progress) => names
+            .iter()
+            .map(|name| (name.clone(), progress.tracker(Some(name))))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let slots = Arc::new(Mutex::new(slots));
+    let trackers = Arc::new(trackers);
+    let command = cli.command.clone();
+    let outcomes = {
+        let trackers = Arc::clone(&trackers);
+        tenants
+            .each(move |db| {
+                let slot = slots
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(db.name());
+                let tracker = trackers.get(db.name()).cloned();
+                let command = command.clone();
+                async move {
+                    let Some(Slot {
+                        runner: Some(runner),
+                        after,
+                    }) = slot
+                    else {
+                        unreachable!("each database is worked on once");
+                    };
+                    let result = perform(runner, command, tracker.as_ref()).await;
+                    if let (Some(after), Some(tracker)) = (after, &tracker) {
+                        tracker.set_pending(after.status().await.ok().map(|s| s.pending().count()));
+                    }
+                    result
+                }
+            })
+            .await
+    };
+    let entries: Vec<Entry> = outcomes
+        .into_iter()
+        .map(|outcome| Entry {
+            counts: trackers
+                .get(&outcome.database)
+                .map(human::Tracker::counts)
+                .unwrap_or_default(),
+            result: match outcome.result {
+                TenantResult::Done(done) => Ok(done),
+                TenantResult::Failed(error) => Err(Failure::from(error)),
+                _ => Err(Failure {
+                    exit: Exit::Failed,
+                    error: Box::new(NotStarted),
+                }),
+            },
+            database: outcome.database,
+        })
+        .collect();
+    let exit = worst(entries.iter().map(Entry::exit));
+    output.databases(cli.command.name(), verb.is_some(), &entries, exit);
+    Ok(exit)
 }
 
 /// The exit code of a run or an undo that returned a report.
@@ -470,13 +797,9 @@ fn report_exit(report: &Report) -> Exit {
     }
 }
 
-/// The database named by `--uri`/`MONGODB_URI` and `--database`, or the URI's default
-/// database. Creating the client does not connect; `offline` commands need neither.
-async fn database(
-    uri: Option<String>,
-    database: Option<String>,
-    offline: bool,
-) -> Result<Database, Failure> {
+/// The client of `--uri`/`MONGODB_URI`, and the URI's default database. Creating the client
+/// does not connect; `offline` commands need no URI.
+async fn client(uri: Option<String>, offline: bool) -> Result<(Client, Option<String>), Failure> {
     let uri = uri.or_else(|| std::env::var("MONGODB_URI").ok().filter(|u| !u.is_empty()));
     let mut options = match uri {
         Some(uri) => ClientOptions::parse(&uri).await.map_err(|e| Failure {
@@ -490,41 +813,41 @@ async fn database(
             ))
         }
     };
-    let name = match database.or_else(|| options.default_database.clone()) {
-        Some(name) => name,
-        None if offline => "migrate".to_owned(),
-        None => {
-            return Err(Failure::usage(
-                "no database: pass `--database`, or name one in the connection string \
-                 (`mongodb://host/<database>`)",
-            ))
-        }
-    };
     options
         .server_selection_timeout
         .get_or_insert(Duration::from_secs(10));
     options.app_name.get_or_insert_with(|| "migrate".to_owned());
+    let default = options.default_database.clone();
     let client = Client::with_options(options).map_err(|e| Failure {
         exit: Exit::Usage,
         error: Box::new(InvalidUri(e)),
     })?;
+    Ok((client, default))
+}
+
+/// The database named by `--uri`/`MONGODB_URI` and `--database`, or the URI's default
+/// database; `offline` commands need neither.
+async fn database(
+    uri: Option<String>,
+    database: Option<String>,
+    offline: bool,
+) -> Result<Database, Failure> {
+    let (client, default) = client(uri, offline).await?;
+    let name = match database.or(default) {
+        Some(name) => name,
+        None if offline => "migrate".to_owned(),
+        None => {
+            return Err(Failure::usage(
+                "no database: pass `--database` or `--databases`, or name one in the \
+                 connection string (`mongodb://host/<database>`)",
+            ))
+        }
+    };
     Ok(client.database(&name))
 }
 
-/// Lists what `undo` would undo and asks on the terminal; refuses when standard input is
-/// not one.
-async fn confirm_undo(
-    runner: &Runner,
-    to: Option<&str>,
-    database: &str,
-    output: &human::Output,
-) -> Result<(), Failure> {
-    if !io::stdin().is_terminal() {
-        return Err(Failure::usage(
-            "`undo` changes the database and asks for confirmation, but standard input is \
-             not a terminal; pass `--yes` to undo without asking",
-        ));
-    }
+/// The applied units `undo` would undo, newest first: their order and id.
+async fn undo_targets(runner: &Runner, to: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
     let status = runner.status().await?;
     let start = match to {
         Some(id) => status
@@ -534,22 +857,44 @@ async fn confirm_undo(
             .ok_or_else(|| Error::UnknownChangeUnit { id: id.to_owned() })?,
         None => 0,
     };
-    let targets: Vec<_> = status.units[start..]
+    Ok(status.units[start..]
         .iter()
         .rev()
         .filter(|u| matches!(u.state, UnitState::Executed { .. }))
-        .collect();
-    if targets.is_empty() {
+        .map(|u| (u.order.clone(), u.id.clone()))
+        .collect())
+}
+
+/// Refuses an `undo` without `--yes` when standard input is not a terminal to ask on.
+fn can_ask() -> Result<(), Failure> {
+    if io::stdin().is_terminal() {
+        Ok(())
+    } else {
+        Err(Failure::usage(
+            "`undo` changes the database and asks for confirmation, but standard input is \
+             not a terminal; pass `--yes` to undo without asking",
+        ))
+    }
+}
+
+/// Lists what `undo` would undo in each database and asks on the terminal.
+fn confirm_undo(
+    listing: &[(&str, Vec<(String, String)>)],
+    output: &human::Output,
+) -> Result<(), Failure> {
+    if listing.iter().all(|(_, targets)| targets.is_empty()) {
         return Ok(());
     }
     let mut stderr = io::stderr().lock();
-    let _ = writeln!(
-        stderr,
-        "{} will be undone in `{database}`, newest first:",
-        output.plural(targets.len(), "change unit")
-    );
-    for unit in &targets {
-        let _ = writeln!(stderr, "  {}  {}", unit.order, unit.id);
+    for (database, targets) in listing.iter().filter(|(_, t)| !t.is_empty()) {
+        let _ = writeln!(
+            stderr,
+            "{} will be undone in `{database}`, newest first:",
+            output.plural(targets.len(), "change unit")
+        );
+        for (order, id) in targets {
+            let _ = writeln!(stderr, "  {order}  {id}");
+        }
     }
     let _ = write!(stderr, "undo them? [y/N] ");
     let _ = stderr.flush();

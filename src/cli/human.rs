@@ -3,23 +3,24 @@
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::Document;
 
-use super::{json, Failure};
+use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
 use crate::{
-    AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Report, RunStatus, SkipReason, Status,
-    UnitReport, Unlock, Validation,
+    AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report, RunStatus,
+    SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
 };
 
 const GREEN: &str = "32";
 const RED: &str = "31";
 const YELLOW: &str = "33";
 const BOLD_RED: &str = "1;31";
+const BOLD: &str = "1";
 
 /// Where and how the commands print.
 pub(super) struct Output {
@@ -64,12 +65,14 @@ impl Output {
         format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
     }
 
-    /// The error and its causes on stderr.
-    pub(super) fn error(&self, failure: &Failure) {
+    /// The error and its causes on stderr, with the database it happened in, if one of
+    /// several.
+    pub(super) fn error(&self, database: Option<&str>, failure: &Failure) {
         let mut stderr = io::stderr().lock();
+        let place = database.map_or(String::new(), |db| format!("in `{db}`: "));
         let _ = writeln!(
             stderr,
-            "{} {}",
+            "{} {place}{}",
             self.colour_stderr.paint(BOLD_RED, "error:"),
             failure.error
         );
@@ -78,10 +81,7 @@ impl Output {
         }
     }
 
-    pub(super) fn status(&self, status: &Status, check: bool) {
-        if self.json {
-            return json::print(&json::status(status));
-        }
+    fn status(&self, status: &Status, check: bool) {
         print!("{status}");
         if check {
             if status.is_up_to_date() {
@@ -97,17 +97,11 @@ impl Output {
         }
     }
 
-    pub(super) fn plan(&self, plan: &Plan, command: &str) {
-        if self.json {
-            return json::print(&json::plan(plan, command));
-        }
+    fn plan(&self, plan: &Plan) {
         print!("{plan}");
     }
 
-    pub(super) fn history(&self, history: &[HistoryEntry<Document>]) {
-        if self.json {
-            return json::print(&json::history(history));
-        }
+    fn history(&self, history: &[HistoryEntry<Document>]) {
         if history.is_empty() {
             println!("the history is empty");
         } else {
@@ -115,25 +109,16 @@ impl Output {
         }
     }
 
-    pub(super) fn unlock(&self, unlock: &Unlock) {
-        if self.json {
-            return json::print(&json::unlock(unlock));
-        }
+    fn unlock(&self, unlock: &Unlock) {
         let code = if unlock.is_held() { YELLOW } else { GREEN };
         println!("{}", self.colour.paint(code, &unlock.to_string()));
     }
 
-    pub(super) fn validation(&self, validation: &Validation) {
-        if self.json {
-            return json::print(&json::validation(validation));
-        }
+    fn validation(&self, validation: &Validation) {
         print!("{validation}");
     }
 
-    pub(super) fn accepted(&self, accepted: &[AcceptedChecksum]) {
-        if self.json {
-            return json::print(&json::accepted(accepted));
-        }
+    fn accepted(&self, accepted: &[AcceptedChecksum]) {
         if accepted.is_empty() {
             println!("no applied change unit changed since it ran; nothing to accept");
         }
@@ -146,10 +131,7 @@ impl Output {
     }
 
     /// The summary of `run` or `undo`, after the per-unit lines of the progress.
-    pub(super) fn report(&self, report: &Report, command: &str) {
-        if self.json {
-            return json::print(&json::report(report, command));
-        }
+    fn report(&self, report: &Report, command: &str) {
         let summary = match report.status {
             RunStatus::Disabled => "migrations are disabled in this runner; nothing ran".into(),
             RunStatus::Completed => self.summary(report, command == "undo"),
@@ -203,26 +185,179 @@ impl Output {
         self.colour.paint(code, &text)
     }
 
-    /// The progress display of a `run` or an `undo`: nothing with `--json`.
-    pub(super) fn progress(&self, verb: Verb) -> Progress {
+    /// What a command found or did in one database: its JSON object, or its tables and lines.
+    pub(super) fn done(&self, done: &Done) {
         if self.json {
-            return Progress(None);
+            return json::print(&json::done(done));
         }
-        let bar = io::stdout().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                    .expect("a valid progress template"),
-            );
-            bar.set_message("reading the history, taking the lock");
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        });
-        Progress(Some(Arc::new(Live {
-            bar: Mutex::new(bar),
+        self.show(done);
+    }
+
+    fn show(&self, done: &Done) {
+        match done {
+            Done::Status { status, check } => self.status(status, *check),
+            Done::Plan { plan, .. } => self.plan(plan),
+            Done::History(history) => self.history(history),
+            Done::Report { report, command } => self.report(report, command),
+            Done::Unlock(unlock) => self.unlock(unlock),
+            Done::Validation(validation) => self.validation(validation),
+            Done::Accepted(accepted) => self.accepted(accepted),
+        }
+    }
+
+    /// What a command did in each database of `--databases`: errors on stderr, then one
+    /// JSON object, or a table (`run` and `undo`, which `changes` data; `status`) and a
+    /// section per database (the other commands, and `status`).
+    pub(super) fn databases(&self, command: &str, changes: bool, entries: &[Entry], exit: Exit) {
+        for entry in entries {
+            if let Err(failure) = &entry.result {
+                self.error(Some(&entry.database), failure);
+            }
+        }
+        if self.json {
+            return json::print(&json::databases(command, entries, exit));
+        }
+        if !changes {
+            for entry in entries {
+                println!(
+                    "{}",
+                    self.colour
+                        .paint(BOLD, &format!("database `{}`", entry.database))
+                );
+                match &entry.result {
+                    Ok(done) => self.show(done),
+                    Err(failure) => {
+                        println!("{}", self.colour.paint(RED, &failure.error.to_string()))
+                    }
+                }
+                println!();
+            }
+            if command != "status" {
+                return;
+            }
+        }
+        let done = if command == "undo" {
+            "UNDONE"
+        } else {
+            "APPLIED"
+        };
+        let mut rows = vec![["DATABASE", "OUTCOME", done, "PENDING", "ERROR"]
+            .map(str::to_owned)
+            .to_vec()];
+        for entry in entries {
+            let (outcome, applied, pending, error) = row(entry);
+            rows.push(vec![
+                entry.database.clone(),
+                outcome.to_owned(),
+                applied.map_or("-".to_owned(), |n| n.to_string()),
+                pending.map_or("-".to_owned(), |n| n.to_string()),
+                error,
+            ]);
+        }
+        print!("{}", Table(rows));
+        // `2 databases: 1 completed, 1 failed`, outcomes in order of first appearance.
+        let mut tally: Vec<(&str, usize)> = Vec::new();
+        for entry in entries {
+            let outcome = row(entry).0;
+            match tally.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, n)) => *n += 1,
+                None => tally.push((outcome, 1)),
+            }
+        }
+        let tally: Vec<String> = tally.iter().map(|(o, n)| format!("{n} {o}")).collect();
+        let verdict = format!(
+            "{}: {}",
+            self.plural(entries.len(), "database"),
+            tally.join(", ")
+        );
+        let code = match exit {
+            Exit::Ok => GREEN,
+            Exit::NotUpToDate | Exit::Locked => YELLOW,
+            Exit::Failed | Exit::Usage => RED,
+        };
+        println!("{}", self.colour.paint(code, &verdict));
+    }
+
+    /// The progress display of a `run` or an `undo`: nothing with `--json`. `width` is that
+    /// of the database names put before each line, 0 for a single database.
+    pub(super) fn progress(&self, verb: Verb, width: usize) -> Progress {
+        let multi = (!self.json && io::stdout().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
+        Progress(Arc::new(Live {
+            multi,
+            lines: !self.json,
             colour: self.colour,
             verb,
-        })))
+            width,
+        }))
+    }
+}
+
+/// A summary row of one database: its outcome, the units applied (or undone) or executed,
+/// those pending, and its error.
+fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
+    let counts = entry.counts;
+    match &entry.result {
+        Ok(Done::Status { status, .. }) => {
+            let executed = status
+                .units
+                .iter()
+                .filter(|u| matches!(u.state, UnitState::Executed { .. }))
+                .count();
+            let outcome = if status.is_up_to_date() {
+                "up to date"
+            } else {
+                "not up to date"
+            };
+            (
+                outcome,
+                Some(executed),
+                Some(status.pending().count()),
+                String::new(),
+            )
+        }
+        Ok(Done::Report { report, .. }) => {
+            let failed = report.units.iter().find_map(|u| match &u.outcome {
+                Outcome::Failed { error, .. } => Some(format!("{}: {error}", u.id)),
+                _ => None,
+            });
+            let outcome = match (report.status, &failed) {
+                (RunStatus::Disabled, _) => "disabled",
+                (RunStatus::Completed, None) => "completed",
+                (RunStatus::Completed, Some(_)) => "failed",
+                _ => "locked",
+            };
+            (
+                outcome,
+                Some(counts.applied),
+                counts.pending,
+                failed.unwrap_or_default(),
+            )
+        }
+        Ok(_) => ("done", None, None, String::new()),
+        Err(failure) => {
+            // `checksum_drift` reads `checksum drift`.
+            let outcome = match failure.kind() {
+                "not_run" => "not started",
+                "checksum_drift" => "checksum drift",
+                kind => kind,
+            };
+            let mut error = failure.error.to_string();
+            for cause in failure.causes() {
+                error.push_str(": ");
+                error.push_str(&cause.to_string());
+            }
+            (outcome, Some(counts.applied), counts.pending, error)
+        }
+    }
+}
+
+/// Rows as an aligned table.
+struct Table(Vec<Vec<String>>);
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_table(f, &self.0)
     }
 }
 
@@ -233,54 +368,148 @@ pub(super) enum Verb {
     Undo,
 }
 
-/// The progress of a `run` or an `undo`: a spinner line naming the unit at work on a
-/// terminal, and one line per unit once it is done.
-pub(super) struct Progress(Option<Arc<Live>>);
+/// The progress of a `run` or an `undo`: on a terminal, a spinner line per database at work
+/// naming the unit and how far it got; one line per unit once it is done.
+pub(super) struct Progress(Arc<Live>);
 
 struct Live {
-    bar: Mutex<Option<ProgressBar>>,
+    /// The spinners, on a terminal.
+    multi: Option<MultiProgress>,
+    /// Whether the per-unit lines are printed (not with `--json`).
+    lines: bool,
     colour: Colour,
     verb: Verb,
+    /// The width of the database names, 0 for a single database.
+    width: usize,
+}
+
+/// Units applied (or undone) by a run (or an undo), and those pending afterwards.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Counts {
+    pub(super) applied: usize,
+    pub(super) pending: Option<usize>,
+}
+
+/// The progress of a run or an undo in one database.
+#[derive(Clone)]
+pub(super) struct Tracker(Arc<Track>);
+
+struct Track {
+    live: Arc<Live>,
+    /// The database's name, when there are several.
+    database: Option<String>,
+    bar: Mutex<Option<ProgressBar>>,
+    /// What the spinner says before the unit's own progress.
+    doing: Mutex<String>,
+    counts: Mutex<Counts>,
 }
 
 impl Progress {
+    /// The progress in `database` (`None` for the only one).
+    pub(super) fn tracker(&self, database: Option<&str>) -> Tracker {
+        Tracker(Arc::new(Track {
+            live: Arc::clone(&self.0),
+            database: database.map(str::to_owned),
+            bar: Mutex::new(None),
+            doing: Mutex::new(String::new()),
+            counts: Mutex::new(Counts::default()),
+        }))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Tracker {
+    /// Shows the spinner, when on a terminal.
+    pub(super) fn start(&self) {
+        let Some(multi) = &self.0.live.multi else {
+            return;
+        };
+        let bar = multi.add(ProgressBar::hidden());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .expect("a valid progress template"),
+        );
+        bar.set_message(self.0.prefixed("reading the history, taking the lock"));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        *lock(&self.0.bar) = Some(bar);
+    }
+
     /// The callback for [`Runner::on_unit`](crate::Runner::on_unit).
-    pub(super) fn listener(&self) -> impl Fn(&Event<'_>) + Send + Sync + 'static {
-        let live = self.0.clone();
-        move |event| {
-            if let Some(live) = &live {
-                live.event(event);
+    pub(super) fn unit_listener(&self) -> impl Fn(&Event<'_>) + Send + Sync + 'static {
+        let track = Arc::clone(&self.0);
+        move |event| track.event(event)
+    }
+
+    /// The callback for [`Runner::on_progress`](crate::Runner::on_progress): the long unit's
+    /// progress on the spinner line.
+    pub(super) fn progress_listener(&self) -> impl Fn(&Work) + Send + Sync + 'static {
+        let track = Arc::clone(&self.0);
+        move |work| {
+            if let Some(bar) = &*lock(&track.bar) {
+                bar.set_message(format!("{}  {work}", lock(&track.doing)));
             }
         }
     }
 
     /// Removes the spinner.
     pub(super) fn finish(&self) {
-        if let Some(live) = &self.0 {
-            if let Some(bar) = live.bar.lock().expect("progress lock").take() {
-                bar.finish_and_clear();
+        if let Some(bar) = lock(&self.0.bar).take() {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.0.live.multi {
+                multi.remove(&bar);
             }
         }
     }
+
+    pub(super) fn set_pending(&self, pending: Option<usize>) {
+        lock(&self.0.counts).pending = pending;
+    }
+
+    pub(super) fn counts(&self) -> Counts {
+        *lock(&self.0.counts)
+    }
 }
 
-impl Live {
+impl Track {
+    /// `text`, after the database's name when there are several.
+    fn prefixed(&self, text: &str) -> String {
+        match &self.database {
+            Some(db) => format!("{db:<width$}  {text}", width = self.live.width),
+            None => text.to_owned(),
+        }
+    }
+
     fn event(&self, event: &Event<'_>) {
-        let bar = self.bar.lock().expect("progress lock");
         match event {
             Event::UnitStarted { id, order, .. } => {
-                if let Some(bar) = &*bar {
-                    let doing = match self.verb {
-                        Verb::Apply => "applying",
-                        Verb::Undo => "undoing",
-                    };
-                    bar.set_message(format!("{doing} {order}  {id}"));
+                let doing = match self.live.verb {
+                    Verb::Apply => "applying",
+                    Verb::Undo => "undoing",
+                };
+                let doing = self.prefixed(&format!("{doing} {order}  {id}"));
+                if let Some(bar) = &*lock(&self.bar) {
+                    bar.set_message(doing.clone());
                 }
+                *lock(&self.doing) = doing;
             }
             Event::UnitFinished(report) => {
-                let line = self.line(report);
-                match &*bar {
-                    Some(bar) => bar.suspend(|| println!("{line}")),
+                if matches!(
+                    report.outcome,
+                    Outcome::Executed | Outcome::ExecutedAgain | Outcome::RolledBack
+                ) {
+                    lock(&self.counts).applied += 1;
+                }
+                if !self.live.lines {
+                    return;
+                }
+                let line = self.prefixed(&self.line(report));
+                match &self.live.multi {
+                    Some(multi) => {
+                        let _ = multi.println(line);
+                    }
                     None => println!("{line}"),
                 }
             }
@@ -290,12 +519,13 @@ impl Live {
 
     /// `✓ applied    001  create-widgets            12 ms`, or the failure.
     fn line(&self, report: &UnitReport) -> String {
+        let colour = self.live.colour;
         let ms = report.elapsed.map_or(0, |e| e.as_millis());
-        let (mark, done) = match (&report.outcome, self.verb) {
-            (Outcome::Failed { .. }, _) => (self.colour.paint(RED, "✗"), "failed"),
-            (Outcome::ExecutedAgain, _) => (self.colour.paint(GREEN, "✓"), "reapplied"),
-            (_, Verb::Apply) => (self.colour.paint(GREEN, "✓"), "applied"),
-            (_, Verb::Undo) => (self.colour.paint(GREEN, "✓"), "undone"),
+        let (mark, done) = match (&report.outcome, self.live.verb) {
+            (Outcome::Failed { .. }, _) => (colour.paint(RED, "✗"), "failed"),
+            (Outcome::ExecutedAgain, _) => (colour.paint(GREEN, "✓"), "reapplied"),
+            (_, Verb::Apply) => (colour.paint(GREEN, "✓"), "applied"),
+            (_, Verb::Undo) => (colour.paint(GREEN, "✓"), "undone"),
         };
         let (order, id) = (&report.order, &report.id);
         match report.outcome {

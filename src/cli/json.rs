@@ -3,9 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use mongodb::bson::{Bson, DateTime, Document};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::{Exit, Failure};
+use super::{Done, Entry, Exit, Failure};
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
     RunStatus, Severity, SkipReason, Status, Unlock, Validation,
@@ -266,20 +266,52 @@ pub(super) fn accepted(accepted: &[AcceptedChecksum]) -> Value {
 
 /// The object printed in place of `command`'s when it fails.
 pub(super) fn failure(command: &str, failure: &Failure) -> Value {
-    let kind = match failure.exit {
-        Exit::Usage => "usage",
-        Exit::Locked => "locked",
-        Exit::NotUpToDate => "checksum_drift",
-        Exit::Ok | Exit::Failed => "failed",
-    };
     let causes: Vec<String> = failure.causes().map(|e| e.to_string()).collect();
     json!({
         "command": command,
         "exit_code": failure.exit as u8,
         "error": {
-            "kind": kind,
+            "kind": failure.kind(),
             "message": failure.error.to_string(),
             "causes": causes,
         },
+    })
+}
+
+/// The object of a command in one database.
+pub(super) fn done(done: &Done) -> Value {
+    match done {
+        Done::Status { status: s, .. } => status(s),
+        Done::Plan { plan: p, command } => plan(p, command),
+        Done::History(h) => history(h),
+        Done::Report { report: r, command } => report(r, command),
+        Done::Unlock(u) => unlock(u),
+        Done::Validation(v) => validation(v),
+        Done::Accepted(a) => accepted(a),
+    }
+}
+
+/// The object of a command run with `--databases`: each database's own object (or failure
+/// object) with its name and exit code, and the combined exit code.
+pub(super) fn databases(command: &str, entries: &[Entry], exit: Exit) -> Value {
+    let databases: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let mut object = Map::new();
+            object.insert("database".into(), json!(entry.database));
+            object.insert("exit_code".into(), json!(entry.exit() as u8));
+            if let Value::Object(fields) = match &entry.result {
+                Ok(d) => done(d),
+                Err(f) => failure(command, f),
+            } {
+                object.extend(fields);
+            }
+            Value::Object(object)
+        })
+        .collect();
+    json!({
+        "command": command,
+        "exit_code": exit as u8,
+        "databases": databases,
     })
 }

@@ -6,14 +6,22 @@
 //! 002 price-widgets    prices them; fails when FIXTURE_FAIL=price-widgets
 //! 003 audit-widgets    writes an audit entry
 //! 004 dev-widgets      only under the `dev` profile: adds a test widget
+//! 005 batch-gadgets    with FIXTURE_BATCH=N only: stores N gadgets, then marks them in
+//!                      batches of 10 outside a transaction, reporting its progress
 //! ```
 //!
-//! `FIXTURE_STRICT=1` turns on the strict checksum policy. The lock is given up after 1 s.
+//! `FIXTURE_FAIL_IN=SUFFIX` limits `FIXTURE_FAIL` to the databases whose name ends with
+//! `SUFFIX` (with `--databases`). `FIXTURE_STRICT=1` turns on the strict checksum policy. The
+//! lock is given up after 1 s.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use migrate::{change_unit, execution, rollback_execution, ChecksumPolicy, Dep, Runner};
+use migrate::batch::BatchUpdate;
+use migrate::{
+    change_unit, execution, rollback_execution, ChecksumPolicy, Dep, DescribeUnit, RunContext,
+    Runner,
+};
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Collection, Database};
 
@@ -134,13 +142,71 @@ impl DevWidgets {
     }
 }
 
+/// How many gadgets `batch-gadgets` stores and marks.
+struct Gadgets(u32);
+
+#[change_unit(
+    id = "batch-gadgets",
+    order = "005",
+    author = "fixture",
+    transactional = false
+)]
+struct BatchGadgets {
+    db: Database,
+    gadgets: Dep<Gadgets>,
+}
+
+impl BatchGadgets {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result<(), migrate::BoxError> {
+        let gadgets = self.db.collection::<Document>("gadgets");
+        gadgets.delete_many(doc! {}).await?;
+        let docs = (0..self.gadgets.0).map(|n| doc! { "_id": n });
+        gadgets.insert_many(docs).await?;
+        BatchUpdate::new(
+            &gadgets,
+            doc! { "marked": { "$exists": false } },
+            doc! { "$set": { "marked": true } },
+        )
+        .batch_size(10)
+        .run(context)
+        .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> mongodb::error::Result<()> {
+        self.db.collection::<Document>("gadgets").drop().await
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let fail = std::env::var("FIXTURE_FAIL").ok();
+    let fail_in = std::env::var("FIXTURE_FAIL_IN").ok();
     let strict = std::env::var_os("FIXTURE_STRICT").is_some();
+    let batch = std::env::var("FIXTURE_BATCH")
+        .ok()
+        .and_then(|n| n.parse().ok());
     migrate::cli::main(|db| {
+        let here = fail_in
+            .as_ref()
+            .is_none_or(|suffix| db.name().ends_with(suffix));
+        let mut units = vec![
+            CreateWidgets::change_unit(),
+            PriceWidgets::change_unit(),
+            AuditWidgets::change_unit(),
+            DevWidgets::change_unit(),
+        ];
+        if batch.is_some() {
+            units.push(BatchGadgets::change_unit());
+        }
         let runner = Runner::new(db)
-            .dependency(Faults { fail })
+            .units(units)
+            .dependency(Faults {
+                fail: fail.clone().filter(|_| here),
+            })
+            .dependency(Gadgets(batch.unwrap_or(0)))
             .lock_quit_trying_after(Duration::from_secs(1));
         if strict {
             runner.checksum_policy(ChecksumPolicy::Strict)

@@ -37,7 +37,9 @@ fn fixture() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fixture-migrate"));
     command
         .env_remove("FIXTURE_FAIL")
-        .env_remove("FIXTURE_STRICT");
+        .env_remove("FIXTURE_FAIL_IN")
+        .env_remove("FIXTURE_STRICT")
+        .env_remove("FIXTURE_BATCH");
     command
 }
 
@@ -85,6 +87,20 @@ fn states(t: &TestDb) -> Vec<String> {
         .collect()
 }
 
+/// Holds the lock of `t`'s database as `another-host-runner`, for ten minutes.
+async fn hold_lock(t: &TestDb) {
+    let expires = SystemTime::now() + Duration::from_secs(600);
+    t.collection("mongockLock")
+        .insert_one(doc! {
+            "key": "DEFAULT_KEY",
+            "status": "LOCK_HELD",
+            "owner": "another-host-runner",
+            "expiresAt": DateTime::from_system_time(expires),
+        })
+        .await
+        .unwrap();
+}
+
 async fn widget(t: &TestDb, id: i32) -> Option<Document> {
     t.collection("widgets")
         .find_one(doc! { "_id": id })
@@ -120,6 +136,10 @@ both_modes!(
     drift_fails_the_check_and_a_strict_run_until_accepted,
     usage_errors_exit_2,
     profiles_select_units,
+    databases_selects_by_glob_and_reports_each,
+    one_failing_database_sets_the_exit_code,
+    databases_usage_errors_exit_2,
+    a_batch_unit_runs_to_its_summary_and_leaves_json_alone,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -318,16 +338,7 @@ async fn undo_refuses_without_yes_when_stdin_is_not_a_terminal(mode: Mode) {
 
 async fn unlock_releases_a_live_foreign_lock_only_with_force(mode: Mode) {
     let t = test_db(mode, "cli_unlock").await;
-    let expires = SystemTime::now() + Duration::from_secs(600);
-    t.collection("mongockLock")
-        .insert_one(doc! {
-            "key": "DEFAULT_KEY",
-            "status": "LOCK_HELD",
-            "owner": "another-host-runner",
-            "expiresAt": DateTime::from_system_time(expires),
-        })
-        .await
-        .unwrap();
+    hold_lock(&t).await;
 
     let locked = migrate(&t, &["run"]).expect(3);
     assert!(
@@ -493,5 +504,270 @@ async fn profiles_select_units(mode: Mode) {
     assert_eq!(plan["pending"], 4);
     migrate(&t, &["run", "--profile", "default", "--profile", "dev"]).expect(0);
     assert!(widget(&t, 99).await.is_some(), "dev-widgets ran");
+    t.finish().await;
+}
+
+/// Three databases on the server for `mode`, each holding a document so that
+/// `listDatabases` lists it: two whose names match the returned pattern, in name order, and
+/// one that does not.
+async fn three_databases(mode: Mode, test: &str) -> ([TestDb; 2], TestDb, String) {
+    let prefix = format!("{test}_{mode:?}");
+    let mut picked = [
+        test_db(mode, &format!("{prefix}_in")).await,
+        test_db(mode, &format!("{prefix}_in")).await,
+    ];
+    picked.sort_by(|a, b| a.db.name().cmp(b.db.name()));
+    let other = test_db(mode, &format!("{prefix}_out")).await;
+    for t in picked.iter().chain([&other]) {
+        t.collection("seed")
+            .insert_one(doc! { "seeded": true })
+            .await
+            .unwrap();
+    }
+    // `mt_<test>_<mode>_in_<pid>_<n>`: `?` stands for the `i` of `in`.
+    let pid = std::process::id();
+    let glob = format!("mt_{prefix}_?n_{pid}_*");
+    (picked, other, glob)
+}
+
+/// Runs the fixture with `--databases glob` on the server of `t`.
+fn across(t: &TestDb, glob: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    output_of(
+        fixture()
+            .args(["--uri", &t.uri, "--databases", glob])
+            .args(args)
+            .envs(env.iter().copied()),
+    )
+}
+
+/// The per-database entries of a `--databases --json` object, with their names.
+fn entries(value: &Value) -> Vec<(String, Value)> {
+    value["databases"]
+        .as_array()
+        .expect("databases")
+        .iter()
+        .map(|e| {
+            (
+                e["database"].as_str().expect("database").to_owned(),
+                e.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn databases_selects_by_glob_and_reports_each(mode: Mode) {
+    let (picked, other, glob) = three_databases(mode, "cli_glob").await;
+    let names = picked.each_ref().map(|t| t.db.name().to_owned());
+
+    let run = across(&picked[0], &glob, &["run", "--concurrency", "2"], &[]).expect(0);
+    for name in &names {
+        let applied = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(name.as_str()) && l.contains("✓ applied"))
+            .count();
+        assert_eq!(applied, 3, "three unit lines for `{name}`: {run:?}");
+        assert!(
+            run.stdout
+                .lines()
+                .any(|l| l.starts_with(name.as_str()) && l.contains("completed  3")),
+            "a table row for `{name}`: {run:?}"
+        );
+    }
+    assert!(
+        run.stdout.contains("DATABASE") && run.stdout.contains("2 databases: 2 completed"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains(other.db.name()), "{run:?}");
+    assert!(
+        other.history().await.is_empty(),
+        "the third database is left alone"
+    );
+    for t in &picked {
+        assert_eq!(t.history().await.len(), 3);
+    }
+
+    let status = across(&picked[0], &glob, &["--json", "status", "--check"], &[])
+        .expect(0)
+        .json();
+    assert_eq!(status["command"], "status");
+    assert_eq!(status["exit_code"], 0);
+    let each = entries(&status);
+    assert_eq!(
+        each.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        names
+    );
+    for (_, entry) in &each {
+        assert_eq!(entry["command"], "status");
+        assert_eq!(entry["exit_code"], 0);
+        assert_eq!(entry["up_to_date"], true);
+        assert_eq!(entry["units"][0]["state"], "executed");
+    }
+
+    let again = across(&picked[0], &glob, &["--json", "run"], &[])
+        .expect(0)
+        .json();
+    for (_, entry) in entries(&again) {
+        assert_eq!(entry["command"], "run");
+        assert_eq!(entry["status"], "completed");
+        assert_eq!(entry["units"][0]["outcome"], "skipped");
+    }
+
+    let human = across(&picked[0], &glob, &["history", "--limit", "1"], &[]).expect(0);
+    for name in &names {
+        assert!(
+            human.stdout.contains(&format!("database `{name}`\n")),
+            "a section per database: {human:?}"
+        );
+    }
+    let undo = across(&picked[0], &glob, &["undo", "--all", "--yes"], &[]).expect(0);
+    assert!(undo.stdout.contains("2 databases: 2 completed"), "{undo:?}");
+    for t in &picked {
+        assert!(widget(t, 1).await.is_none(), "undone in {}", t.db.name());
+    }
+    for t in picked.into_iter().chain([other]) {
+        t.finish().await;
+    }
+}
+
+async fn one_failing_database_sets_the_exit_code(mode: Mode) {
+    let (picked, other, glob) = three_databases(mode, "cli_one_fails").await;
+    let [first, second] = picked.each_ref().map(|t| t.db.name().to_owned());
+    let fail = [
+        ("FIXTURE_FAIL", "price-widgets"),
+        ("FIXTURE_FAIL_IN", first.as_str()),
+    ];
+
+    // Fail-fast, one at a time: the first database fails, the second does not start.
+    let stopped = across(
+        &picked[0],
+        &glob,
+        &["--json", "run", "--fail-fast", "--concurrency", "1"],
+        &fail,
+    )
+    .expect(1)
+    .json();
+    assert_eq!(stopped["exit_code"], 1);
+    let each = entries(&stopped);
+    assert_eq!(each[0].1["error"]["kind"], "failed");
+    assert_eq!(each[1].1["error"]["kind"], "not_run");
+    assert!(picked[1].history().await.is_empty(), "{stopped}");
+
+    let run = across(&picked[0], &glob, &["run"], &fail).expect(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: in `{first}`: change unit `price-widgets` failed in `#[execution]`\n  \
+             caused by: the price list is unavailable\n"
+        )
+    );
+    let row = |name: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(name) && !l.contains('✓') && !l.contains('✗'))
+            .unwrap_or_else(|| panic!("a row for `{name}`: {run:?}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        row(&first).starts_with("failed 0 2 change unit `price-widgets` failed"),
+        "{run:?}"
+    );
+    assert_eq!(row(&second), "completed 3 0", "{run:?}");
+    assert_eq!(picked[1].history().await.len(), 3, "the other database ran");
+
+    let json = across(&picked[0], &glob, &["--json", "run"], &fail)
+        .expect(1)
+        .json();
+    let each = entries(&json);
+    assert_eq!(each[0].1["exit_code"], 1);
+    assert_eq!(
+        each[0].1["error"]["causes"],
+        serde_json::json!(["the price list is unavailable"])
+    );
+    assert_eq!(each[1].1["exit_code"], 0);
+    assert_eq!(each[1].1["status"], "completed");
+
+    // Not up to date (4) in one database, up to date in the other: 4.
+    across(&picked[0], &glob, &["status", "--check"], &[]).expect(4);
+
+    // A held lock (3) in the second database and a failure (1) in the first: 1; the lock
+    // alone: 3. The second database has a unit to run again, so that the run takes the lock.
+    migrate(&picked[1], &["undo", "--to", "audit-widgets", "--yes"]).expect(0);
+    hold_lock(&picked[1]).await;
+    let both = across(&picked[0], &glob, &["--json", "run"], &fail)
+        .expect(1)
+        .json();
+    assert_eq!(entries(&both)[1].1["error"]["kind"], "locked");
+    assert_eq!(entries(&both)[1].1["exit_code"], 3);
+    across(&picked[0], &glob, &["run"], &[]).expect(3);
+    assert_eq!(
+        states(&picked[0])[..2],
+        ["create-widgets executed", "price-widgets executed"]
+    );
+    for t in picked.into_iter().chain([other]) {
+        t.finish().await;
+    }
+}
+
+async fn databases_usage_errors_exit_2(mode: Mode) {
+    let t = test_db(mode, "cli_databases_usage").await;
+    let glob = format!("{}_nothing_*", t.db.name());
+    let none = across(&t, &glob, &["status"], &[]).expect(2);
+    assert!(
+        none.stderr
+            .starts_with(&format!("error: no database matches `{glob}`")),
+        "{none:?}"
+    );
+    let json = across(&t, &glob, &["--json", "run"], &[]).expect(2).json();
+    assert_eq!(json["command"], "run");
+    assert_eq!(json["error"]["kind"], "usage");
+
+    let both = migrate(&t, &["--databases", "mt_*", "status"]).expect(2);
+    assert!(
+        both.stderr
+            .starts_with("error: `--database` and `--databases` exclude each other"),
+        "{both:?}"
+    );
+    let alone = migrate(&t, &["run", "--fail-fast"]).expect(2);
+    assert!(
+        alone
+            .stderr
+            .contains("`--concurrency` and `--fail-fast` apply only with `--databases`"),
+        "{alone:?}"
+    );
+    across(&t, "mt_*", &["run", "--concurrency", "0"], &[]).expect(2);
+    t.finish().await;
+}
+
+async fn a_batch_unit_runs_to_its_summary_and_leaves_json_alone(mode: Mode) {
+    // The spinner and its batch progress appear only on a terminal; piped, the unit's line
+    // and the summary are all there is.
+    let t = test_db(mode, "cli_batch").await;
+    let batch = [("FIXTURE_BATCH", "95")];
+    let run = migrate_with(&t, &["run"], &batch).expect(0);
+    assert!(
+        run.stdout.contains("applied    005  batch-gadgets"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("applied 4 change units in"), "{run:?}");
+    assert!(
+        !run.stdout.contains("/s"),
+        "no progress text when piped: {run:?}"
+    );
+    let marked = t
+        .collection("gadgets")
+        .count_documents(doc! { "marked": true })
+        .await
+        .unwrap();
+    assert_eq!(marked, 95);
+
+    migrate_with(&t, &["undo", "--to", "batch-gadgets", "--yes"], &batch).expect(0);
+    let json = migrate_with(&t, &["--json", "run"], &batch).expect(0);
+    let json = json.json();
+    assert_eq!(json["units"][4]["id"], "batch-gadgets");
+    assert_eq!(json["units"][4]["outcome"], "executed");
     t.finish().await;
 }

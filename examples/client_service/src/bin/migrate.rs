@@ -2,6 +2,9 @@
 //! service's change units, configured as the service configures them.
 //!
 //! `cargo run -p client_service --bin migrate -- --uri mongodb://localhost:27017/client_service status`
+//!
+//! The closure builds the runner of one database; with `--databases 'client_*'` it builds one
+//! for each matching database.
 
 use std::process::ExitCode;
 

@@ -569,7 +569,7 @@ async fn standalone_failure_runs_rollback_execution_and_records_rolled_back_in_p
     assert_eq!(execution[0].get_i64("executionMillis").unwrap(), -1);
     let trace = execution[0].get_str("errorTrace").unwrap();
     assert!(
-        trace.starts_with("{\"execution-error\": ") && trace.contains("boom"),
+        trace.starts_with("{\"execution-error\":\"") && trace.contains("boom"),
         "{trace}"
     );
     let before = history_of(&history, "failing_before");

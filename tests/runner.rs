@@ -567,7 +567,7 @@ async fn a_rolled_back_step_is_updated_in_place() {
     assert_eq!(execution[0].execution_millis, -1);
     let trace = execution[0].error_trace.as_deref().unwrap();
     assert!(
-        trace.starts_with(r#"{"execution-error": "the third-party api is down""#),
+        trace.starts_with(r#"{"execution-error":"the third-party api is down""#),
         "{trace}"
     );
 
@@ -606,7 +606,7 @@ async fn a_failed_rollback_is_recorded_and_both_errors_are_returned() {
     assert_eq!(entry.state, State::RollbackFailed);
     assert_eq!(
         entry.error_trace.as_deref(),
-        Some(r#"{"execution-error": "execution broke", "rollback-error": "rollback broke too"}"#)
+        Some(r#"{"execution-error":"execution broke","rollback-error":"rollback broke too"}"#)
     );
 }
 

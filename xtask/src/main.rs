@@ -8,10 +8,14 @@
 //! - `cargo xtask chaos [--short] [--scenario <name>] [--trials <n>]`: the fault-injection
 //!   suite (`chaos.rs`): races, SIGKILL, SIGSTOP and `failCommand` faults against a local test
 //!   database in both modes; `--help` lists the scenarios.
+//! - `cargo xtask interop [--scenario <name>]`: the Rust runner and Java's Mongock 5.5.1 on
+//!   one database (`interop.rs`), in both modes; needs Java 17+ and Maven 3.8+.
 //! - `cargo xtask server [--standalone]`: starts a test database, prints its URI and keeps it
 //!   running until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then stops it.
 
 mod chaos;
+mod interop;
+mod process;
 mod server;
 mod signals;
 
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("demo") => demo(),
         Some("chaos") => chaos::chaos(&args[1..]),
+        Some("interop") => interop::interop(&args[1..]),
         Some("server") => serve(args.iter().any(|a| a == "--standalone")),
         Some("install-server") => server::install().map(|bin| println!("{}", bin.display())),
         _ => {
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
                  test [--quick]          fmt, clippy, every test against a local test database, docs\n  \
                  demo                    run the client_service example against a local test database\n  \
                  chaos [--short] [--help]  kill, pause and fault-inject the chaos service; print the figures\n  \
+                 interop [--help]        the Rust runner and Java's Mongock 5.5.1 on one database (needs Java, Maven)\n  \
                  server [--standalone]   start a test database until Ctrl-C or SIGTERM\n  \
                  install-server          install the test database and print its path"
             );

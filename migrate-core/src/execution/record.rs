@@ -74,11 +74,12 @@ impl<M: Clone> RunRecord<'_, M> {
 }
 
 /// Builds the JSON `errorTrace` of a failed step, with the rollback error if there was one.
+/// Compact, as Mongock writes it (Gson's `toJson`): `{"execution-error":"..."}`.
 pub(crate) fn error_trace(execution: &str, rollback: Option<&str>) -> String {
-    let mut out = String::from("{\"execution-error\": ");
+    let mut out = String::from("{\"execution-error\":");
     push_json_string(&mut out, execution);
     if let Some(rollback) = rollback {
-        out.push_str(", \"rollback-error\": ");
+        out.push_str(",\"rollback-error\":");
         push_json_string(&mut out, rollback);
     }
     out.push('}');
@@ -106,11 +107,11 @@ mod tests {
     use super::error_trace;
 
     #[test]
-    fn error_trace_is_json_with_both_errors() {
+    fn error_trace_is_compact_json_with_both_errors_as_mongock_writes_it() {
         assert_eq!(
             error_trace("bad \"quote\"\n", Some("undo")),
-            r#"{"execution-error": "bad \"quote\"\n", "rollback-error": "undo"}"#
+            r#"{"execution-error":"bad \"quote\"\n","rollback-error":"undo"}"#
         );
-        assert_eq!(error_trace("x", None), r#"{"execution-error": "x"}"#);
+        assert_eq!(error_trace("x", None), r#"{"execution-error":"x"}"#);
     }
 }

@@ -163,19 +163,22 @@ pub(crate) fn bench(args: &[String]) -> Result {
     programs.build_release()?;
 
     let mut results = report::Results::new(&options, server_label());
+    let mut outcome = Ok(());
     if options.cases.iter().any(|c| c.needs_server()) {
-        let targets = Targets::start(bin.as_deref(), &options)?;
-        for case in &options.cases {
-            case.run_runtime(&options, &programs, &targets, &mut results)?;
-        }
-        // The compile case runs with the servers stopped.
-        drop(targets);
+        outcome = Targets::start(bin.as_deref(), &options).and_then(|targets| {
+            for case in &options.cases {
+                case.run_runtime(&options, &programs, &targets, &mut results)?;
+            }
+            Ok(())
+        });
+        // The servers are stopped here: the compile case runs without them.
     }
-    if options.cases.contains(&Case::Compile) {
-        cases::compile(&options, &programs, &mut results)?;
+    if outcome.is_ok() && options.cases.contains(&Case::Compile) {
+        outcome = cases::compile(&options, &programs, &mut results);
     }
+    // What was measured is printed even when a later case failed.
     print!("{}", results.render());
-    Ok(())
+    outcome
 }
 
 fn server_label() -> String {
@@ -199,6 +202,8 @@ struct Programs {
     plain: Option<String>,
     /// `units-<n>` of the compile case.
     compile_units: Option<String>,
+    /// `units-1`, whose build builds every dependency of the crates of units.
+    smallest: String,
 }
 
 impl Programs {
@@ -233,6 +238,7 @@ impl Programs {
             units,
             plain,
             compile_units,
+            smallest: generate::units_crate("units", 1)?,
         })
     }
 

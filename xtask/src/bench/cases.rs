@@ -336,20 +336,15 @@ pub(super) fn compile(options: &Options, programs: &Programs, results: &mut Resu
             all.extend(flags);
             Programs::cargo(&all)
         };
+        // A crate of one unit has every dependency of the crate of units, and the support
+        // crate every dependency of the plain one, with the same features.
         run(
             &format!(
                 "building the dependencies of the compile case ({}; the first build compiles \
                  the MongoDB driver)",
                 profile.name()
             ),
-            &mut with(&["build", "-p", "bench-support", "-p", "migrate"]),
-        )?;
-        run(
-            &format!(
-                "building the dependencies of the plain crate ({})",
-                profile.name()
-            ),
-            &mut with(&["build", "-p", "bench-support"]),
+            &mut with(&["build", "-p", &programs.smallest, "-p", "bench-support"]),
         )?;
         let mut row = CompileRow {
             profile,

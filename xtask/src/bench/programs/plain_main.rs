@@ -12,12 +12,13 @@ async fn main() -> Result<(), bench_support::Error> {
     let transactions = args[2] == "transactions";
     let mut session = bench.client.start_session().await?;
     let host = bench_support::history::hostname();
-    for k in 1..=units::COUNT {
+    for (i, unit) in units::UNITS.iter().enumerate() {
+        let k = i + 1;
         let started = std::time::Instant::now();
         if transactions {
             session.start_transaction().await?;
         }
-        units::run(k, &bench.db, &mut session).await?;
+        unit(&bench.db, &mut session).await?;
         let entry = bench_support::history::entry(k, started.elapsed(), &host);
         bench_support::history::insert(&bench.db, &mut session, entry).await?;
         if transactions {

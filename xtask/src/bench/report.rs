@@ -168,13 +168,20 @@ impl Results {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "\n## migrate vs the same work on the raw driver\n\n\
-             server: {}\nmachine: {}\nmedians of {} runs (builds: {}), each run on a fresh database\n",
-            self.server,
-            machine(),
-            self.runs,
-            self.compile_runs,
+            "\n## migrate vs the same work on the raw driver\n\nmachine: {}",
+            machine()
         );
+        if !self.apply.is_empty() || !self.noop.is_empty() {
+            let _ = writeln!(
+                out,
+                "server: {}\nmedians of {} runs, each run on a fresh database",
+                self.server, self.runs
+            );
+        }
+        if !self.compile.is_empty() {
+            let _ = writeln!(out, "builds: medians of {}", self.compile_runs);
+        }
+        let _ = writeln!(out);
         let _ = writeln!(out, "| case | migrate | raw driver | ratio |");
         let _ = writeln!(out, "|---|---|---|---|");
         for row in &self.apply {

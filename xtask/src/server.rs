@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::{run, signals, Result};
 
 /// The pinned server release.
-const SECANTUS_VERSION: &str = "0.7.0b3";
+pub(crate) const SECANTUS_VERSION: &str = "0.7.0b3";
 /// How long a server may take to print its `listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -190,6 +190,36 @@ async fn imports_a_mongobee_history_once_on_a_standalone_server() {
 }
 
 #[tokio::test]
+async fn the_import_is_recorded_without_the_runs_metadata_as_mongock_records_system_changes() {
+    let t = with_mongobee_history(Mode::ReplicaSet, "legacy_metadata").await;
+    let probe = Recorder::default();
+
+    runner(&t, &probe)
+        .metadata(doc! { "service": "clients" })
+        .legacy_migration(LegacyMigration::new("dbchangelog"))
+        .run()
+        .await
+        .unwrap();
+
+    let history = t.history().await;
+    let system = rows_of(&history, LEGACY_MIGRATION_ID);
+    assert_eq!(system.len(), 1, "{history:?}");
+    assert_eq!(system[0].get("metadata"), Some(&Bson::Null));
+    let unit = rows_of(&history, "backfill-status");
+    assert_eq!(
+        unit[0].get_document("metadata").unwrap(),
+        &doc! { "service": "clients" },
+        "change units and change sets keep it"
+    );
+    let imported = rows_of(&history, "seed-plans");
+    assert_eq!(
+        imported[0].get_document("metadata").unwrap(),
+        &doc! { "migration-type": "legacy" }
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn with_one_transaction_per_run_the_import_still_decides_what_runs() {
     let t = with_mongobee_history(Mode::ReplicaSet, "legacy_per_run").await;
     let probe = Recorder::default();

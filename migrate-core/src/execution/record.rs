@@ -63,7 +63,12 @@ impl<M: Clone> RunRecord<'_, M> {
             entry_type,
             change_log_class: unit.type_path().to_owned(),
             change_set_method: method.to_owned(),
-            metadata: self.metadata.clone(),
+            // Mongock records its system changes without the run's metadata.
+            metadata: if unit.is_system() {
+                None
+            } else {
+                self.metadata.clone()
+            },
             execution_millis: -1,
             execution_hostname: self.hostname.clone(),
             error_trace,

@@ -3,14 +3,15 @@
 //! The units (`tests/interop/{java,rust}`), the same on both sides: `interop-a`, `interop-b`
 //! and `interop-c` (orders 001 to 003, each with a before-step), `interop-fail` (004: its before-step succeeds, its execution fails, both are rolled back)
 //! and `interop-slow` (005, with a before-step; both sleep as long as the run says), all by
-//! author `interop`. Each step counts its applications in `interop_counters` with the side
-//! that applied it.
+//! author `interop`; and the change log `interop-legacy` (010) with the change sets
+//! `interop-legacy-1` and `interop-legacy-2` by `interop-legacy`. Each step counts its
+//! applications in `interop_counters` with the side that applied it.
 
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::sides::{Finished, Process, Side, Sides};
-use super::state::State;
+use super::state::{Row, State};
 use crate::Result;
 
 /// What the service prints when a unit's execution fails on purpose.
@@ -29,16 +30,18 @@ pub(super) enum Scenario {
     LockTakeover,
     Race,
     Indexes,
+    LegacyImport,
 }
 
 impl Scenario {
-    pub(super) const ALL: [Scenario; 6] = [
+    pub(super) const ALL: [Scenario; 7] = [
         Scenario::JavaThenRust,
         Scenario::RustThenJava,
         Scenario::LockWait,
         Scenario::LockTakeover,
         Scenario::Race,
         Scenario::Indexes,
+        Scenario::LegacyImport,
     ];
 
     pub(super) fn name(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Scenario {
             Scenario::LockTakeover => "lock-takeover",
             Scenario::Race => "race",
             Scenario::Indexes => "indexes",
+            Scenario::LegacyImport => "legacy-import",
         }
     }
 
@@ -72,6 +76,9 @@ impl Scenario {
             Scenario::Indexes => {
                 "each side accepts the other's indexes, with index creation on and off"
             }
+            Scenario::LegacyImport => {
+                "each side imports a mongobee `dbchangelog` as the other does, and accepts the other's import"
+            }
         }
     }
 
@@ -85,6 +92,7 @@ impl Scenario {
             Scenario::LockTakeover => lock_takeover(sides, &mut checks),
             Scenario::Race => race(sides, &mut checks),
             Scenario::Indexes => indexes(sides, &mut checks),
+            Scenario::LegacyImport => legacy_import(sides, &mut checks),
         };
         if let Err(reason) = outcome {
             checks.reasons.push(reason);
@@ -599,4 +607,255 @@ fn indexes(sides: &Sides<'_>, checks: &mut Checks) -> Result {
         });
     }
     Ok(())
+}
+
+/// The earlier history both sides import, as `migrate-interop seed-legacy` writes it: its
+/// rows' `(changeId, author)` in order.
+const SEEDED: [(&str, &str); 3] = [
+    ("mongobee-init", "mongobee-team"),
+    ("mongobee-indexes", "mongobee-team"),
+    ("interop-legacy-1", "interop-legacy"),
+];
+/// The id and author of the legacy migration's own history row (Mongock's system change).
+const LEGACY_MIGRATION: (&str, &str) = ("mongock-legacy-migration", "mongock");
+
+/// The rows an import wrote: those whose `executionId` is `legacy_migration-...`.
+fn imported_rows(state: &State) -> Vec<&Row> {
+    state
+        .rows
+        .iter()
+        .filter(|r| r.execution_id.starts_with("legacy_migration-"))
+        .collect()
+}
+
+/// The imported rows' `(changeId, author, executionId)`, in order.
+fn import_keys(state: &State) -> Vec<(&str, &str, &str)> {
+    imported_rows(state)
+        .iter()
+        .map(|r| {
+            (
+                r.change_id.as_str(),
+                r.author.as_str(),
+                r.execution_id.as_str(),
+            )
+        })
+        .collect()
+}
+
+/// The legacy migration's own rows.
+fn legacy_migration_rows(state: &State) -> Vec<&Row> {
+    state
+        .rows
+        .iter()
+        .filter(|r| (r.change_id.as_str(), r.author.as_str()) == LEGACY_MIGRATION)
+        .collect()
+}
+
+/// Both ways: a mongobee `dbchangelog` (two retired change sets and `interop-legacy-1`) is
+/// seeded in two fresh databases; Java imports it into one, Rust into the other, each
+/// applying unit a (Mongock needs a unit to run), and the imported rows are compared field by
+/// field. Then the other side runs on each database with the legacy migration, unit a and
+/// the change log: it does not import again, leaves a and `interop-legacy-1` as applied and
+/// applies only `interop-legacy-2`; the first side then finds nothing pending.
+fn legacy_import(sides: &Sides<'_>, checks: &mut Checks) -> Result {
+    let mut imports = Vec::new();
+    for first in [Side::Java, Side::Rust] {
+        let context = format!("{} importing", first.name());
+        let db = sides.fresh_database("legacy_import");
+        sides.seed_legacy(&db)?;
+        let run = sides
+            .run(first, &db, "a")
+            .env("INTEROP_LEGACY_MIGRATION", "dbchangelog")
+            .finish()?;
+        checks.outcome(run.succeeded(), &context);
+        let state = sides.state(&db)?;
+        checks.applied_once(
+            &state,
+            &[("interop-a_before", first), ("interop-a", first)],
+            &context,
+        );
+        let imported: Vec<(&str, &str)> = imported_rows(&state)
+            .iter()
+            .map(|r| (r.change_id.as_str(), r.author.as_str()))
+            .collect();
+        checks.expect(imported == SEEDED, || {
+            format!("{context}: imported {imported:?}, expected {SEEDED:?} in that order")
+        });
+        let own = legacy_migration_rows(&state);
+        checks.expect(
+            own.len() == 1 && own[0].state == "EXECUTED" && own[0].writer == first.name(),
+            || format!("{context}: expected one EXECUTED `mongock-legacy-migration` row written by {}, found {own:?}", first.name()),
+        );
+        checks.expect(state.origin_rows == SEEDED.len(), || {
+            format!(
+                "{context}: `dbchangelog` has {} rows after the import, {} were seeded",
+                state.origin_rows,
+                SEEDED.len()
+            )
+        });
+        checks.released(&state, &context);
+        imports.push((first, db, state));
+    }
+    if let [(_, _, java), (_, _, rust)] = imports.as_slice() {
+        compare_imports(java, rust, checks);
+    }
+
+    for (first, db, imported) in &imports {
+        let (first, second) = (*first, first.other());
+        let context = format!("{} after {} imported", second.name(), first.name());
+        let run = sides
+            .run(second, db, "a,legacy")
+            .env("INTEROP_LEGACY_MIGRATION", "dbchangelog")
+            .finish()?;
+        checks.outcome(run.succeeded(), &context);
+        checks.expect(run.applied() == ["interop-legacy-2"], || {
+            format!(
+                "{context}: applied {:?}, expected only `interop-legacy-2` (`interop-legacy-1` \
+                 was imported)",
+                run.applied()
+            )
+        });
+        let state = sides.state(db)?;
+        checks.expect(state.applied("interop-legacy-1") == 0, || {
+            format!("{context}: the imported `interop-legacy-1` was applied")
+        });
+        checks.applied_once(&state, &[("interop-legacy-2", second)], &context);
+        let (now, then) = (import_keys(&state), import_keys(imported));
+        checks.expect(now == then, || {
+            format!("{context}: imported again: the imported rows went from {then:?} to {now:?}")
+        });
+        let own = legacy_migration_rows(&state);
+        checks.expect(own.len() == 1 && own[0].writer == first.name(), || {
+            format!("{context}: expected the one `mongock-legacy-migration` row {} wrote, found {own:?}", first.name())
+        });
+        for (change_id, author) in SEEDED {
+            let rows = state
+                .rows
+                .iter()
+                .filter(|r| r.change_id == change_id && r.author == author)
+                .count();
+            checks.expect(rows == 1, || {
+                format!("{context}: `{change_id}` by {author} has {rows} history rows, expected 1")
+            });
+        }
+        let changed = changed_imports(imported, &state);
+        if !changed.is_empty() {
+            checks.notes.push(format!(
+                "{} rewrote the rows {} imported: {}",
+                second.name(),
+                first.name(),
+                changed.join("; ")
+            ));
+        }
+        checks.released(&state, &context);
+
+        let before = state;
+        let run = sides
+            .run(first, db, "a,legacy")
+            .env("INTEROP_LEGACY_MIGRATION", "dbchangelog")
+            .finish()?;
+        let after = sides.state(db)?;
+        checks.nothing_pending(
+            &run,
+            &before,
+            &after,
+            &format!("{} again after {}", first.name(), second.name()),
+        );
+    }
+    Ok(())
+}
+
+/// The fields of an imported row both sides must write alike.
+fn import_fields(row: &Row) -> [(&'static str, &str); 10] {
+    [
+        ("state", &row.state),
+        ("type", &row.kind),
+        ("timestamp", &row.timestamp),
+        ("changeLogClass", &row.change_log_class),
+        ("changeSetMethod", &row.change_set_method),
+        ("systemChange", &row.system_change),
+        ("metadata", &row.metadata),
+        ("executionMillis", &row.execution_millis),
+        ("executionHostname", &row.execution_hostname),
+        ("fields", &row.fields),
+    ]
+}
+
+/// Java's import against Rust's: the same rows, in the same order, field by field (the
+/// `executionId` is `legacy_migration-` and the run's on both, so only its prefix is
+/// compared); and the legacy migration's own row alike (state, type, `systemChange`,
+/// `metadata`, fields) but for what names the code.
+fn compare_imports(java: &State, rust: &State, checks: &mut Checks) {
+    let (java_rows, rust_rows) = (imported_rows(java), imported_rows(rust));
+    for (j, r) in java_rows.iter().zip(&rust_rows) {
+        if (&j.change_id, &j.author) != (&r.change_id, &r.author) {
+            continue; // the order was reported already
+        }
+        for ((name, jv), (_, rv)) in import_fields(j).into_iter().zip(import_fields(r)) {
+            checks.expect(jv == rv, || {
+                format!(
+                    "the row imported for `{}`: {name} is {jv} from Java, {rv} from Rust",
+                    j.change_id
+                )
+            });
+        }
+    }
+    if let ([j], [r]) = (
+        legacy_migration_rows(java).as_slice(),
+        legacy_migration_rows(rust).as_slice(),
+    ) {
+        let same = |row: &Row| {
+            [
+                row.state.clone(),
+                row.kind.clone(),
+                row.system_change.clone(),
+                row.metadata.clone(),
+                shape(
+                    row.fields
+                        .strip_suffix(",checksum:string")
+                        .unwrap_or(&row.fields),
+                ),
+            ]
+        };
+        checks.expect(same(j) == same(r), || {
+            format!(
+                "the `mongock-legacy-migration` row: Java writes {:?}, Rust {:?}",
+                same(j),
+                same(r)
+            )
+        });
+        checks.notes.push(format!(
+            "`mongock-legacy-migration` row: Java's names {}.{}, Rust's {}.{}",
+            j.change_log_class, j.change_set_method, r.change_log_class, r.change_set_method,
+        ));
+    }
+    let java_system: Vec<&str> = java
+        .rows
+        .iter()
+        .filter(|r| r.system_change == "true")
+        .map(|r| r.change_id.as_str())
+        .collect();
+    checks
+        .notes
+        .push(format!("system rows after Java's import: {java_system:?}"));
+}
+
+/// How the rows `before` imported differ in `after`: `<changeId> <field> <old> -> <new>`.
+fn changed_imports(before: &State, after: &State) -> Vec<String> {
+    let mut changed = Vec::new();
+    for old in imported_rows(before) {
+        let Some(new) = after
+            .rows
+            .iter()
+            .find(|r| r.change_id == old.change_id && r.author == old.author)
+        else {
+            continue;
+        };
+        for ((name, o), (_, n)) in import_fields(old).into_iter().zip(import_fields(new)) {
+            if o != n {
+                changed.push(format!("{} {name} {o} -> {n}", old.change_id));
+            }
+        }
+    }
+    changed
 }

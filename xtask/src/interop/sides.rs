@@ -209,6 +209,11 @@ impl<'a> Sides<'a> {
         State::parse(&self.probe(db, "state")?)
     }
 
+    /// Writes a mongobee-shaped history into `dbchangelog` (`migrate-interop seed-legacy`).
+    pub(super) fn seed_legacy(&self, db: &str) -> Result {
+        self.probe(db, "seed-legacy").map(drop)
+    }
+
     /// Runs a `migrate-interop` subcommand and returns its stdout.
     fn probe(&self, db: &str, subcommand: &str) -> Result<String> {
         let output = Command::new(&self.toolchain.rust)

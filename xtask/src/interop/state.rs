@@ -22,6 +22,15 @@ pub(super) struct Row {
     pub(super) state: String,
     pub(super) kind: String,
     pub(super) execution_id: String,
+    /// Milliseconds since the epoch.
+    pub(super) timestamp: String,
+    pub(super) change_log_class: String,
+    pub(super) change_set_method: String,
+    pub(super) system_change: String,
+    /// Relaxed extended JSON.
+    pub(super) metadata: String,
+    pub(super) execution_millis: String,
+    pub(super) execution_hostname: String,
     /// `name:type,...` in the document's order.
     pub(super) fields: String,
     pub(super) error_trace: Option<String>,
@@ -44,6 +53,8 @@ pub(super) struct State {
     pub(super) locks: Vec<Lock>,
     /// `<collection> <name> <options>`, in `listIndexes` order.
     pub(super) indexes: Vec<String>,
+    /// The rows of `dbchangelog`, the earlier history.
+    pub(super) origin_rows: usize,
 }
 
 impl State {
@@ -64,7 +75,8 @@ impl State {
                     };
                     state.counters.insert((*step).to_owned(), counter);
                 }
-                ["row", writer, change_id, author, row_state, kind, execution_id, fields] => {
+                ["row", writer, change_id, author, row_state, kind, execution_id, timestamp, change_log_class, change_set_method, system_change, metadata, execution_millis, execution_hostname, fields] =>
+                {
                     state.rows.push(Row {
                         writer: (*writer).to_owned(),
                         change_id: (*change_id).to_owned(),
@@ -72,10 +84,18 @@ impl State {
                         state: (*row_state).to_owned(),
                         kind: (*kind).to_owned(),
                         execution_id: (*execution_id).to_owned(),
+                        timestamp: (*timestamp).to_owned(),
+                        change_log_class: (*change_log_class).to_owned(),
+                        change_set_method: (*change_set_method).to_owned(),
+                        system_change: (*system_change).to_owned(),
+                        metadata: (*metadata).to_owned(),
+                        execution_millis: (*execution_millis).to_owned(),
+                        execution_hostname: (*execution_hostname).to_owned(),
                         fields: (*fields).to_owned(),
                         error_trace: None,
                     });
                 }
+                ["origin", n] => state.origin_rows = n.parse().map_err(|_| wrong())?,
                 ["trace", change_id, row_state, trace] => {
                     let row = state
                         .rows

@@ -5,18 +5,22 @@
 //! migrate-interop run        run the selected units, as a service instance would at start-up
 //! migrate-interop state      print the database: counters, history rows, lock, indexes
 //! migrate-interop topology   print `replica-set` or `standalone`
+//! migrate-interop seed-legacy  write a mongobee-shaped history into `dbchangelog`
 //! ```
 //!
 //! Both sides read the same environment: `INTEROP_URI` (required), `INTEROP_DB` (default
-//! `interop`), and for `run` `INTEROP_UNITS` (comma-separated: `a`, `b`, `c`, `fail`, `slow`),
+//! `interop`), and for `run` `INTEROP_UNITS` (comma-separated: `a`, `b`, `c`, `fail`, `slow`, `legacy`),
 //! `INTEROP_INDEX_CREATION` (`true` or `false`, default `true`), `INTEROP_LOCK_LEASE_MILLIS`
 //! (default 60000), `INTEROP_LOCK_QUIT_MILLIS` (default 180000), `INTEROP_LOCK_TRY_MILLIS`
 //! (default 1000), `INTEROP_SLOW_BEFORE_MILLIS` and `INTEROP_SLOW_MILLIS` (how long
 //! `interop-slow` sleeps in its before-step and its execution, default 0) and
-//! `INTEROP_SERVICE` (the service identifier, default `rust`). Transactions are detected, not
+//! `INTEROP_SERVICE` (the service identifier, default `rust`) and `INTEROP_LEGACY_MIGRATION` (the
+//! collection of an earlier history to import first, as Mongock's legacy migration; none by
+//! default). Transactions are detected, not
 //! configured. `run` prints `interop: ...` progress lines on stderr and exits 0 on success,
 //! 1 with `error: ...` on failure.
 
+mod legacy;
 mod state;
 mod units;
 
@@ -24,7 +28,7 @@ use std::error::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use migrate::{MongoStore, Runner};
+use migrate::{LegacyMigration, MongoStore, Runner};
 use mongodb::bson::doc;
 use mongodb::{Client, Database};
 
@@ -46,8 +50,8 @@ async fn main() -> ExitCode {
 }
 
 async fn dispatch(command: &str) -> Result<ExitCode, BoxError> {
-    if !matches!(command, "run" | "state" | "topology") {
-        eprintln!("usage: migrate-interop run | state | topology");
+    if !matches!(command, "run" | "state" | "topology" | "seed-legacy") {
+        eprintln!("usage: migrate-interop run | state | topology | seed-legacy");
         return Ok(ExitCode::from(2));
     }
     let uri = std::env::var("INTEROP_URI").map_err(|_| "INTEROP_URI is not set")?;
@@ -56,6 +60,7 @@ async fn dispatch(command: &str) -> Result<ExitCode, BoxError> {
     let result = match command {
         "run" => run(&db).await,
         "state" => state::print(&db).await,
+        "seed-legacy" => legacy::seed(&db).await,
         _ => topology(&client).await,
     };
     // Dropping a client ends its sessions in a task of its own, which may outlive the
@@ -74,14 +79,20 @@ async fn run(db: &Database) -> Result<(), BoxError> {
         .collect();
     if let Some(unknown) = units
         .iter()
-        .find(|u| !["a", "b", "c", "fail", "slow"].contains(&u.as_str()))
+        .find(|u| !["a", "b", "c", "fail", "slow", "legacy"].contains(&u.as_str()))
     {
-        return Err(
-            format!("INTEROP_UNITS: unknown unit `{unknown}` (a, b, c, fail, slow)").into(),
-        );
+        return Err(format!(
+            "INTEROP_UNITS: unknown unit `{unknown}` (a, b, c, fail, slow, legacy)"
+        )
+        .into());
     }
     let store = MongoStore::new(db).index_creation(setting("INTEROP_INDEX_CREATION", true)?);
-    let report = Runner::new(store)
+    let mut runner = Runner::new(store);
+    let origin = setting("INTEROP_LEGACY_MIGRATION", String::new())?;
+    if !origin.is_empty() {
+        runner = runner.legacy_migration(LegacyMigration::new(origin));
+    }
+    let report = runner
         .profiles(units)
         .dependency(Slowness {
             before: millis("INTEROP_SLOW_BEFORE_MILLIS", 0)?,

@@ -3,15 +3,19 @@
 //!
 //! ```text
 //! counter  <step>      <n>         <who applied it, comma-separated>
-//! row      <writer>    <changeId>  <author>  <state>  <type>  <executionId>  <fields>
+//! row      <writer>    <changeId>  <author>  <state>  <type>  <executionId>  <timestamp>
+//!          <changeLogClass>  <changeSetMethod>  <systemChange>  <metadata>  <executionMillis>
+//!          <executionHostname>  <fields>
 //! lock     <owner>     <status>    <ms until it expires>      <fields>
 //! index    <collection> <name>     <options>
 //! trace    <changeId>  <state>     <errorTrace>
+//! origin   <rows in dbchangelog>
 //! ```
 //!
 //! `<writer>` is `rust` for a `changeLogClass` that is a Rust path, `java` otherwise. `<fields>`
 //! lists every field of the document in order as `name:type`, so the harness can compare
-//! what each side writes field by field. `<options>` is every option of the index but its
+//! what each side writes field by field; `<timestamp>` is in milliseconds since the epoch and
+//! `<metadata>` is relaxed extended JSON. `<options>` is every option of the index but its
 //! version, with the BSON type of each key's value.
 
 use std::time::SystemTime;
@@ -41,15 +45,24 @@ pub(crate) async fn print(db: &Database) -> Result<(), BoxError> {
     for row in documents(db, HISTORY).await? {
         let class = row.get_str("changeLogClass").unwrap_or_default();
         let writer = if class.contains("::") { "rust" } else { "java" };
-        println!(
-            "row\t{writer}\t{}\t{}\t{}\t{}\t{}\t{}",
-            text(row.get("changeId")),
-            text(row.get("author")),
-            text(row.get("state")),
-            text(row.get("type")),
-            text(row.get("executionId")),
-            fields(&row)
-        );
+        let text_of = |names: &[&str]| -> Vec<String> {
+            names.iter().map(|name| text(row.get(*name))).collect()
+        };
+        let mut columns = text_of(&[
+            "changeId",
+            "author",
+            "state",
+            "type",
+            "executionId",
+            "timestamp",
+            "changeLogClass",
+            "changeSetMethod",
+            "systemChange",
+        ]);
+        columns.push(json(row.get("metadata")));
+        columns.extend(text_of(&["executionMillis", "executionHostname"]));
+        columns.push(fields(&row));
+        println!("row\t{writer}\t{}", columns.join("\t"));
         if let Ok(trace) = row.get_str("errorTrace") {
             println!(
                 "trace\t{}\t{}\t{}",
@@ -59,6 +72,7 @@ pub(crate) async fn print(db: &Database) -> Result<(), BoxError> {
             );
         }
     }
+    println!("origin\t{}", documents(db, "dbchangelog").await?.len());
     for lock in documents(db, LOCK).await? {
         let expires_in = match lock.get("expiresAt") {
             Some(Bson::DateTime(at)) => {
@@ -147,7 +161,16 @@ fn text(value: Option<&Bson>) -> String {
         Some(Bson::Double(n)) => n.to_string(),
         Some(Bson::Boolean(b)) => b.to_string(),
         Some(Bson::Null) => "null".to_owned(),
+        Some(Bson::DateTime(at)) => at.timestamp_millis().to_string(),
         Some(other) => other.to_string(),
+    }
+}
+
+/// The value as relaxed extended JSON, on one line.
+fn json(value: Option<&Bson>) -> String {
+    match value {
+        None => "<missing>".to_owned(),
+        Some(value) => value.clone().into_relaxed_extjson().to_string(),
     }
 }
 

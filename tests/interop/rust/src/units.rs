@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use migrate::{
-    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
+    before_execution, change_log, change_set, change_unit, execution, rollback_before_execution,
+    rollback_execution,
 };
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Database};
@@ -151,5 +152,25 @@ impl UnitSlow {
     #[rollback_execution]
     async fn rollback(&self) -> Result {
         undo(&self.db, "interop-slow").await
+    }
+}
+
+/// The legacy model, as the Java service's `@ChangeLog` (order 010): each change set is
+/// tracked on its own and has no rollback.
+#[change_log(order = "010", profiles = ["legacy"])]
+pub(crate) struct LegacyChangeLog {
+    db: Database,
+}
+
+#[change_log]
+impl LegacyChangeLog {
+    #[change_set(id = "interop-legacy-1", author = "interop-legacy", order = "001")]
+    async fn first(&self, session: &mut ClientSession) -> Result {
+        apply(&self.db, "interop-legacy-1", Some(session)).await
+    }
+
+    #[change_set(id = "interop-legacy-2", author = "interop-legacy", order = "002")]
+    async fn second(&self, session: &mut ClientSession) -> Result {
+        apply(&self.db, "interop-legacy-2", Some(session)).await
     }
 }

@@ -8,6 +8,7 @@ import io.migrate.interop.units.UnitB;
 import io.migrate.interop.units.UnitC;
 import io.migrate.interop.units.UnitFail;
 import io.migrate.interop.units.UnitSlow;
+import io.mongock.api.config.LegacyMigration;
 import io.mongock.driver.mongodb.sync.v4.driver.MongoSync4Driver;
 import io.mongock.runner.core.executor.MongockRunner;
 import io.mongock.runner.standalone.MongockStandalone;
@@ -32,6 +33,7 @@ import java.util.Map;
  * INTEROP_SLOW_BEFORE_MILLIS  how long interop-slow's before-step sleeps (default 0)
  * INTEROP_SLOW_MILLIS         how long interop-slow's execution sleeps (default 0)
  * INTEROP_SERVICE             the service identifier (default "java")
+ * INTEROP_LEGACY_MIGRATION    the collection of an earlier history to import first (default none)
  * </pre>
  *
  * <p>It prints {@code interop: ...} progress lines on stderr and exits 0 when Mongock succeeds,
@@ -78,6 +80,10 @@ public final class Main {
               .setTransactional(transactional)
               .setServiceIdentifier(Settings.string("INTEROP_SERVICE", "java"))
               .withMetadata(metadata);
+      String origin = Settings.string("INTEROP_LEGACY_MIGRATION", "");
+      if (!origin.isEmpty()) {
+        builder.setLegacyMigration(new LegacyMigration(origin));
+      }
       for (String unit : Settings.string("INTEROP_UNITS", "").split(",")) {
         switch (unit.trim()) {
           case "" -> {}

@@ -6,8 +6,9 @@ import com.mongodb.client.MongoDatabase;
 
 /**
  * The legacy model (Mongock 3's annotations, still run by Mongock 5): each change set is
- * tracked on its own and has no rollback. Selected with INTEROP_UNITS=legacy; the scenarios of
- * `cargo xtask interop` do not use it yet.
+ * tracked on its own and has no rollback. Selected with INTEROP_UNITS=legacy; the scenario
+ * `legacy-import` of `cargo xtask interop` runs it after importing a history that holds its
+ * first change set.
  */
 @ChangeLog(order = "010")
 public class LegacyChangeLog {

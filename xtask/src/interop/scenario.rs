@@ -386,14 +386,18 @@ fn lock_wait(sides: &Sides<'_>, checks: &mut Checks) -> Result {
         let holder_run = running.finish();
         let waiter = waiter.finish();
         checks.outcome(holder_run.succeeded(), &context);
-        let holder_done = holder_run.exit.printed_at(|l| l == "interop: done");
+        // The holder keeps the lock for the whole sleep of its slow unit; it releases it before
+        // it prints that it is done, so that line may come after the waiter's.
+        let slow_started = holder_run
+            .exit
+            .printed_at(|l| l == "interop: interop-slow sleeping 4000 ms");
         let waiter_locked = waiter.exit.printed_at(|l| waiter_side.took_lock(l));
         checks.expect(
-            match (holder_done, waiter_locked) {
-                (Some(done), Some(locked)) => locked >= done,
+            match (slow_started, waiter_locked) {
+                (Some(started), Some(locked)) => locked >= started + Duration::from_millis(4000),
                 _ => false,
             },
-            || format!("{context}: the waiter did not take the lock after the holder finished ({holder_done:?}, {waiter_locked:?})"),
+            || format!("{context}: the waiter took the lock before the holder's slow unit ended ({slow_started:?}, {waiter_locked:?})"),
         );
         let after = sides.state(&db)?;
         checks.nothing_pending_after_wait(&waiter, &context);

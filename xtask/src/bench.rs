@@ -5,7 +5,8 @@
 //! `MONGODB_URI`), and runs each case interleaved with its raw-driver twin `--runs` times,
 //! each run on a fresh database. It prints the medians and their ratios, the database
 //! commands per applied unit, and how a start with nothing to apply scales with the number
-//! of applied units; then it measures what the units cost to compile. Each timed run also
+//! of applied units, and the throughput of a batch update over a seeded collection; then it
+//! measures what the units cost to compile. Each timed run also
 //! prints a progress line on stderr, so the spread of the samples can be seen.
 //!
 //! Nothing here asserts a timing: this is a benchmark, not a test.
@@ -36,6 +37,10 @@ struct Options {
     compile_runs: usize,
     /// Applied units of the no-op start measurements.
     noop_units: Vec<usize>,
+    /// Seeded documents of the batch case, one row each.
+    batch_docs: Vec<usize>,
+    /// Documents per batch of the batch case.
+    batch_size: usize,
 }
 
 impl Options {
@@ -46,6 +51,10 @@ impl Options {
             runs: 5,
             compile_runs: 1,
             noop_units: vec![10, 100, 1000, 10_000],
+            // The Python test server's time per batch grows with the collection: 20,000
+            // documents take about 30 s a run on 2 cores, 100,000 more than six minutes.
+            batch_docs: vec![20_000],
+            batch_size: 1000,
         }
     }
 
@@ -56,6 +65,8 @@ impl Options {
             runs: 2,
             compile_runs: 1,
             noop_units: vec![10, 50],
+            batch_docs: vec![5_000],
+            batch_size: 1000,
         }
     }
 }
@@ -65,27 +76,33 @@ fn usage() -> String {
     let quick = Options::quick();
     let mut text = format!(
         "usage: cargo xtask bench [--quick] [--case <name>]... [--units <n>] [--runs <n>]\n\
-         \x20                        [--noop-units <n,n,..>] [--compile-runs <n>]\n\n\
+         \x20                        [--noop-units <n,n,..>] [--compile-runs <n>]\n\
+         \x20                        [--batch-docs <n,n,..>] [--batch-size <n>]\n\n\
          Generates the benchmark programs under target/bench/, builds them, starts the test\n\
          database (SECANTUSD=<path> picks the server binary, MONGODB_URI a server of your own),\n\
          runs each case interleaved with a hand-written program on the same driver, and prints\n\
-         medians and ratios, database commands per applied unit and the no-op start by number\n\
-         of applied units.\n\n\
+         medians and ratios, database commands per applied unit, the no-op start by number\n\
+         of applied units and the documents per second of a batch update.\n\n\
          options:\n  \
-         --quick               a smoke run: {} units, {} runs, no-op at {}\n  \
+         --quick               a smoke run: {} units, {} runs, no-op at {}, batch of {} docs\n  \
          --case <name>         run only this case (repeatable)\n  \
          --units <n>           units of the apply and compile cases (default {})\n  \
          --runs <n>            timed runs of each runtime case and its twin (default {})\n  \
          --noop-units <list>   applied units of the no-op start (default {})\n  \
-         --compile-runs <n>    timed builds of each compile measurement (default {})\n\n\
+         --compile-runs <n>    timed builds of each compile measurement (default {})\n  \
+         --batch-docs <list>   documents seeded for the batch case, a row each (default {})\n  \
+         --batch-size <n>      documents per batch, migrate and raw alike (default {})\n\n\
          cases:\n",
         quick.units,
         quick.runs,
         list(&quick.noop_units),
+        list(&quick.batch_docs),
         full.units,
         full.runs,
         list(&full.noop_units),
         full.compile_runs,
+        list(&full.batch_docs),
+        full.batch_size,
     );
     for case in Case::ALL {
         text.push_str(&format!("  {:<18} {}\n", case.name(), case.summary()));
@@ -113,6 +130,9 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             .filter(|&n| n > 0)
             .ok_or(format!("{flag} {n}: expected a positive number"))
     };
+    let positives = |flag: &str, list: &str| -> Result<Vec<usize>> {
+        list.split(',').map(|n| positive(flag, n.trim())).collect()
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("`{arg}` needs a value"));
@@ -130,12 +150,9 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             "--units" => options.units = positive(arg, value()?)?,
             "--runs" => options.runs = positive(arg, value()?)?,
             "--compile-runs" => options.compile_runs = positive(arg, value()?)?,
-            "--noop-units" => {
-                options.noop_units = value()?
-                    .split(',')
-                    .map(|n| positive(arg, n.trim()))
-                    .collect::<Result<_>>()?;
-            }
+            "--noop-units" => options.noop_units = positives(arg, value()?)?,
+            "--batch-docs" => options.batch_docs = positives(arg, value()?)?,
+            "--batch-size" => options.batch_size = positive(arg, value()?)?,
             other => return Err(format!("unknown option `{other}`\n\n{}", usage())),
         }
     }
@@ -144,6 +161,8 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
     }
     options.noop_units.sort_unstable();
     options.noop_units.dedup();
+    options.batch_docs.sort_unstable();
+    options.batch_docs.dedup();
     Ok(Some(options))
 }
 
@@ -204,6 +223,8 @@ struct Programs {
     compile_units: Option<String>,
     /// `units-1`, whose build builds every dependency of the crates of units.
     smallest: String,
+    /// `batch`, for the batch case.
+    batch: Option<String>,
 }
 
 impl Programs {
@@ -239,13 +260,19 @@ impl Programs {
             plain,
             compile_units,
             smallest: generate::units_crate("units", 1)?,
+            batch: if options.cases.contains(&Case::Batch) {
+                Some(generate::batch_crate()?)
+            } else {
+                None
+            },
         })
     }
 
-    /// Builds the runtime programs (the raw twin and each `units-<n>`) in release mode.
+    /// Builds the runtime programs (the raw twin, each `units-<n>` and `batch`) in release
+    /// mode.
     fn build_release(&self) -> Result {
         let mut build = Self::cargo(&["build", "--release", "-p", "bench-raw"]);
-        for (_, package) in &self.units {
+        for package in self.units.iter().map(|(_, p)| p).chain(&self.batch) {
             build.args(["-p", package]);
         }
         run(
@@ -275,6 +302,10 @@ impl Programs {
 
     fn raw() -> PathBuf {
         Self::binary("bench-raw")
+    }
+
+    fn batch() -> PathBuf {
+        Self::binary("bench-batch")
     }
 
     fn units(&self, n: usize) -> PathBuf {
@@ -308,7 +339,7 @@ impl Targets {
         if options
             .cases
             .iter()
-            .any(|c| matches!(c, Case::ApplyReplicaSet | Case::Noop))
+            .any(|c| matches!(c, Case::ApplyReplicaSet | Case::Noop | Case::Batch))
         {
             modes.push(Mode::ReplicaSet);
         }

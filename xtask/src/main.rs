@@ -13,8 +13,8 @@
 //! - `cargo xtask bench [--quick] [--case <name>] [--units <n>] [--runs <n>]`: the benchmark
 //!   (`bench.rs`): generates programs of change units and their hand-written twins on the
 //!   same driver under `target/bench/`, runs them against a local test database in both
-//!   modes and prints medians, ratios, commands per unit and compile costs; `--help` lists
-//!   the cases.
+//!   modes and prints medians, ratios, commands per unit, batch-update throughput and
+//!   compile costs; `--help` lists the cases.
 //! - `cargo xtask server [--standalone]`: starts a test database, prints its URI and keeps it
 //!   running until SIGINT (Ctrl-C), SIGTERM or SIGHUP, then stops it.
 
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
                  demo                    run the client_service example against a local test database\n  \
                  chaos [--short] [--help]  kill, pause and fault-inject the chaos service; print the figures\n  \
                  interop [--help]        the Rust runner and Java's Mongock 5.5.1 on one database (needs Java, Maven)\n  \
-                 bench [--quick] [--help]  migrate vs the raw driver: apply, no-op start, compile cost\n  \
+                 bench [--quick] [--help]  migrate vs the raw driver: apply, no-op start, batch update, compile cost\n  \
                  server [--standalone]   start a test database until Ctrl-C or SIGTERM\n  \
                  install-server          install the test database and print its path"
             );

@@ -26,6 +26,8 @@ fn quick_bench_prints_every_table() {
         "| no-op start, 50 applied",
         "### Database commands per applied unit",
         "### No-op start by number of applied units",
+        "| batch update, 5,000 documents, 1,000 a batch",
+        "### Batch update",
         "| debug build, 50 units",
         "| release build, 50 units",
     ] {

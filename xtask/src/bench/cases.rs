@@ -5,7 +5,7 @@ use std::process::Command;
 
 use super::generate;
 use super::measure::{self, Sample};
-use super::report::{CommandLog, CompileRow, Profile, Results, TwinRow};
+use super::report::{BatchRow, CommandLog, CompileRow, Profile, Results, TwinRow};
 use super::{Options, Programs, Targets};
 use crate::server::Mode;
 use crate::{run, signals, Result};
@@ -15,14 +15,16 @@ pub(super) enum Case {
     ApplyReplicaSet,
     ApplyStandalone,
     Noop,
+    Batch,
     Compile,
 }
 
 impl Case {
-    pub(super) const ALL: [Case; 4] = [
+    pub(super) const ALL: [Case; 5] = [
         Case::ApplyReplicaSet,
         Case::ApplyStandalone,
         Case::Noop,
+        Case::Batch,
         Case::Compile,
     ];
 
@@ -31,6 +33,7 @@ impl Case {
             Case::ApplyReplicaSet => "apply-replset",
             Case::ApplyStandalone => "apply-standalone",
             Case::Noop => "noop",
+            Case::Batch => "batch",
             Case::Compile => "compile",
         }
     }
@@ -45,6 +48,10 @@ impl Case {
             }
             Case::Noop => {
                 "a whole process that finds nothing to apply, at each --noop-units; vs connect + one find"
+            }
+            Case::Batch => {
+                "BatchUpdate in a unit over each --batch-docs seeded docs vs a find + updateMany \
+                 loop; docs/s, peak RSS"
             }
             Case::Compile => {
                 "clean build and rebuild after editing one unit, debug and release, of --units \
@@ -72,7 +79,7 @@ impl Case {
         let mode = match self {
             Case::ApplyReplicaSet => Mode::ReplicaSet,
             Case::ApplyStandalone => Mode::Standalone,
-            Case::Noop => targets.uris[0].0,
+            Case::Noop | Case::Batch => targets.uris[0].0,
             Case::Compile => return Ok(()),
         };
         let Some(uri) = targets.uri(mode) else {
@@ -86,6 +93,7 @@ impl Case {
         let target = Target { uri, mode };
         match self {
             Case::Noop => results.noop.extend(noop(options, programs, target)?),
+            Case::Batch => results.batch.extend(batch(options, target)?),
             _ => results
                 .apply
                 .push(apply(options, &programs.units(options.units), target)?),
@@ -158,10 +166,15 @@ fn measure_program(
 /// Runs a benchmark program on the database it is given, with its command log when asked.
 type Program<'a> = Box<dyn Fn(&str, bool) -> Result<(Sample, String)> + 'a>;
 
+/// Prepares the database it is given before a timed run, untimed.
+type Prepare<'a> = Box<dyn Fn(&str) -> Result + 'a>;
+
 /// The two programs of a runtime case.
 struct Twins<'a> {
     migrate: Program<'a>,
     raw: Program<'a>,
+    /// Prepares the fresh database of each run, untimed (the batch case seeds it).
+    prepare: Option<Prepare<'a>>,
 }
 
 impl Twins<'_> {
@@ -186,6 +199,9 @@ impl Twins<'_> {
                 if let Some(uri) = fresh {
                     drop_database(uri, &name)?;
                 }
+                if let Some(prepare) = &self.prepare {
+                    prepare(&name)?;
+                }
                 let program = if tool == "migrate" {
                     &self.migrate
                 } else {
@@ -207,6 +223,30 @@ impl Twins<'_> {
                 super::report::sample(raw.last().expect("a run")),
             );
         }
+        Ok((migrate, raw))
+    }
+
+    /// Runs each once more, untimed, on a fresh database named by `db`, with the command
+    /// log; `units` is how many units each applies.
+    fn command_logs(
+        &self,
+        uri: &str,
+        db: impl Fn(&str) -> String,
+        units: usize,
+    ) -> Result<(CommandLog, CommandLog)> {
+        let mut logs = Vec::new();
+        for (tool, program) in [("migrate", &self.migrate), ("raw", &self.raw)] {
+            let name = db(tool);
+            drop_database(uri, &name)?;
+            if let Some(prepare) = &self.prepare {
+                prepare(&name)?;
+            }
+            let (_, output) = program(&name, true)?;
+            drop_database(uri, &name)?;
+            logs.push(CommandLog::parse(&output, units)?);
+        }
+        let raw = logs.pop().expect("two logs");
+        let migrate = logs.pop().expect("two logs");
         Ok((migrate, raw))
     }
 }
@@ -242,6 +282,7 @@ fn apply(options: &Options, units: &Path, Target { uri, mode }: Target<'_>) -> R
                 commands,
             )
         }),
+        prepare: None,
     };
     let tag = if mode == Mode::ReplicaSet { "rs" } else { "sa" };
     let (migrate, raw_samples) = twins.interleaved(
@@ -250,17 +291,8 @@ fn apply(options: &Options, units: &Path, Target { uri, mode }: Target<'_>) -> R
         |run, tool| format!("bench_apply_{tag}_{run}_{tool}"),
         Some(uri),
     )?;
-    // One more run of each, untimed, with the command log.
-    let mut logs = Vec::new();
-    for (tool, program) in [("migrate", &twins.migrate), ("raw", &twins.raw)] {
-        let db = format!("bench_apply_{tag}_commands_{tool}");
-        drop_database(uri, &db)?;
-        let (_, output) = program(&db, true)?;
-        drop_database(uri, &db)?;
-        logs.push(CommandLog::parse(&output, n)?);
-    }
-    let raw_log = logs.pop().expect("two logs");
-    let migrate_log = logs.pop().expect("two logs");
+    let (migrate_log, raw_log) =
+        twins.command_logs(uri, |tool| format!("bench_apply_{tag}_commands_{tool}"), n)?;
     Ok(TwinRow {
         mode,
         units: n,
@@ -294,6 +326,7 @@ fn noop(
             raw: Box::new(|db: &str, commands| {
                 measure_program(&format!("{label}: raw"), &raw, &["noop", uri, db], commands)
             }),
+            prepare: None,
         };
         let (migrate, raw_samples) =
             twins.interleaved(&label, options.runs, |_, _| db.clone(), None)?;
@@ -307,6 +340,84 @@ fn noop(
             raw: raw_samples,
             migrate_commands: CommandLog::parse(&migrate_log, 0)?,
             raw_commands: CommandLog::parse(&raw_log, 0)?,
+        });
+    }
+    Ok(rows)
+}
+
+/// For each of `options.batch_docs`: seeds that many documents into a fresh database before
+/// every run (untimed), then changes them all with `BatchUpdate` in a change unit and with
+/// the raw twin's loop, checking that each changed every document.
+fn batch(options: &Options, Target { uri, mode }: Target<'_>) -> Result<Vec<BatchRow>> {
+    let program = Programs::batch();
+    let raw = Programs::raw();
+    let size = options.batch_size.to_string();
+    let mut rows = Vec::new();
+    for &n in &options.batch_docs {
+        let docs = n.to_string();
+        let label = format!("batch {n}, {}", mode_name(mode));
+        let checked = |tool: &'static str, run: Result<(Sample, String)>| {
+            let (sample, output) = run?;
+            let changed = output
+                .lines()
+                .find_map(|l| l.strip_prefix("changed "))
+                .and_then(|c| c.trim().parse::<usize>().ok());
+            if changed != Some(n) {
+                return Err(format!(
+                    "{label}: {tool} changed {changed:?} documents, expected {n}"
+                ));
+            }
+            Ok((sample, output))
+        };
+        let twins = Twins {
+            migrate: Box::new(|db: &str, commands| {
+                checked(
+                    "migrate",
+                    measure_program(
+                        &format!("{label}: migrate"),
+                        &program,
+                        &[uri, db, &size],
+                        commands,
+                    ),
+                )
+            }),
+            raw: Box::new(|db: &str, commands| {
+                checked(
+                    "raw",
+                    measure_program(
+                        &format!("{label}: raw"),
+                        &raw,
+                        &["batch", uri, db, &size],
+                        commands,
+                    ),
+                )
+            }),
+            prepare: Some(Box::new(|db: &str| {
+                measure::run(
+                    &format!("seeding {n} documents into {db}"),
+                    Command::new(&raw).args(["seed", uri, db, &docs]),
+                    &log_path("seed"),
+                )
+                .map(|_| ())
+            })),
+        };
+        eprintln!("xtask: bench {label}: each run seeds {n} documents first, untimed");
+        let (migrate, raw_samples) = twins.interleaved(
+            &label,
+            options.runs,
+            |run, tool| format!("bench_batch_{run}_{tool}"),
+            Some(uri),
+        )?;
+        let (migrate_commands, raw_commands) =
+            twins.command_logs(uri, |tool| format!("bench_batch_commands_{tool}"), 0)?;
+        rows.push(BatchRow {
+            mode,
+            docs: n,
+            batch_size: options.batch_size,
+            migrate,
+            raw: raw_samples,
+            migrate_commands,
+            raw_commands,
         });
     }
     Ok(rows)

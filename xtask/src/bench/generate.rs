@@ -8,7 +8,9 @@
 //! - `units-<n>`: `n` change units, each inserting one document through the injected
 //!   session, run by `migrate::Runner::new(&db).run()`;
 //! - `plain-<n>`: the same `n` bodies as plain async functions in a table, run like the raw
-//!   twin.
+//!   twin;
+//! - `batch`: one change unit outside a transaction that changes a seeded collection with
+//!   `migrate::batch::BatchUpdate` (see `programs/batch_main.rs`).
 //!
 //! Files are only written when their content changes, so a second `cargo xtask bench`
 //! rebuilds nothing.
@@ -23,6 +25,7 @@ const SUPPORT: &str = include_str!("programs/support.rs");
 const RAW_MAIN: &str = include_str!("programs/raw_main.rs");
 const UNITS_MAIN: &str = include_str!("programs/units_main.rs");
 const PLAIN_MAIN: &str = include_str!("programs/plain_main.rs");
+const BATCH_MAIN: &str = include_str!("programs/batch_main.rs");
 
 /// The benchmark workspace, `target/bench`.
 pub(super) fn root() -> PathBuf {
@@ -79,19 +82,33 @@ const SUPPORT_DEPENDENCY: &str = "bench-support = { path = \"../support\" }\n";
 /// compile case edits its crate, and the runtime binaries should not be rebuilt for that.
 pub(super) fn units_crate(kind: &str, n: usize) -> Result<String> {
     let name = format!("bench-{kind}-{n}");
-    let dir = crate_dir(&name);
-    let migrate = format!(
+    let dir = migrate_crate(&name, UNITS_MAIN)?;
+    unit_files(&dir, n, unit_source)?;
+    write(&dir.join("src/units.rs"), &mod_lines(n))?;
+    Ok(name)
+}
+
+/// Writes the crate of the batch case and returns its package name.
+pub(super) fn batch_crate() -> Result<String> {
+    let name = "bench-batch".to_owned();
+    migrate_crate(&name, BATCH_MAIN)?;
+    Ok(name)
+}
+
+/// Writes the manifest and `main.rs` of the package `name`, which depends on the support
+/// crate and this repository's `migrate`, and returns its directory.
+fn migrate_crate(name: &str, main: &str) -> Result<PathBuf> {
+    let dir = crate_dir(name);
+    let dependencies = format!(
         "{SUPPORT_DEPENDENCY}migrate = {{ path = {:?} }}\n",
         workspace_root().display().to_string()
     );
     write(
         &dir.join("Cargo.toml"),
-        &manifest(&name, &workspace_dependency("mongodb")?, &migrate),
+        &manifest(name, &workspace_dependency("mongodb")?, &dependencies),
     )?;
-    write(&dir.join("src/main.rs"), UNITS_MAIN)?;
-    unit_files(&dir, n, unit_source)?;
-    write(&dir.join("src/units.rs"), &mod_lines(n))?;
-    Ok(name)
+    write(&dir.join("src/main.rs"), main)?;
+    Ok(dir)
 }
 
 /// Writes `plain-<n>` and returns its package name.

@@ -17,6 +17,7 @@ pub(super) struct Results {
     server: String,
     pub(super) apply: Vec<TwinRow>,
     pub(super) noop: Vec<TwinRow>,
+    pub(super) batch: Vec<BatchRow>,
     pub(super) compile: Vec<CompileRow>,
     /// Cases that were skipped, and why.
     pub(super) notes: Vec<String>,
@@ -27,6 +28,19 @@ pub(super) struct Results {
 pub(super) struct TwinRow {
     pub(super) mode: Mode,
     pub(super) units: usize,
+    pub(super) migrate: Vec<Sample>,
+    pub(super) raw: Vec<Sample>,
+    pub(super) migrate_commands: CommandLog,
+    pub(super) raw_commands: CommandLog,
+}
+
+/// The batch case at one number of seeded documents: the samples of the change unit's
+/// `BatchUpdate` and of the hand-written loop, and the commands each sent in one more,
+/// untimed, run.
+pub(super) struct BatchRow {
+    pub(super) mode: Mode,
+    pub(super) docs: usize,
+    pub(super) batch_size: usize,
     pub(super) migrate: Vec<Sample>,
     pub(super) raw: Vec<Sample>,
     pub(super) migrate_commands: CommandLog,
@@ -159,6 +173,7 @@ impl Results {
             server,
             apply: Vec::new(),
             noop: Vec::new(),
+            batch: Vec::new(),
             compile: Vec::new(),
             notes: Vec::new(),
         }
@@ -171,7 +186,7 @@ impl Results {
             "\n## migrate vs the same work on the raw driver\n\nmachine: {}",
             machine()
         );
-        if !self.apply.is_empty() || !self.noop.is_empty() {
+        if !self.apply.is_empty() || !self.noop.is_empty() || !self.batch.is_empty() {
             let _ = writeln!(
                 out,
                 "server: {}\nmedians of {} runs, each run on a fresh database",
@@ -212,6 +227,20 @@ impl Results {
                 thousands(row.units),
                 with_cpu(&row.migrate),
                 with_cpu(&row.raw),
+                ratio(m, r)
+            );
+        }
+        for row in &self.batch {
+            let (m, r) = (wall(&row.migrate), wall(&row.raw));
+            let _ = writeln!(
+                out,
+                "| batch update, {} documents, {} a batch (whole process) | {} ({}) | {} ({}; find + updateMany loop) | {} |",
+                thousands(row.docs),
+                thousands(row.batch_size),
+                duration(m),
+                per_second(row.docs, m),
+                duration(r),
+                per_second(row.docs, r),
                 ratio(m, r)
             );
         }
@@ -301,6 +330,51 @@ impl Results {
                 );
             }
         }
+        if !self.batch.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### Batch update ({}; documents seeded untimed before each run)\n\n\
+                 | documents | batch | migrate | docs/s | CPU | peak RSS | raw driver | docs/s | CPU | peak RSS | migrate throughput |\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|",
+                mode_name(self.batch[0].mode)
+            );
+            for row in &self.batch {
+                let (m, r) = (wall(&row.migrate), wall(&row.raw));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    thousands(row.docs),
+                    thousands(row.batch_size),
+                    duration(m),
+                    per_second(row.docs, m),
+                    optional(cpu(&row.migrate), duration),
+                    optional(peak(&[&row.migrate]), bytes),
+                    duration(r),
+                    per_second(row.docs, r),
+                    optional(cpu(&row.raw), duration),
+                    optional(peak(&[&row.raw]), bytes),
+                    if m.is_zero() {
+                        "n/a".into()
+                    } else {
+                        format!("{:.0}% of raw", 100.0 * r.as_secs_f64() / m.as_secs_f64())
+                    },
+                );
+            }
+            let _ = writeln!(
+                out,
+                "\nWall times are medians of whole processes (connect included); peak RSS is the \
+                 largest of all runs.\n\nCommands of a batch update:\n"
+            );
+            for row in &self.batch {
+                let _ = writeln!(
+                    out,
+                    "- {} documents: migrate {}; raw driver {}",
+                    thousands(row.docs),
+                    row.migrate_commands.describe_all(),
+                    row.raw_commands.describe_all()
+                );
+            }
+        }
         for note in &self.notes {
             let _ = writeln!(out, "\nnote: {note}");
         }
@@ -376,6 +450,17 @@ fn ratio(a: Duration, b: Duration) -> String {
         return "n/a".into();
     }
     format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// `12,345 docs/s` for `docs` documents in `d`.
+fn per_second(docs: usize, d: Duration) -> String {
+    if d.is_zero() {
+        return "n/a".into();
+    }
+    format!(
+        "{} docs/s",
+        thousands((docs as f64 / d.as_secs_f64()).round() as usize)
+    )
 }
 
 fn bytes(n: u64) -> String {

@@ -5,6 +5,12 @@
 //!   transaction where the server runs transactions;
 //! - `raw noop <uri> <db>`: connects and reads the history with one `find`, taking each
 //!   entry's `changeId` from the raw documents;
+//! - `raw seed <uri> <db> <docs>`: inserts `docs` documents into the batch case's collection,
+//!   10,000 per `insert`;
+//! - `raw batch <uri> <db> <batch size>`: the batch case's change as a hand-written loop: takes
+//!   the `_id`s of the next `<batch size>` documents that match the filter, in `_id` order after
+//!   the last batch, changes them with one `updateMany` over that `_id` range and the filter,
+//!   and stops when none are left; prints `changed <n>`;
 //! - `raw probe <uri>`: prints `transactions` when the server runs them (a replica set or
 //!   mongos), `no-transactions` otherwise;
 //! - `raw drop <uri> <db>`: drops the database.
@@ -14,12 +20,13 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use bench_support::{history, Bench, Error, UNIT_COLLECTION};
-use mongodb::bson::{doc, Document, RawDocumentBuf};
-use mongodb::Database;
+use bench_support::{batch, history, Bench, Error, UNIT_COLLECTION};
+use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
+use mongodb::{Collection, Database};
 
 const USAGE: &str = "apply <uri> <db> <units> transactions|no-transactions | noop <uri> <db> \
-                     | probe <uri> | drop <uri> <db>";
+                     | seed <uri> <db> <docs> | batch <uri> <db> <batch size> | probe <uri> \
+                     | drop <uri> <db>";
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -37,6 +44,18 @@ async fn main() -> Result<(), Error> {
             let bench = Bench::connect(&args[1], &args[2]).await?;
             let applied = applied(&bench.db).await?;
             std::hint::black_box(applied);
+            bench.finish();
+        }
+        "seed" => {
+            let args = bench_support::args(4, USAGE);
+            let bench = Bench::connect(&args[1], &args[2]).await?;
+            seed(&bench.db, args[3].parse()?).await?;
+        }
+        "batch" => {
+            let args = bench_support::args(4, USAGE);
+            let bench = Bench::connect(&args[1], &args[2]).await?;
+            let changed = change_in_batches(&bench.db, args[3].parse()?).await?;
+            println!("changed {changed}");
             bench.finish();
         }
         "probe" => {
@@ -103,4 +122,74 @@ async fn apply(bench: &Bench, units: usize, transactions: bool) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// Inserts `docs` documents into the batch case's collection.
+async fn seed(db: &Database, docs: u64) -> Result<(), Error> {
+    const CHUNK: u64 = 10_000;
+    let collection = db.collection::<Document>(batch::COLLECTION);
+    let mut next = 0;
+    while next < docs {
+        let end = (next + CHUNK).min(docs);
+        collection
+            .insert_many((next..end).map(batch::seeded))
+            .await?;
+        next = end;
+    }
+    Ok(())
+}
+
+/// Changes every document that matches the filter, `size` at a time, and returns how many it
+/// changed.
+async fn change_in_batches(db: &Database, size: usize) -> Result<u64, Error> {
+    let collection = db.collection::<Document>(batch::COLLECTION);
+    let mut changed = 0;
+    let mut after: Option<Bson> = None;
+    while let Some((first, last)) = next_batch(&collection, after.as_ref(), size).await? {
+        let mut selected = doc! { "_id": { "$gte": first, "$lte": last.clone() } };
+        selected.extend(batch::filter());
+        changed += collection
+            .update_many(selected, batch::update())
+            .await?
+            .modified_count;
+        after = Some(last);
+    }
+    Ok(changed)
+}
+
+/// The first and last `_id` of the next `size` documents that match the filter after
+/// `after`, in `_id` order; only the ids are fetched.
+async fn next_batch(
+    collection: &Collection<Document>,
+    after: Option<&Bson>,
+    size: usize,
+) -> Result<Option<(Bson, Bson)>, Error> {
+    let mut filter = match after {
+        Some(after) => doc! { "_id": { "$gt": after.clone() } },
+        None => Document::new(),
+    };
+    filter.extend(batch::filter());
+    let mut cursor = collection
+        .clone_with_type::<RawDocumentBuf>()
+        .find(filter)
+        .sort(doc! { "_id": 1 })
+        .projection(doc! { "_id": 1 })
+        .limit(size as i64)
+        .batch_size(size as u32)
+        .await?;
+    let mut bounds: Option<(Bson, Bson)> = None;
+    while cursor.advance().await? {
+        let id = Bson::try_from(
+            cursor
+                .current()
+                .get("_id")?
+                .ok_or("a document without `_id`")?
+                .to_raw_bson(),
+        )?;
+        match &mut bounds {
+            Some((_, last)) => *last = id,
+            None => bounds = Some((id.clone(), id)),
+        }
+    }
+    Ok(bounds)
 }

@@ -74,6 +74,29 @@ pub fn args(count: usize, usage: &str) -> Vec<String> {
     args
 }
 
+/// The change of the batch case, the same for `migrate` and for the hand-written loop.
+pub mod batch {
+    use mongodb::bson::{doc, Document};
+
+    /// The collection the batch case seeds and changes.
+    pub const COLLECTION: &str = "batch";
+
+    /// The documents still to change.
+    pub fn filter() -> Document {
+        doc! { "done": { "$ne": true } }
+    }
+
+    /// The change: it makes [`filter`] false for every document it changes.
+    pub fn update() -> Document {
+        doc! { "$set": { "done": true } }
+    }
+
+    /// Seeded document `i`.
+    pub fn seeded(i: u64) -> Document {
+        doc! { "_id": i as i64, "email": format!("User.{i}@Example.COM") }
+    }
+}
+
 /// History entries as a hand-written program records them: Mongock's fields, one plain
 /// insert per applied unit.
 pub mod history {

@@ -259,12 +259,16 @@ impl StepMethod {
             Marker::Step(Step::BeforeExecution) => {
                 let other = Step::RollbackBeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
+                    #[allow(unused_imports)]
+                    use #private::StepFallback as _;
                     #private::require_rollback_before_execution(&Self::#other);
                 })
             }
             Marker::Step(Step::RollbackBeforeExecution) => {
                 let other = Step::BeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
+                    #[allow(unused_imports)]
+                    use #private::StepFallback as _;
                     #private::require_before_execution(&Self::#other);
                 })
             }
@@ -372,8 +376,6 @@ impl StepMethod {
                     does_nothing: #does_nothing,
                     requirements: &[#(#requirement_list),*],
                     run: ::core::option::Option::Some(|#this, #cx_pattern| {
-                        #[allow(unused_imports)]
-                        use #private::StepFallback as _;
                         #[allow(unused_variables)]
                         let #unit_id: &'static str = #unit_id_value;
                         #companion

@@ -99,8 +99,10 @@ impl Unit {
         let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
-                const _: () = #private::require_execution(&#ident::#execution);
-                const _: () = #private::require_rollback_execution(&#ident::#rollback);
+                const _: () = {
+                    #private::require_execution(&#ident::#execution);
+                    #private::require_rollback_execution(&#ident::#rollback);
+                };
             },
             ident.span(),
         );

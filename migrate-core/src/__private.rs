@@ -28,7 +28,8 @@ pub struct UnitSpec {
     pub checksum: u64,
     pub file: &'static str,
     pub line: u32,
-    pub requirements: fn() -> Vec<(Requirement, &'static str)>,
+    /// The injection sites, in groups: the struct's fields, then each step's parameters.
+    pub requirements: &'static [Requirements],
     pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
     /// `Some` for a `#[change_set]` method of a `#[change_log]`, `None` for a change unit.
     pub change_set: Option<ChangeSetSpec>,
@@ -66,29 +67,16 @@ pub fn inject<'a, T, M>(
 where
     T: Inject<'a, M>,
 {
-    T::resolve(deps).ok_or_else(|| {
-        format!(
-            "change unit `{unit_id}` needs `{}` for {site}, but no such dependency is registered",
-            T::requirement().type_name
-        )
-        .into()
-    })
+    T::resolve(deps).ok_or_else(|| missing_dependency(unit_id, T::requirement(), site))
 }
 
-/// The requirement of an injection site.
-pub fn requirement<'a, T, M>(site: &'static str) -> (Requirement, &'static str)
-where
-    T: Inject<'a, M>,
-{
-    (T::requirement(), site)
-}
-
-/// The requirement of a `&mut Session` parameter.
-pub fn session_requirement<S, M>(site: &'static str) -> (Requirement, &'static str)
-where
-    S: InjectSession<M>,
-{
-    (S::requirement(), site)
+/// The error for a dependency missing from the map; not generic, so shared by every site.
+fn missing_dependency(unit_id: &str, requirement: Requirement, site: &str) -> BoxError {
+    format!(
+        "change unit `{unit_id}` needs `{}` for {site}, but no such dependency is registered",
+        requirement.type_name
+    )
+    .into()
 }
 
 /// Takes the store session for a `&mut S` parameter.
@@ -97,6 +85,33 @@ where
     S: InjectSession<M>,
 {
     cx.take_session::<S>()
+}
+
+/// What one injection site needs, listed without resolving anything: the requirement of the
+/// site's type and the site's description. Generated code lists a unit's sites in consts.
+#[derive(Clone, Copy)]
+pub struct RequirementSite {
+    name: &'static str,
+    requirement: fn() -> Requirement,
+}
+
+impl RequirementSite {
+    /// The site's requirement, with its description.
+    pub fn get(&self) -> (Requirement, &'static str) {
+        ((self.requirement)(), self.name)
+    }
+}
+
+/// The injection sites of a struct or of one step.
+pub type Requirements = &'static [RequirementSite];
+
+/// Every site of `groups`, in order.
+pub(crate) fn list_requirements(groups: &[Requirements]) -> Vec<(Requirement, &'static str)> {
+    groups
+        .iter()
+        .flat_map(|group| group.iter())
+        .map(RequirementSite::get)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,7 +126,10 @@ where
 // required step into a compile error with a message that says what to add.
 // ---------------------------------------------------------------------------------------------
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// Marks the [`StepDef`] a method marker generated.
 pub enum Present {}
@@ -124,10 +142,8 @@ pub enum Absent {}
 pub type StepFn<T> =
     for<'a> fn(&'a T, StepContext<'a>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
 
-/// The injection sites of a unit or of one step.
-pub type RequirementsFn = fn() -> Vec<(Requirement, &'static str)>;
-
-/// What a method marker tells `#[change_unit]` about its step.
+/// What a method marker tells `#[change_unit]` about its step. Generated code writes it as a
+/// struct literal, so that its `requirements` can be a slice built in place.
 pub struct StepDef<T: ?Sized, P> {
     /// The marked method's name; `None` for an absent step.
     pub method: Option<&'static str>,
@@ -138,37 +154,26 @@ pub struct StepDef<T: ?Sized, P> {
     /// Whether the method's body is empty or only `Ok(())` (an absent step does nothing).
     pub does_nothing: bool,
     /// The method's injection sites.
-    pub requirements: RequirementsFn,
-    /// Runs the method.
-    pub run: StepFn<T>,
-    presence: PhantomData<fn() -> P>,
+    pub requirements: Requirements,
+    /// Runs the method; `None` for an absent step.
+    pub run: Option<StepFn<T>>,
+    /// Whether a method is marked for the step ([`Present`] or [`Absent`]).
+    pub presence: PhantomData<fn() -> P>,
 }
 
 impl<T: ?Sized> StepDef<T, Present> {
-    /// The step of a marked method.
-    pub const fn new(
-        method: &'static str,
-        checksum: u64,
-        takes_session: bool,
-        does_nothing: bool,
-        requirements: RequirementsFn,
-        run: StepFn<T>,
-    ) -> Self {
-        StepDef {
-            method: Some(method),
-            checksum,
-            takes_session,
-            does_nothing,
-            requirements,
-            run,
-            presence: PhantomData,
-        }
-    }
-
     /// Stands in for a marked method the macro rejected, so that the compile error about the
     /// method is not followed by one about a missing step.
     pub const fn rejected(method: &'static str) -> Self {
-        Self::new(method, 0, true, false, no_requirements, no_step::<T>)
+        StepDef {
+            method: Some(method),
+            checksum: 0,
+            takes_session: true,
+            does_nothing: false,
+            requirements: &[],
+            run: None,
+            presence: PhantomData,
+        }
     }
 }
 
@@ -179,8 +184,8 @@ impl<T: ?Sized> StepDef<T, Absent> {
         checksum: 0,
         takes_session: false,
         does_nothing: true,
-        requirements: no_requirements,
-        run: no_step::<T>,
+        requirements: &[],
+        run: None,
         presence: PhantomData,
     };
 }
@@ -193,17 +198,6 @@ impl<T: ?Sized, P> StepDef<T, P> {
             None => "",
         }
     }
-}
-
-fn no_step<'a, T: ?Sized>(
-    _unit: &'a T,
-    _cx: StepContext<'a>,
-) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
-    None
-}
-
-fn no_requirements() -> Vec<(Requirement, &'static str)> {
-    Vec::new()
 }
 
 /// Supplies an absent [`StepDef`] for every step of every type; the consts a method marker
@@ -305,26 +299,29 @@ pub const fn checksum(parts: &[u64]) -> u64 {
 /// cannot be injected is one compile error, not two.
 pub struct Site<'a, T> {
     name: &'static str,
-    requirement: fn(&'static str) -> (Requirement, &'static str),
+    requirement: fn() -> Requirement,
     resolve: fn(&'a Dependencies, &'static str, &'static str) -> Result<T, BoxError>,
 }
 
 /// The injection site `name`, resolved as `T`.
-pub fn site<'a, T, M>(name: &'static str) -> Site<'a, T>
+pub const fn site<'a, T, M>(name: &'static str) -> Site<'a, T>
 where
     T: Inject<'a, M>,
 {
     Site {
         name,
-        requirement: requirement::<T, M>,
+        requirement: T::requirement,
         resolve: inject::<T, M>,
     }
 }
 
 impl<'a, T> Site<'a, T> {
-    /// What the site needs, with its description.
-    pub fn requirement(&self) -> (Requirement, &'static str) {
-        (self.requirement)(self.name)
+    /// What the site needs, with its description, for a const list.
+    pub const fn requirement(&self) -> RequirementSite {
+        RequirementSite {
+            name: self.name,
+            requirement: self.requirement,
+        }
     }
 
     /// Resolves the site, or explains which unit and type are missing.
@@ -336,26 +333,29 @@ impl<'a, T> Site<'a, T> {
 /// A `&mut S` parameter taking the store's session; see [`Site`].
 pub struct SessionSite<S> {
     name: &'static str,
-    requirement: fn(&'static str) -> (Requirement, &'static str),
+    requirement: fn() -> Requirement,
     take: for<'a, 'b> fn(&'b mut StepContext<'a>) -> Result<&'a mut S, BoxError>,
 }
 
 /// The session parameter `name`, of type `&mut S`.
-pub fn session_site<S, M>(name: &'static str) -> SessionSite<S>
+pub const fn session_site<S, M>(name: &'static str) -> SessionSite<S>
 where
     S: InjectSession<M>,
 {
     SessionSite {
         name,
-        requirement: session_requirement::<S, M>,
+        requirement: S::requirement,
         take: session::<S, M>,
     }
 }
 
 impl<S> SessionSite<S> {
-    /// What the site needs, with its description.
-    pub fn requirement(&self) -> (Requirement, &'static str) {
-        (self.requirement)(self.name)
+    /// What the site needs, with its description, for a const list.
+    pub const fn requirement(&self) -> RequirementSite {
+        RequirementSite {
+            name: self.name,
+            requirement: self.requirement,
+        }
     }
 
     /// Takes the session out of the step's context.
@@ -368,6 +368,35 @@ impl<S> SessionSite<S> {
 /// method's return type, so a method that returns something else is reported there.
 pub fn step_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
     result.map_err(Into::into)
+}
+
+/// The future of a step: the method's own future, boxed by the step function, with its
+/// result converted by `convert` (a non-capturing closure around [`step_result`]). Generic
+/// only over the method's return type, so units that return the same type share its code.
+pub fn step_future<'a, R: 'a>(
+    method: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
+    convert: fn(R) -> Result<(), BoxError>,
+) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+    Some(Box::pin(StepFuture { method, convert }))
+}
+
+/// The step of a unit whose parameters could not be resolved: fails with `error` when run.
+pub fn step_failed<'a>(error: BoxError) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+    Some(Box::pin(std::future::ready(Err(error))))
+}
+
+struct StepFuture<'a, R> {
+    method: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
+    convert: fn(R) -> Result<(), BoxError>,
+}
+
+impl<R> Future for StepFuture<'_, R> {
+    type Output = Result<(), BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let convert = self.convert;
+        self.method.as_mut().poll(cx).map(convert)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +422,7 @@ pub trait IsChangeLog: Sized + Send + Sync + 'static {
     const CHECKSUM: u64;
 
     /// The injection sites of the struct's fields.
-    fn requirements() -> Vec<(Requirement, &'static str)>;
+    const REQUIREMENTS: Requirements;
 
     /// Builds the change log from `deps`, for the change set `unit_id`.
     fn build(deps: &Dependencies, unit_id: &'static str) -> Result<Self, BoxError>;
@@ -407,6 +436,11 @@ pub trait ChangeSetDef: 'static {
     const ID: &'static str;
     /// The method, as a step of the change log.
     const STEP: StepDef<Self::Log, Present>;
+    /// The injection sites: the change log's fields, then the method's parameters.
+    const REQUIREMENTS: &'static [Requirements] = &[
+        <Self::Log as IsChangeLog>::REQUIREMENTS,
+        Self::STEP.requirements,
+    ];
 }
 
 /// What a change set declares in its attribute, besides its id.
@@ -440,7 +474,7 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit
         checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
         file: set.file,
         line: set.line,
-        requirements: change_set_requirements::<S>,
+        requirements: S::REQUIREMENTS,
         instantiate: instantiate_change_set::<S>,
         change_set: Some(ChangeSetSpec {
             order: set.order,
@@ -453,7 +487,7 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit
 /// A change log built for one of its change sets: running its execution runs that method.
 struct ChangeSetInstance<T> {
     log: T,
-    run: StepFn<T>,
+    run: Option<StepFn<T>>,
 }
 
 impl<T: Send + Sync> ChangeUnitInstance for ChangeSetInstance<T> {
@@ -463,7 +497,7 @@ impl<T: Send + Sync> ChangeUnitInstance for ChangeSetInstance<T> {
         cx: StepContext<'a>,
     ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
         match step {
-            Step::Execution => (self.run)(&self.log, cx),
+            Step::Execution => (self.run?)(&self.log, cx),
             _ => None,
         }
     }
@@ -478,11 +512,4 @@ fn instantiate_change_set<S: ChangeSetDef>(
         log,
         run: S::STEP.run,
     }))
-}
-
-/// The injection sites of `S`: its change log's fields, then its method's parameters.
-fn change_set_requirements<S: ChangeSetDef>() -> Vec<(Requirement, &'static str)> {
-    let mut requirements = S::Log::requirements();
-    requirements.extend((S::STEP.requirements)());
-    requirements
 }

@@ -253,7 +253,7 @@ const fn spec(run_always: bool) -> UnitSpec {
         checksum: 0,
         file: file!(),
         line: line!(),
-        requirements: no_requirements,
+        requirements: &[],
         instantiate,
         change_set: None,
         system: true,
@@ -262,10 +262,6 @@ const fn spec(run_always: bool) -> UnitSpec {
 
 static RUN_ONCE: ChangeUnit = ChangeUnit::from_spec(spec(false));
 static RUN_ALWAYS: ChangeUnit = ChangeUnit::from_spec(spec(true));
-
-fn no_requirements() -> Vec<(crate::inject::Requirement, &'static str)> {
-    Vec::new()
-}
 
 fn instantiate(deps: &Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let importer = deps.get_dep::<Importer>().ok_or_else(|| -> BoxError {

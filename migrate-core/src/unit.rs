@@ -231,7 +231,7 @@ impl ChangeUnit {
 
     /// Every injection site of the unit, with a description of the site.
     pub fn requirements(&self) -> Vec<(Requirement, &'static str)> {
-        (self.spec.requirements)()
+        crate::__private::list_requirements(self.spec.requirements)
     }
 
     /// Builds the unit, resolving its fields from `deps`.

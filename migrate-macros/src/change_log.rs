@@ -79,10 +79,7 @@ impl ChangeLog {
                     const PROFILES: &'static [&'static str] = &[#(#profiles),*];
                     const CHECKSUM: u64 = #checksum;
 
-                    fn requirements(
-                    ) -> ::std::vec::Vec<(#private::Requirement, &'static str)> {
-                        ::std::vec![#(#requirements),*]
-                    }
+                    const REQUIREMENTS: #private::Requirements = &[#(#requirements),*];
 
                     fn build(
                         #deps: &#private::Dependencies,

@@ -5,7 +5,8 @@
 //! associated const to the same impl, named after the step
 //! (`__MIGRATE_ONLY_ONE_EXECUTION_PER_CHANGE_UNIT`, ...), which `#[change_unit]` reads. It
 //! holds a `StepDef`: the method's name and checksum, its injection sites, and a step function
-//! that resolves the parameters and calls the method.
+//! that resolves the parameters and calls the method. The step function hands the method's
+//! own future to `step_future`, so a step adds no state machine of its own.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
@@ -258,12 +259,16 @@ impl StepMethod {
             Marker::Step(Step::BeforeExecution) => {
                 let other = Step::RollbackBeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
+                    #[allow(unused_imports)]
+                    use #private::StepFallback as _;
                     #private::require_rollback_before_execution(&Self::#other);
                 })
             }
             Marker::Step(Step::RollbackBeforeExecution) => {
                 let other = Step::BeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
+                    #[allow(unused_imports)]
+                    use #private::StepFallback as _;
                     #private::require_before_execution(&Self::#other);
                 })
             }
@@ -308,6 +313,10 @@ impl StepMethod {
             Span::call_site().located_at(receiver_span),
         );
         let unit_id = Ident::new("__migrate_unit_id", Span::call_site());
+        let result = Ident::new(
+            "__migrate_result",
+            Span::call_site().located_at(output_span(&method.sig)),
+        );
         let cx_pattern = if self.params.iter().any(|p| p.session) {
             quote!(mut #cx)
         } else if self.params.is_empty() {
@@ -321,28 +330,34 @@ impl StepMethod {
         let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
             let site = param.site(private);
             let resolve = if param.session {
-                quote_spanned!(param.ty.span()=> #site.take(&mut #cx)?)
+                quote_spanned!(param.ty.span()=> #site.take(&mut #cx))
             } else {
-                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #unit_id)?)
+                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #unit_id))
             };
-            quote!(let #arg = #resolve;)
+            quote! {
+                let #arg = match #resolve {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(error) => return #private::step_failed(error),
+                };
+            }
         });
         let requirement_list = self.params.iter().map(|param| {
             let site = param.site(private);
             quote_spanned!(param.ty.span()=> #site.requirement())
         });
-        let output_span = match &method.sig.output {
-            ReturnType::Type(_, ty) => ty.span(),
-            ReturnType::Default => ident.span(),
-        };
+        let output_span = output_span(&method.sig);
         // Only the helper's path is moved: the arguments keep the spans they were bound with.
         let step_result = respan(quote!(#private::step_result), output_span);
+        let step_future = respan(quote!(#private::step_future), output_span);
         // The block, spanned at the return type, is what rustc points at when the method's
         // result does not fit (hence `allow(unused_braces)` below).
         let this_at_output =
             Ident::new("__migrate_self", Span::call_site().located_at(output_span));
         let call = quote_spanned! {output_span=>
-            #step_result({ #this_at_output.#ident(#(#args),*).await })
+            #step_future(
+                ::std::boxed::Box::pin(#this_at_output.#ident(#(#args),*)),
+                |#result| #step_result({ #result }),
+            )
         };
 
         // One item only: a second marker for the same step is then one "duplicate
@@ -354,28 +369,21 @@ impl StepMethod {
             #[doc(hidden)]
             #[allow(unused_braces, non_upper_case_globals)]
             pub(crate) const #step_const: #private::StepDef<Self, #private::Present> =
-                #private::StepDef::new(
-                    #name,
-                    #checksum,
-                    #takes_session,
-                    #does_nothing,
-                    || ::std::vec![#(#requirement_list),*],
-                    |#this, #cx_pattern| {
-                        #[allow(unused_imports)]
-                        use #private::StepFallback as _;
+                #private::StepDef {
+                    method: ::core::option::Option::Some(#name),
+                    checksum: #checksum,
+                    takes_session: #takes_session,
+                    does_nothing: #does_nothing,
+                    requirements: &[#(#requirement_list),*],
+                    run: ::core::option::Option::Some(|#this, #cx_pattern| {
                         #[allow(unused_variables)]
                         let #unit_id: &'static str = #unit_id_value;
                         #companion
-                        let __migrate_future: #private::BoxFuture<
-                            '_,
-                            ::core::result::Result<(), #private::BoxError>,
-                        > = ::std::boxed::Box::pin(async move {
-                            #(#resolutions)*
-                            #call
-                        });
-                        ::core::option::Option::Some(__migrate_future)
-                    },
-                );
+                        #(#resolutions)*
+                        #call
+                    }),
+                    presence: ::core::marker::PhantomData,
+                };
         }
     }
 
@@ -394,6 +402,14 @@ impl StepMethod {
             pub(crate) const #step_const: #krate::__private::StepDef<Self, #krate::__private::Present> =
                 #krate::__private::StepDef::rejected(#name);
         }
+    }
+}
+
+/// Where rustc points when the method's result does not fit: its return type.
+fn output_span(sig: &Signature) -> Span {
+    match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => sig.ident.span(),
     }
 }
 

@@ -90,7 +90,7 @@ impl Unit {
         let dispatch = Step::ALL.map(|kind| {
             let variant = kind.variant();
             let step = kind.const_ident();
-            quote!(#private::Step::#variant => (#ident::#step.run)(self, cx),)
+            quote!(#private::Step::#variant => #ident::#step.run,)
         });
         let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
@@ -99,8 +99,10 @@ impl Unit {
         let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
-                const _: () = #private::require_execution(&#ident::#execution);
-                const _: () = #private::require_rollback_execution(&#ident::#rollback);
+                const _: () = {
+                    #private::require_execution(&#ident::#execution);
+                    #private::require_rollback_execution(&#ident::#rollback);
+                };
             },
             ident.span(),
         );
@@ -137,21 +139,15 @@ impl Unit {
                         >,
                     > {
                         #[allow(unreachable_patterns)]
-                        match step {
+                        let run = match step {
                             #(#dispatch)*
                             _ => ::core::option::Option::None,
-                        }
+                        };
+                        run?(self, cx)
                     }
                 }
 
                 #required
-
-                fn __migrate_requirements(
-                ) -> ::std::vec::Vec<(#private::Requirement, &'static str)> {
-                    let mut requirements = ::std::vec![#(#field_requirements),*];
-                    #(requirements.extend((#ident::#step_consts.requirements)());)*
-                    requirements
-                }
 
                 fn __migrate_instantiate(
                     #deps: &#private::Dependencies,
@@ -187,7 +183,10 @@ impl Unit {
                         ]),
                         file: ::core::file!(),
                         line: ::core::line!(),
-                        requirements: __migrate_requirements,
+                        requirements: &[
+                            &[#(#field_requirements),*],
+                            #(#ident::#step_consts.requirements,)*
+                        ],
                         instantiate: __migrate_instantiate,
                         change_set: ::core::option::Option::None,
                         system: false,

@@ -26,11 +26,16 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.deps,
             Some(session as &mut (dyn Any + Send)),
         );
-        let future = instance.run_step(step, cx)?;
+        // The step function resolves the method's parameters before returning its future.
+        let future =
+            match std::panic::catch_unwind(AssertUnwindSafe(|| instance.run_step(step, cx))) {
+                Ok(future) => future?,
+                Err(panic) => return Some(Err(panicked(&*panic))),
+            };
         tracing::debug!(step = step.attribute(), "running step");
         Some(match CatchUnwind(future).await {
             Ok(result) => result,
-            Err(panic) => Err(format!("panicked: {}", panic_message(&*panic)).into()),
+            Err(panic) => Err(panicked(&*panic)),
         })
     }
 
@@ -64,6 +69,10 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 .into())
             })
     }
+}
+
+fn panicked(panic: &(dyn Any + Send)) -> BoxError {
+    format!("panicked: {}", panic_message(panic)).into()
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {

@@ -1,4 +1,4 @@
-//! Resumable batch updates against a real server: a run killed at chosen points and started
+//! Resumable batch updates against a real server: a run killed at random points and started
 //! again finishes the work with every document changed exactly once; the checkpoint goes
 //! when the work is done; the lock is checked between batches.
 
@@ -150,10 +150,21 @@ async fn executed_rows(t: &TestDb, id: &str) -> usize {
         .count()
 }
 
+/// Kill points: one early, so that at least one kill lands mid-work, and two at random.
+fn kill_points(name: &str) -> Vec<u64> {
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new().hash_one(name);
+    let (a, b) = (seed % DOCUMENTS as u64, (seed >> 32) % DOCUMENTS as u64);
+    let mut points = vec![150, a.max(1), b.max(1)];
+    points.sort_unstable();
+    eprintln!("{name}: killing at {points:?} documents done");
+    points
+}
+
 async fn a_filter_batch_survives_kills(mode: Mode, name: &str) -> Result {
     let t = test_db(mode, name).await;
     seed(&t, "people").await;
-    let killed = run_with_kills(&t, BackfillPeople::change_unit(), &[250, 900, 1_500]).await;
+    let killed = run_with_kills(&t, BackfillPeople::change_unit(), &kill_points(name)).await;
     eprintln!("{name}: {killed} kills landed mid-work");
     assert!(killed >= 1, "at least one kill interrupted the work");
     assert_each_changed_once(&t, "people").await;
@@ -178,7 +189,12 @@ async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
         return Ok(());
     };
     seed(&t, "counters").await;
-    let killed = run_with_kills(&t, BumpCounters::change_unit(), &[300, 1_100]).await;
+    let killed = run_with_kills(
+        &t,
+        BumpCounters::change_unit(),
+        &kill_points("batch_checkpoint"),
+    )
+    .await;
     assert!(killed >= 1, "at least one kill interrupted the work");
     assert_each_changed_once(&t, "counters").await;
     assert!(

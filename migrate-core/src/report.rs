@@ -127,6 +127,16 @@ impl Report {
         }
     }
 
+    /// The report of a run that had nothing to look at: no units.
+    pub(crate) fn empty(execution_id: String, status: RunStatus, started: Instant) -> Self {
+        Report {
+            execution_id,
+            status,
+            units: Vec::new(),
+            elapsed: started.elapsed(),
+        }
+    }
+
     /// The ids of units that ran in this run (recorded or `run_always` reruns).
     pub fn executed(&self) -> Vec<&str> {
         self.units

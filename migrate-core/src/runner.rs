@@ -262,12 +262,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         let execution_id = ids::execution_id();
         if !self.options.enabled {
             tracing::info!("migrations are disabled; nothing to do");
-            return Ok(Report {
-                execution_id,
-                status: RunStatus::Disabled,
-                units: Vec::new(),
-                elapsed: started.elapsed(),
-            });
+            return Ok(Report::empty(execution_id, RunStatus::Disabled, started));
         }
         let listeners = std::mem::take(&mut self.listeners);
         let span = tracing::info_span!("migrate_run", execution_id = %execution_id);
@@ -328,9 +323,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ));
         }
 
-        store.provide(&mut deps);
-        let context = RunContext::new(progress);
-        deps.insert(context.clone());
+        let context = provide(&store, &mut deps, progress);
         plan.check_dependencies(&[&deps])?;
         store
             .prepare()
@@ -423,6 +416,18 @@ async fn run_locked<S: TransactionStore + LockStore>(
     let mut reports = execution.run(&system, &Listeners::default()).await?;
     reports.extend(execution.run(&rest, listeners).await?);
     Ok(reports)
+}
+
+/// Adds the store's injectables and the run's [`RunContext`] to `deps`; returns the context.
+fn provide<S: Store>(
+    store: &S,
+    deps: &mut Dependencies,
+    progress: Vec<ProgressListener>,
+) -> RunContext {
+    store.provide(deps);
+    let context = RunContext::new(progress);
+    deps.insert(context.clone());
+    context
 }
 
 /// Checks the store's settings and reads the whole history.

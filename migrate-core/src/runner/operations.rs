@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::{execution, read_history, transactions_enabled, Runner};
+use super::{execution, provide, read_history, transactions_enabled, Runner};
 use crate::context::RunContext;
 use crate::drift::{self, AcceptedChecksum};
 use crate::error::Error;
@@ -188,16 +188,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         let plan = Plan::new(&input, &history)?;
         if undo_targets(&plan, &history, target.as_deref())?.is_empty() {
             tracing::info!("no applied change units to undo");
-            return Ok(Report {
-                execution_id,
-                status: RunStatus::Completed,
-                units: Vec::new(),
-                elapsed: started.elapsed(),
-            });
+            return Ok(Report::empty(execution_id, RunStatus::Completed, started));
         }
-        store.provide(&mut deps);
-        let context = RunContext::new(progress);
-        deps.insert(context.clone());
+        let context = provide(&store, &mut deps, progress);
         store
             .prepare()
             .await

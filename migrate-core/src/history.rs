@@ -1,8 +1,9 @@
 //! The history model: one entry per step per run, in Mongock's vocabulary.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::time::SystemTime;
+
+use crate::hash::{self, FxHashMap};
 
 /// The state of one recorded step (`state` in the history collection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,8 +118,11 @@ pub(crate) const BEFORE_SUFFIX: &str = "_before";
 /// The newest of `entries` (by timestamp) for every (changeId, author).
 pub(crate) fn newest_by_key<'h, M: 'h>(
     entries: impl Iterator<Item = &'h HistoryEntry<M>>,
-) -> HashMap<(&'h str, &'h str), &'h HistoryEntry<M>> {
-    let mut newest: HashMap<(&str, &str), &HistoryEntry<M>> = HashMap::new();
+) -> FxHashMap<(&'h str, &'h str), &'h HistoryEntry<M>> {
+    // At most one key per entry; usually about that many.
+    let (fewest, most) = entries.size_hint();
+    let mut newest: FxHashMap<(&str, &str), &HistoryEntry<M>> =
+        hash::map_with_capacity(most.unwrap_or(fewest));
     for entry in entries {
         let key = (entry.change_id.as_str(), entry.author.as_str());
         match newest.get(&key) {
@@ -138,7 +142,7 @@ pub(crate) fn newest_by_key<'h, M: 'h>(
 /// step pending again.
 #[derive(Debug)]
 pub(crate) struct ExecutedSet<'h, M> {
-    latest: HashMap<(&'h str, &'h str), &'h HistoryEntry<M>>,
+    latest: FxHashMap<(&'h str, &'h str), &'h HistoryEntry<M>>,
 }
 
 impl<'h, M> ExecutedSet<'h, M> {

@@ -26,6 +26,7 @@ mod drift;
 mod error;
 mod event;
 mod execution;
+mod hash;
 mod history;
 mod ids;
 mod inject;

@@ -1,9 +1,8 @@
 //! The registry of change units collected from the binary.
 
-use std::collections::HashMap;
-
 use crate::__private::IsChangeLog;
 use crate::error::Error;
+use crate::hash::{self, FxHashMap};
 use crate::unit::ChangeUnit;
 
 /// Every change unit `#[change_unit]` registered in this binary, and every change set
@@ -46,7 +45,7 @@ pub(crate) fn validate(units: &[&'static ChangeUnit], default_author: &str) -> R
     if units.is_empty() {
         return Err(Error::NoChangeUnits);
     }
-    let mut seen: HashMap<(&str, &str), &ChangeUnit> = HashMap::new();
+    let mut seen: FxHashMap<(&str, &str), &ChangeUnit> = hash::map_with_capacity(units.len());
     for unit in units {
         let author = unit.declared_author().unwrap_or(default_author);
         if let Some(first) = seen.insert((unit.id(), author), unit) {

@@ -27,6 +27,23 @@ const EXECUTION_HOSTNAME: &str = "executionHostname";
 const ERROR_TRACE: &str = "errorTrace";
 const SYSTEM_CHANGE: &str = "systemChange";
 const CHECKSUM: &str = "checksum";
+/// The fields [`decode`] reads.
+const FIELDS: [&str; 14] = [
+    EXECUTION_ID,
+    CHANGE_ID,
+    AUTHOR,
+    TIMESTAMP,
+    STATE,
+    TYPE,
+    CHANGE_LOG_CLASS,
+    CHANGE_SET_METHOD,
+    METADATA,
+    EXECUTION_MILLIS,
+    EXECUTION_HOSTNAME,
+    ERROR_TRACE,
+    SYSTEM_CHANGE,
+    CHECKSUM,
+];
 /// Checksums an entry held before `accept_checksums` replaced them, oldest first. Not a
 /// Mongock field; Mongock ignores it.
 const PREVIOUS_CHECKSUMS: &str = "previousChecksums";
@@ -101,12 +118,12 @@ pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
 /// Reads one stored document, straight from its raw bytes, defaulting what older formats
 /// lack.
 pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
-    let fields = Fields { doc };
     let corrupt = |reason: String| Error::CorruptHistory {
         namespace: namespace.to_owned(),
         id: document_id(doc),
         reason,
     };
+    let fields = Fields::scan(doc, &FIELDS).map_err(&corrupt)?;
     let state = match fields.string(STATE).map_err(&corrupt)? {
         None => State::Executed,
         Some(s) => State::parse(s).ok_or_else(|| {
@@ -205,15 +222,66 @@ pub(crate) fn document_id(doc: &RawDocument) -> String {
 /// Typed access to optional fields of a raw document: a missing or null field is `None`; a
 /// field of another type is an error that names it.
 pub(crate) struct Fields<'a> {
-    pub(crate) doc: &'a RawDocument,
+    doc: &'a RawDocument,
+    /// The fields [`Fields::scan`] read, with their values: looked up here, not in `doc`.
+    scanned: Option<Scanned<'a>>,
 }
 
+/// The values of a fixed set of fields, read in one pass over a document.
+struct Scanned<'a> {
+    names: &'static [&'static str],
+    values: [Option<RawBsonRef<'a>>; MAX_SCANNED],
+}
+
+/// How many fields [`Fields::scan`] reads at most.
+const MAX_SCANNED: usize = 16;
+
 impl<'a> Fields<'a> {
-    fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
-        match self.doc.get(field) {
-            Ok(value) => Ok(value.filter(|v| !matches!(v, RawBsonRef::Null))),
-            Err(e) => Err(format!("field `{field}` cannot be read: {e}")),
+    /// Fields looked up in `doc` one by one.
+    pub(crate) fn new(doc: &'a RawDocument) -> Self {
+        Fields { doc, scanned: None }
+    }
+
+    /// Reads the fields `names` (at most 16) in one pass over `doc`: the cheap way to read
+    /// most fields of a document. A field of `doc` that cannot be read is an error.
+    fn scan(doc: &'a RawDocument, names: &'static [&'static str]) -> Result<Self, String> {
+        debug_assert!(names.len() <= MAX_SCANNED);
+        let mut values = [None; MAX_SCANNED];
+        let unreadable = |e| format!("the document cannot be read: {e}");
+        // Elements parse their values lazily: only the named fields' values are read.
+        for element in doc.iter_elements() {
+            let element = element.map_err(unreadable)?;
+            if let Some(index) = names.iter().position(|name| *name == element.key()) {
+                // The first occurrence wins, as with a lookup.
+                if values[index].is_none() {
+                    let value = element
+                        .value()
+                        .map_err(|e| format!("field `{}` cannot be read: {e}", names[index]))?;
+                    values[index] = Some(value);
+                }
+            }
         }
+        Ok(Fields {
+            doc,
+            scanned: Some(Scanned { names, values }),
+        })
+    }
+
+    fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
+        let value = match &self.scanned {
+            Some(scanned) => match scanned.names.iter().position(|name| *name == field) {
+                Some(index) => scanned.values[index],
+                None => self.lookup(field)?,
+            },
+            None => self.lookup(field)?,
+        };
+        Ok(value.filter(|v| !matches!(v, RawBsonRef::Null)))
+    }
+
+    fn lookup(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
+        self.doc
+            .get(field)
+            .map_err(|e| format!("field `{field}` cannot be read: {e}"))
     }
 
     pub(crate) fn string(&self, field: &str) -> Result<Option<&'a str>, String> {
@@ -351,6 +419,16 @@ mod tests {
             wrong.to_string(),
             "history document `_id: 3` in `db.h` is corrupt: field `author` is an int32, expected a string"
         );
+    }
+
+    #[test]
+    fn a_repeated_field_reads_as_its_first_occurrence() {
+        let mut row = raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "FAILED" });
+        row.append("state", "EXECUTED");
+        row.append("changeId", "d");
+        let entry = decode(&row, "db.h").unwrap();
+        assert_eq!(entry.state, State::Failed);
+        assert_eq!(entry.change_id, "c");
     }
 
     #[test]

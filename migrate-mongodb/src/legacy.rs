@@ -47,7 +47,7 @@ pub(crate) fn decode(
         id: "<unreadable>".to_owned(),
         reason: e.to_string(),
     })?;
-    let fields = Fields { doc: &raw };
+    let fields = Fields::new(&raw);
     let corrupt = |reason: String| Error::CorruptHistory {
         namespace: namespace.to_owned(),
         id: document_id(&raw),

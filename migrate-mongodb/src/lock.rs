@@ -72,7 +72,7 @@ pub(crate) fn extend_update(claim: &LockClaim) -> Document {
 
 /// Reads a stored lock document.
 pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<LockInfo, Error> {
-    let fields = Fields { doc };
+    let fields = Fields::new(doc);
     let corrupt = |reason: String| Error::CorruptLock {
         namespace: namespace.to_owned(),
         id: document_id(doc),

@@ -20,7 +20,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::server::{self, Mode, Server};
+use crate::server::{self, Build, Mode, Server};
 use crate::{cargo, run, signals, Result};
 
 use cases::Case;
@@ -41,6 +41,8 @@ struct Options {
     batch_docs: Vec<usize>,
     /// Documents per batch of the batch case.
     batch_size: usize,
+    /// Which build of the test database runs the runtime cases.
+    server: Build,
 }
 
 impl Options {
@@ -55,6 +57,7 @@ impl Options {
             // documents take about 30 s a run on 2 cores, 100,000 more than six minutes.
             batch_docs: vec![20_000],
             batch_size: 1000,
+            server: Build::Python,
         }
     }
 
@@ -67,6 +70,7 @@ impl Options {
             noop_units: vec![10, 50],
             batch_docs: vec![5_000],
             batch_size: 1000,
+            server: Build::Python,
         }
     }
 }
@@ -77,7 +81,7 @@ fn usage() -> String {
     let mut text = format!(
         "usage: cargo xtask bench [--quick] [--case <name>]... [--units <n>] [--runs <n>]\n\
          \x20                        [--noop-units <n,n,..>] [--compile-runs <n>]\n\
-         \x20                        [--batch-docs <n,n,..>] [--batch-size <n>]\n\n\
+         \x20                        [--batch-docs <n,n,..>] [--batch-size <n>] [--server py|rs]\n\n\
          Generates the benchmark programs under target/bench/, builds them, starts the test\n\
          database (SECANTUSD=<path> picks the server binary, MONGODB_URI a server of your own),\n\
          runs each case interleaved with a hand-written program on the same driver, and prints\n\
@@ -91,7 +95,10 @@ fn usage() -> String {
          --noop-units <list>   applied units of the no-op start (default {})\n  \
          --compile-runs <n>    timed builds of each compile measurement (default {})\n  \
          --batch-docs <list>   documents seeded for the batch case, a row each (default {})\n  \
-         --batch-size <n>      documents per batch, migrate and raw alike (default {})\n\n\
+         --batch-size <n>      documents per batch, migrate and raw alike (default {})\n  \
+         --server py|rs        the test database's Python build (default) or its Rust build,\n  \
+         \x20                     several times faster (built with cargo install the first\n  \
+         \x20                     time: about 7 minutes, needs cmake); SECANTUS_BUILD=rs too\n\n\
          cases:\n",
         quick.units,
         quick.runs,
@@ -124,6 +131,7 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
     } else {
         Options::full()
     };
+    options.server = Build::from_env()?;
     let positive = |flag: &str, n: &str| -> Result<usize> {
         n.parse()
             .ok()
@@ -153,6 +161,11 @@ fn parse(args: &[String]) -> Result<Option<Options>> {
             "--noop-units" => options.noop_units = positives(arg, value()?)?,
             "--batch-docs" => options.batch_docs = positives(arg, value()?)?,
             "--batch-size" => options.batch_size = positive(arg, value()?)?,
+            "--server" => {
+                let name = value()?;
+                options.server = Build::parse(name)
+                    .ok_or_else(|| format!("--server {name}: expected `py` or `rs`"))?;
+            }
             other => return Err(format!("unknown option `{other}`\n\n{}", usage())),
         }
     }
@@ -177,11 +190,11 @@ pub(crate) fn bench(args: &[String]) -> Result {
     let programs = Programs::generate(&options)?;
     let bin = match env::var("MONGODB_URI") {
         Ok(_) => None,
-        Err(_) => Some(server::install()?),
+        Err(_) => Some(server::install_build(options.server)?),
     };
     programs.build_release()?;
 
-    let mut results = report::Results::new(&options, server_label());
+    let mut results = report::Results::new(&options, server_label(options.server));
     let mut outcome = Ok(());
     if options.cases.iter().any(|c| c.needs_server()) {
         outcome = Targets::start(bin.as_deref(), &options).and_then(|targets| {
@@ -200,16 +213,13 @@ pub(crate) fn bench(args: &[String]) -> Result {
     outcome
 }
 
-fn server_label() -> String {
+fn server_label(build: Build) -> String {
     if let Ok(uri) = env::var("MONGODB_URI") {
         return format!("the server at MONGODB_URI ({uri})");
     }
     match env::var("SECANTUSD") {
         Ok(bin) => format!("SecantusDB, {bin} (SECANTUSD)"),
-        Err(_) => format!(
-            "SecantusDB {} (Python build, secantusd-py)",
-            server::SECANTUS_VERSION
-        ),
+        Err(_) => build.label(),
     }
 }
 

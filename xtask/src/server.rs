@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::{run, signals, Result};
 
-/// The pinned server release.
+/// The pinned release of the Python build.
 pub(crate) const SECANTUS_VERSION: &str = "0.7.0b3";
+/// The pinned release of the Rust build (crate `secantus-mdb`).
+pub(crate) const SECANTUS_RS_VERSION: &str = "0.5.3-beta.196";
 /// How long a server may take to print its `listening` line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -32,12 +34,103 @@ fn state_dir() -> PathBuf {
     workspace_root().join("target").join("secantus")
 }
 
-/// Installs the server into `target/secantus/venv` unless it is there already (or
-/// `SECANTUSD` names a binary), and returns the binary's path.
+/// Which build of the test database to install and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// `secantusd-py`, from PyPI into a virtualenv: quick to install. The default.
+    Python,
+    /// `secantusd-rs`, built with `cargo install` (about 7 minutes once, needs `cmake`):
+    /// several times faster.
+    Rust,
+}
+
+impl Build {
+    /// The build `SECANTUS_BUILD` names (`py` or `rs`); the Python build when it is unset.
+    pub(crate) fn from_env() -> Result<Self> {
+        match std::env::var("SECANTUS_BUILD") {
+            Err(_) => Ok(Build::Python),
+            Ok(name) => Build::parse(&name)
+                .ok_or_else(|| format!("SECANTUS_BUILD is `{name}`; expected `py` or `rs`")),
+        }
+    }
+
+    /// `py` or `rs`.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "py" => Some(Build::Python),
+            "rs" => Some(Build::Rust),
+            _ => None,
+        }
+    }
+
+    /// How reports name the build.
+    pub(crate) fn label(self) -> String {
+        match self {
+            Build::Python => format!("SecantusDB {SECANTUS_VERSION} (Python build, secantusd-py)"),
+            Build::Rust => format!("SecantusDB {SECANTUS_RS_VERSION} (Rust build, secantusd-rs)"),
+        }
+    }
+}
+
+/// Installs the build `SECANTUS_BUILD` names (see [`install_build`]).
 pub(crate) fn install() -> Result<PathBuf> {
+    install_build(Build::from_env()?)
+}
+
+/// Installs `build` under `target/secantus` unless it is there already (or `SECANTUSD` names
+/// a binary), and returns the binary's path.
+pub(crate) fn install_build(build: Build) -> Result<PathBuf> {
     if let Ok(bin) = std::env::var("SECANTUSD") {
         return Ok(PathBuf::from(bin));
     }
+    match build {
+        Build::Python => install_python(),
+        Build::Rust => install_rust(),
+    }
+}
+
+/// `cargo install secantus-mdb` into `target/secantus/rs`.
+fn install_rust() -> Result<PathBuf> {
+    let root = state_dir().join("rs");
+    let bin = root.join("bin").join("secantusd-rs");
+    let marker = root.join(format!(".installed-{SECANTUS_RS_VERSION}"));
+    if marker.exists() && bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!(
+        "xtask: building the test database's Rust build (secantus-mdb {SECANTUS_RS_VERSION}) \
+         into {}; this takes several minutes, once",
+        root.display()
+    );
+    let has_cmake = Command::new("cmake")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cmake {
+        return Err(
+            "the Rust build of the test database needs `cmake` to build \
+                    (on Debian and Ubuntu: `sudo apt install cmake`)"
+                .into(),
+        );
+    }
+    run(
+        &format!("cargo install secantus-mdb {SECANTUS_RS_VERSION}"),
+        crate::cargo()
+            .args(["install", "secantus-mdb", "--version", SECANTUS_RS_VERSION])
+            .args(["--locked", "--ignore-rust-version", "--root"])
+            .arg(&root),
+    )?;
+    if !bin.exists() {
+        return Err(format!("secantus-mdb installed but {bin:?} is missing"));
+    }
+    fs::write(&marker, "").map_err(|e| format!("writing {marker:?}: {e}"))?;
+    Ok(bin)
+}
+
+/// `pip install secantusdb` into `target/secantus/venv`.
+fn install_python() -> Result<PathBuf> {
     let venv = state_dir().join("venv");
     let bin = venv.join("bin").join("secantusd-py");
     let marker = venv.join(format!(".installed-{SECANTUS_VERSION}"));
@@ -108,6 +201,8 @@ pub(crate) struct Server {
     child: Child,
     port: u16,
     mode: Mode,
+    /// The storage directory of a build that keeps its data on disk, removed with the server.
+    storage: Option<PathBuf>,
 }
 
 impl Server {
@@ -116,10 +211,20 @@ impl Server {
         fs::create_dir_all(state_dir()).map_err(|e| format!("creating {:?}: {e}", state_dir()))?;
         let log_path = state_dir().join(format!("server-{port}.log"));
         let log = fs::File::create(&log_path).map_err(|e| format!("{log_path:?}: {e}"))?;
+        // The Python build keeps its data in memory; the Rust build wants a directory.
+        let storage = is_rust_build(bin).then(|| state_dir().join(format!("data-{port}")));
+        let storage_path = match &storage {
+            Some(dir) => {
+                // Left over from a server that was killed: start empty.
+                let _ = fs::remove_dir_all(dir);
+                dir.display().to_string()
+            }
+            None => ":memory:".to_owned(),
+        };
         let mut command = Command::new(bin);
         command
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--storage-path", ":memory:", "--enable-test-commands"])
+            .args(["--storage-path", &storage_path, "--enable-test-commands"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -129,7 +234,12 @@ impl Server {
         let child = command
             .spawn()
             .map_err(|e| format!("starting {bin:?}: {e}"))?;
-        let mut server = Server { child, port, mode };
+        let mut server = Server {
+            child,
+            port,
+            mode,
+            storage,
+        };
         server.wait_until_listening(&log_path)?;
         eprintln!(
             "xtask: test database ({mode:?}) listening on 127.0.0.1:{port}, pid {}",
@@ -200,6 +310,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stop();
+        if let Some(dir) = &self.storage {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl Server {
+    fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             // Already exited and reaped: its pid may belong to another process by now.
             eprintln!("xtask: test database on port {} stopped", self.port);
@@ -220,6 +339,13 @@ impl Drop for Server {
         let _ = self.child.wait();
         eprintln!("xtask: test database on port {} killed", self.port);
     }
+}
+
+/// Whether `bin` is the Rust build, which stores its data in a directory.
+fn is_rust_build(bin: &Path) -> bool {
+    bin.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("secantusd-rs"))
 }
 
 fn free_port() -> Result<u16> {

@@ -169,31 +169,36 @@ type Program<'a> = Box<dyn Fn(&str, bool) -> Result<(Sample, String)> + 'a>;
 /// Prepares the database it is given before a timed run, untimed.
 type Prepare<'a> = Box<dyn Fn(&str) -> Result + 'a>;
 
-/// The two programs of a runtime case.
+/// The programs of a runtime case: `migrate`, its raw twin, and optionally the raw twin with
+/// `migrate`'s guarantees.
 struct Twins<'a> {
     migrate: Program<'a>,
     raw: Program<'a>,
+    /// The raw twin doing what `migrate` does for its guarantees besides the same work.
+    guarded: Option<Program<'a>>,
     /// Prepares the fresh database of each run, untimed (the batch case seeds it).
     prepare: Option<Prepare<'a>>,
 }
 
 impl Twins<'_> {
-    /// Runs both `runs` times, alternating which goes first.
+    /// Runs each program `runs` times, rotating which goes first; returns the samples of
+    /// `migrate`, `raw` and `guarded` (empty without one).
     fn interleaved(
         &self,
         label: &str,
         runs: usize,
         db: impl Fn(usize, &str) -> String,
         fresh: Option<&str>,
-    ) -> Result<(Vec<Sample>, Vec<Sample>)> {
-        let (mut migrate, mut raw) = (Vec::new(), Vec::new());
+    ) -> Result<(Vec<Sample>, Vec<Sample>, Vec<Sample>)> {
+        let mut programs = vec![("migrate", &self.migrate), ("raw", &self.raw)];
+        if let Some(guarded) = &self.guarded {
+            programs.push(("guarded", guarded));
+        }
+        let mut samples = vec![Vec::new(); programs.len()];
         for run in 1..=runs {
-            let order: [&str; 2] = if run % 2 == 1 {
-                ["migrate", "raw"]
-            } else {
-                ["raw", "migrate"]
-            };
-            for tool in order {
+            for turn in 0..programs.len() {
+                let index = (run - 1 + turn) % programs.len();
+                let (tool, program) = programs[index];
                 stop_requested()?;
                 let name = db(run, tool);
                 if let Some(uri) = fresh {
@@ -202,28 +207,27 @@ impl Twins<'_> {
                 if let Some(prepare) = &self.prepare {
                     prepare(&name)?;
                 }
-                let program = if tool == "migrate" {
-                    &self.migrate
-                } else {
-                    &self.raw
-                };
                 let (sample, _) = program(&name, false)?;
                 if let Some(uri) = fresh {
                     drop_database(uri, &name)?;
                 }
-                if tool == "migrate" {
-                    migrate.push(sample);
-                } else {
-                    raw.push(sample);
-                }
+                samples[index].push(sample);
             }
-            eprintln!(
-                "xtask: bench {label}, run {run}/{runs}: migrate {}, raw {}",
-                super::report::sample(migrate.last().expect("a run")),
-                super::report::sample(raw.last().expect("a run")),
-            );
+            let mut line = format!("xtask: bench {label}, run {run}/{runs}:");
+            for ((tool, _), samples) in programs.iter().zip(&samples) {
+                let sample = samples.last().expect("a run");
+                line.push_str(&format!(" {tool} {},", super::report::sample(sample)));
+            }
+            eprintln!("{}", line.trim_end_matches(','));
         }
-        Ok((migrate, raw))
+        let guarded = if samples.len() == 3 {
+            samples.pop().expect("three")
+        } else {
+            Vec::new()
+        };
+        let raw = samples.pop().expect("two");
+        let migrate = samples.pop().expect("one");
+        Ok((migrate, raw, guarded))
     }
 
     /// Runs each once more, untimed, on a fresh database named by `db`, with the command
@@ -282,10 +286,18 @@ fn apply(options: &Options, units: &Path, Target { uri, mode }: Target<'_>) -> R
                 commands,
             )
         }),
+        guarded: Some(Box::new(|db: &str, commands| {
+            measure_program(
+                &format!("{label}: raw with guarantees"),
+                &raw,
+                &["apply", uri, db, &count, transactions, "guarded"],
+                commands,
+            )
+        })),
         prepare: None,
     };
     let tag = if mode == Mode::ReplicaSet { "rs" } else { "sa" };
-    let (migrate, raw_samples) = twins.interleaved(
+    let (migrate, raw_samples, guarded) = twins.interleaved(
         &label,
         options.runs,
         |run, tool| format!("bench_apply_{tag}_{run}_{tool}"),
@@ -298,6 +310,7 @@ fn apply(options: &Options, units: &Path, Target { uri, mode }: Target<'_>) -> R
         units: n,
         migrate,
         raw: raw_samples,
+        guarded,
         migrate_commands: migrate_log,
         raw_commands: raw_log,
     })
@@ -326,9 +339,10 @@ fn noop(
             raw: Box::new(|db: &str, commands| {
                 measure_program(&format!("{label}: raw"), &raw, &["noop", uri, db], commands)
             }),
+            guarded: None,
             prepare: None,
         };
-        let (migrate, raw_samples) =
+        let (migrate, raw_samples, _) =
             twins.interleaved(&label, options.runs, |_, _| db.clone(), None)?;
         let (_, migrate_log) = (twins.migrate)(&db, true)?;
         let (_, raw_log) = (twins.raw)(&db, true)?;
@@ -338,6 +352,7 @@ fn noop(
             units: n,
             migrate,
             raw: raw_samples,
+            guarded: Vec::new(),
             migrate_commands: CommandLog::parse(&migrate_log, 0)?,
             raw_commands: CommandLog::parse(&raw_log, 0)?,
         });
@@ -392,6 +407,7 @@ fn batch(options: &Options, Target { uri, mode }: Target<'_>) -> Result<Vec<Batc
                     ),
                 )
             }),
+            guarded: None,
             prepare: Some(Box::new(|db: &str| {
                 measure::run(
                     &format!("seeding {n} documents into {db}"),
@@ -402,7 +418,7 @@ fn batch(options: &Options, Target { uri, mode }: Target<'_>) -> Result<Vec<Batc
             })),
         };
         eprintln!("xtask: bench {label}: each run seeds {n} documents first, untimed");
-        let (migrate, raw_samples) = twins.interleaved(
+        let (migrate, raw_samples, _) = twins.interleaved(
             &label,
             options.runs,
             |run, tool| format!("bench_batch_{run}_{tool}"),

@@ -30,6 +30,8 @@ pub(super) struct TwinRow {
     pub(super) units: usize,
     pub(super) migrate: Vec<Sample>,
     pub(super) raw: Vec<Sample>,
+    /// The raw twin with `migrate`'s guarantees (apply cases only; empty otherwise).
+    pub(super) guarded: Vec<Sample>,
     pub(super) migrate_commands: CommandLog,
     pub(super) raw_commands: CommandLog,
 }
@@ -213,6 +215,22 @@ impl Results {
                 duration(r),
                 ratio(m, r)
             );
+            if !row.guarded.is_empty() {
+                let g = wall(&row.guarded);
+                let guarantees = match row.mode {
+                    Mode::ReplicaSet => {
+                        "the unique history index, the lock fence in each transaction"
+                    }
+                    Mode::Standalone => "the unique history index",
+                };
+                let _ = writeln!(
+                    out,
+                    "| ... against the raw driver with migrate's guarantees ({guarantees}) | {} | {} | {} |",
+                    duration(m),
+                    duration(g),
+                    ratio(m, g)
+                );
+            }
         }
         let largest = self.noop.iter().map(|r| r.units).max();
         for row in self

@@ -1,8 +1,11 @@
 //! The hand-written twin of the change-unit programs, on the same driver:
 //!
-//! - `raw apply <uri> <db> <units> transactions|no-transactions`: reads the history once,
-//!   then per unit inserts the unit's document and its history entry, the pair in one
-//!   transaction where the server runs transactions;
+//! - `raw apply <uri> <db> <units> transactions|no-transactions [guarded]`: reads the history
+//!   once, then per unit inserts the unit's document and its history entry, the pair in one
+//!   transaction where the server runs transactions. `guarded` adds what `migrate` does for
+//!   its guarantees: the history's unique index, a lock held for the run, and in each
+//!   transaction a fence on the lock document, sent with the history entry in one
+//!   `bulkWrite` where the server has the command (MongoDB 8.0 and later);
 //! - `raw noop <uri> <db>`: connects and reads the history with one `find`, taking each
 //!   entry's `changeId` from the raw documents;
 //! - `raw seed <uri> <db> <docs>`: inserts `docs` documents into the batch case's collection,
@@ -24,7 +27,8 @@ use bench_support::{batch, history, Bench, Error, UNIT_COLLECTION};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::{Collection, Database};
 
-const USAGE: &str = "apply <uri> <db> <units> transactions|no-transactions | noop <uri> <db> \
+const USAGE: &str = "apply <uri> <db> <units> transactions|no-transactions [guarded] \
+                     | noop <uri> <db> \
                      | seed <uri> <db> <docs> | batch <uri> <db> <batch size> | probe <uri> \
                      | drop <uri> <db>";
 
@@ -36,7 +40,8 @@ async fn main() -> Result<(), Error> {
             let args = bench_support::args(5, USAGE);
             let units: usize = args[3].parse()?;
             let bench = Bench::connect(&args[1], &args[2]).await?;
-            apply(&bench, units, args[4] == "transactions").await?;
+            let guarded = args.get(5).is_some_and(|a| a == "guarded");
+            apply(&bench, units, args[4] == "transactions", guarded).await?;
             bench.finish();
         }
         "noop" => {
@@ -94,7 +99,12 @@ async fn applied(db: &Database) -> Result<HashSet<String>, Error> {
     Ok(ids)
 }
 
-async fn apply(bench: &Bench, units: usize, transactions: bool) -> Result<(), Error> {
+async fn apply(bench: &Bench, units: usize, transactions: bool, guarded: bool) -> Result<(), Error> {
+    let lock = if guarded {
+        Some(history::Lock::acquire(&bench.db).await?)
+    } else {
+        None
+    };
     let applied = applied(&bench.db).await?;
     let host = history::hostname();
     let collection = bench.db.collection::<Document>(UNIT_COLLECTION);
@@ -111,15 +121,17 @@ async fn apply(bench: &Bench, units: usize, transactions: bool) -> Result<(), Er
             .insert_one(doc! { "unit": k as i64 })
             .session(&mut session)
             .await?;
-        history::insert(
-            &bench.db,
-            &mut session,
-            history::entry(k, started.elapsed(), &host),
-        )
-        .await?;
+        let entry = history::entry(k, started.elapsed(), &host);
+        match &lock {
+            Some(lock) if transactions => lock.fence_and_insert(&bench.client, &mut session, entry).await?,
+            _ => history::insert(&bench.db, &mut session, entry).await?,
+        }
         if transactions {
             session.commit_transaction().await?;
         }
+    }
+    if let Some(lock) = lock {
+        lock.release().await?;
     }
     Ok(())
 }

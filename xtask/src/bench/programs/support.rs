@@ -157,4 +157,104 @@ pub mod history {
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "unknown-host".to_owned())
     }
+
+    /// What `migrate` keeps besides the history entries, done by hand: the history's unique
+    /// index, Mongock's lock document held for the run (with its unique index), and the
+    /// fence that makes each transaction touch the lock document.
+    pub struct Lock {
+        db: Database,
+        collection: mongodb::Collection<Document>,
+        history: mongodb::Namespace,
+        owner: String,
+        /// Whether the server has the `bulkWrite` command (MongoDB 8.0, wire version 25).
+        bulk_write: bool,
+    }
+
+    impl Lock {
+        /// Creates the indexes and takes the lock.
+        pub async fn acquire(db: &Database) -> mongodb::error::Result<Self> {
+            use mongodb::options::IndexOptions;
+            use mongodb::IndexModel;
+
+            let unique = |keys: Document| {
+                IndexModel::builder()
+                    .keys(keys)
+                    .options(IndexOptions::builder().unique(true).build())
+                    .build()
+            };
+            let history = db.collection::<Document>(COLLECTION);
+            history
+                .create_index(unique(doc! { "executionId": 1, "author": 1, "changeId": 1 }))
+                .await?;
+            let collection = db.collection::<Document>("mongockLock");
+            collection.create_index(unique(doc! { "key": 1 })).await?;
+            let owner = execution_id();
+            collection
+                .find_one_and_update(
+                    doc! { "key": "DEFAULT_KEY" },
+                    doc! { "$set": { "status": "LOCK_HELD", "owner": &owner, "expiresAt": expiry() } },
+                )
+                .upsert(true)
+                .await?;
+            let hello = db.run_command(doc! { "hello": 1 }).await?;
+            let wire = hello.get_i32("maxWireVersion").unwrap_or(0);
+            Ok(Lock {
+                db: db.clone(),
+                collection,
+                history: history.namespace(),
+                owner,
+                bulk_write: wire >= 25,
+            })
+        }
+
+        /// Fences the lock and inserts `entry` in the session's transaction: one `bulkWrite`
+        /// where the server has it, an `update` and an `insert` otherwise.
+        pub async fn fence_and_insert(
+            &self,
+            client: &mongodb::Client,
+            session: &mut ClientSession,
+            entry: Document,
+        ) -> mongodb::error::Result<()> {
+            use mongodb::options::{InsertOneModel, UpdateOneModel, WriteModel};
+
+            let filter = doc! { "key": "DEFAULT_KEY", "owner": &self.owner };
+            let extend = doc! { "$set": { "expiresAt": expiry() } };
+            if !self.bulk_write {
+                self.collection
+                    .update_one(filter, extend)
+                    .session(&mut *session)
+                    .await?;
+                return insert(&self.db, session, entry).await;
+            }
+            let models = vec![
+                WriteModel::from(
+                    UpdateOneModel::builder()
+                        .namespace(self.collection.namespace())
+                        .filter(filter)
+                        .update(extend)
+                        .build(),
+                ),
+                WriteModel::from(
+                    InsertOneModel::builder()
+                        .namespace(self.history.clone())
+                        .document(entry)
+                        .build(),
+                ),
+            ];
+            client.bulk_write(models).session(session).await?;
+            Ok(())
+        }
+
+        /// Releases the lock.
+        pub async fn release(self) -> mongodb::error::Result<()> {
+            self.collection
+                .delete_one(doc! { "key": "DEFAULT_KEY", "owner": &self.owner })
+                .await?;
+            Ok(())
+        }
+    }
+
+    fn expiry() -> DateTime {
+        DateTime::from_system_time(SystemTime::now() + Duration::from_secs(60))
+    }
 }

@@ -833,6 +833,40 @@ async fn a_run_with_nothing_pending_sends_one_command_on_a_standalone_server() {
     nothing_pending_sends_one_command(Mode::Standalone, "nothing_pending_standalone").await;
 }
 
+#[tokio::test]
+async fn a_corrupt_history_document_stops_a_run_with_nothing_pending_and_names_its_id() {
+    let t = test_db(Mode::ReplicaSet, "corrupt_history_noop").await;
+    let probe = Recorder::default();
+    runner(&t, &probe)
+        .units(insert_units())
+        .run()
+        .await
+        .unwrap();
+    t.collection("mongockChangeLog")
+        .insert_one(doc! {
+            "_id": "bad-row",
+            "changeId": "insert-01",
+            "author": "budget",
+            "timestamp": DateTime::now(),
+            "state": 5,
+        })
+        .await
+        .unwrap();
+
+    let error = runner(&t, &probe)
+        .units(insert_units())
+        .run()
+        .await
+        .unwrap_err();
+
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        chain.contains("`_id: \"bad-row\"`") && chain.contains("field `state` is an int32"),
+        "{chain}"
+    );
+    t.finish().await;
+}
+
 async fn applying_units_stays_within_budget(mode: Mode, name: &str) {
     const UNITS: usize = 5;
     let t = test_db(mode, name).await;

@@ -5,11 +5,19 @@
 //! every history entry and every unit at start-up is a measurable part of a start with
 //! nothing to apply, so these maps multiply words instead (the Fx hash of rustc and Firefox).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` with [`FxHasher`].
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A `HashSet` with [`FxHasher`].
+pub(crate) type FxHashSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
+/// A `HashSet` with room for `capacity` values.
+pub(crate) fn set_with_capacity<T>(capacity: usize) -> FxHashSet<T> {
+    FxHashSet::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
+}
 
 /// A `HashMap` with room for `capacity` entries.
 pub(crate) fn map_with_capacity<K, V>(capacity: usize) -> FxHashMap<K, V> {

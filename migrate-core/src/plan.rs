@@ -1,10 +1,10 @@
 //! The plan of a run: every unit in order with the decision for it.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use crate::drift::Drift;
 use crate::error::{Error, MissingDependency};
+use crate::hash;
 use crate::history::{ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
 use crate::inject::Dependencies;
 use crate::report::SkipReason;
@@ -238,7 +238,8 @@ pub(crate) fn check_unknown_history<M>(
     units: &[&'static ChangeUnit],
     history: &[HistoryEntry<M>],
 ) -> Result<(), Error> {
-    let known: HashSet<&str> = units.iter().map(|u| u.id()).collect();
+    let mut known = hash::set_with_capacity(units.len());
+    known.extend(units.iter().map(|u| u.id()));
     let mut unknown: Vec<String> = history
         .iter()
         .filter(|e| {

@@ -307,7 +307,13 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ..
         } = self;
         let input = options.check()?;
-        let history = read_history(&store).await?;
+        store
+            .check_settings()
+            .map_err(|e| Error::store("checking the store settings", e))?;
+        let history = store
+            .read_history_for_planning()
+            .await
+            .map_err(|e| Error::store("reading the migration history", e))?;
         if !options.allow_unknown_history {
             check_unknown_history(&input.units, &history)?;
         }

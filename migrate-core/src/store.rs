@@ -64,6 +64,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<HistoryEntry<Self::Metadata>>, BoxError>> + Send;
 
+    /// Reads the whole history as far as planning a run needs it: every entry, with its
+    /// `change_id`, `author`, `timestamp`, `state`, `entry_type`, `change_log_class`,
+    /// `system_change` and `checksum`. The other fields may be left empty (`""`, `None`,
+    /// −1), which saves a store reading and keeping them. A start with nothing to apply
+    /// reads only this. The default reads the whole history.
+    fn read_history_for_planning(
+        &self,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry<Self::Metadata>>, BoxError>> + Send {
+        self.read_history()
+    }
+
     /// Creates (or, without index creation, verifies) what the store needs. Called only when
     /// something is pending, before the lock is taken.
     fn prepare(&self) -> impl Future<Output = Result<(), BoxError>> + Send;

@@ -12,6 +12,7 @@ use mongodb::bson::spec::ElementType;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
 use crate::error::Error;
+use crate::raw;
 
 pub(crate) const EXECUTION_ID: &str = "executionId";
 pub(crate) const CHANGE_ID: &str = "changeId";
@@ -27,23 +28,36 @@ const EXECUTION_HOSTNAME: &str = "executionHostname";
 const ERROR_TRACE: &str = "errorTrace";
 const SYSTEM_CHANGE: &str = "systemChange";
 const CHECKSUM: &str = "checksum";
-/// The fields [`decode`] reads.
-const FIELDS: [&str; 14] = [
-    EXECUTION_ID,
-    CHANGE_ID,
-    AUTHOR,
-    TIMESTAMP,
-    STATE,
-    TYPE,
-    CHANGE_LOG_CLASS,
-    CHANGE_SET_METHOD,
-    METADATA,
-    EXECUTION_MILLIS,
-    EXECUTION_HOSTNAME,
-    ERROR_TRACE,
-    SYSTEM_CHANGE,
-    CHECKSUM,
-];
+
+/// Where [`decode`] keeps the value of each field it reads, by the field's name (the
+/// constants above, spelled as bytes so a name is matched without a UTF-8 check).
+fn field_slot(name: &[u8]) -> Option<usize> {
+    // By length first: most names are told apart without comparing their bytes.
+    match name.len() {
+        4 => (name == b"type").then_some(5),
+        5 => (name == b"state").then_some(4),
+        6 => (name == b"author").then_some(2),
+        8 => match name {
+            b"changeId" => Some(1),
+            b"metadata" => Some(8),
+            b"checksum" => Some(13),
+            _ => None,
+        },
+        9 => (name == b"timestamp").then_some(3),
+        10 => (name == b"errorTrace").then_some(11),
+        11 => (name == b"executionId").then_some(0),
+        12 => (name == b"systemChange").then_some(12),
+        14 => (name == b"changeLogClass").then_some(6),
+        15 => match name {
+            b"changeSetMethod" => Some(7),
+            b"executionMillis" => Some(9),
+            _ => None,
+        },
+        17 => (name == b"executionHostname").then_some(10),
+        _ => None,
+    }
+}
+
 /// Checksums an entry held before `accept_checksums` replaced them, oldest first. Not a
 /// Mongock field; Mongock ignores it.
 const PREVIOUS_CHECKSUMS: &str = "previousChecksums";
@@ -115,15 +129,48 @@ pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
     fields
 }
 
+/// How much of an entry [`decode`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Every field.
+    Full,
+    /// What planning a run needs (see `Store::read_history_for_planning`); `executionId`,
+    /// `changeSetMethod`, `metadata`, `executionMillis`, `executionHostname` and
+    /// `errorTrace` are left empty.
+    Planning,
+}
+
+/// The slots of the fields planning reads (see [`field_slot`]).
+fn planning_slot(name: &[u8]) -> Option<usize> {
+    field_slot(name).filter(|slot| matches!(slot, 1..=6 | 12 | 13))
+}
+
 /// Reads one stored document, straight from its raw bytes, defaulting what older formats
 /// lack.
-pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
+pub(crate) fn decode(
+    doc: &RawDocument,
+    namespace: &str,
+    detail: Detail,
+) -> Result<HistoryEntry<Document>, Error> {
     let corrupt = |reason: String| Error::CorruptHistory {
         namespace: namespace.to_owned(),
         id: document_id(doc),
         reason,
     };
-    let fields = Fields::scan(doc, &FIELDS).map_err(&corrupt)?;
+    let full = detail == Detail::Full;
+    let slot = if full { field_slot } else { planning_slot };
+    let fields = Fields::scan(doc, slot).map_err(&corrupt)?;
+    // A field planning does not read, as its default.
+    let text = |field: &str| -> Result<String, Error> {
+        if !full {
+            return Ok(String::new());
+        }
+        Ok(fields
+            .string(field)
+            .map_err(&corrupt)?
+            .unwrap_or_default()
+            .to_owned())
+    };
     let state = match fields.string(STATE).map_err(&corrupt)? {
         None => State::Executed,
         Some(s) => State::parse(s).ok_or_else(|| {
@@ -141,12 +188,16 @@ pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<
             ))
         })?,
     };
-    let metadata = match fields.get(METADATA).map_err(&corrupt)? {
-        None => None,
-        Some(RawBsonRef::Document(metadata)) => Some(
+    let metadata = match full
+        .then(|| fields.get(METADATA))
+        .transpose()
+        .map_err(&corrupt)?
+    {
+        None | Some(None) => None,
+        Some(Some(RawBsonRef::Document(metadata))) => Some(
             Document::try_from(metadata).map_err(|e| corrupt(format!("field `metadata`: {e}")))?,
         ),
-        Some(other) => {
+        Some(Some(other)) => {
             return Err(corrupt(format!(
                 "field `metadata` is {}, expected a document or null",
                 type_name(&other)
@@ -154,11 +205,7 @@ pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<
         }
     };
     Ok(HistoryEntry {
-        execution_id: fields
-            .string(EXECUTION_ID)
-            .map_err(&corrupt)?
-            .unwrap_or_default()
-            .to_owned(),
+        execution_id: text(EXECUTION_ID)?,
         change_id: fields
             .required_string(CHANGE_ID)
             .map_err(&corrupt)?
@@ -175,25 +222,19 @@ pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<
             .map_err(&corrupt)?
             .unwrap_or_default()
             .to_owned(),
-        change_set_method: fields
-            .string(CHANGE_SET_METHOD)
-            .map_err(&corrupt)?
-            .unwrap_or_default()
-            .to_owned(),
+        change_set_method: text(CHANGE_SET_METHOD)?,
         metadata,
-        execution_millis: fields
-            .integer(EXECUTION_MILLIS)
-            .map_err(&corrupt)?
-            .unwrap_or(-1),
-        execution_hostname: fields
-            .string(EXECUTION_HOSTNAME)
-            .map_err(&corrupt)?
-            .unwrap_or_default()
-            .to_owned(),
-        error_trace: fields
-            .string(ERROR_TRACE)
-            .map_err(&corrupt)?
-            .map(str::to_owned),
+        execution_millis: match full {
+            true => fields.integer(EXECUTION_MILLIS).map_err(&corrupt)?,
+            false => None,
+        }
+        .unwrap_or(-1),
+        execution_hostname: text(EXECUTION_HOSTNAME)?,
+        error_trace: match full {
+            true => fields.string(ERROR_TRACE).map_err(&corrupt)?,
+            false => None,
+        }
+        .map(str::to_owned),
         system_change: fields
             .boolean(SYSTEM_CHANGE)
             .map_err(&corrupt)?
@@ -229,7 +270,8 @@ pub(crate) struct Fields<'a> {
 
 /// The values of a fixed set of fields, read in one pass over a document.
 struct Scanned<'a> {
-    names: &'static [&'static str],
+    /// The slot in `values` of each field read, by name; `None` for the others.
+    slot: fn(&[u8]) -> Option<usize>,
     values: [Option<RawBsonRef<'a>>; MAX_SCANNED],
 }
 
@@ -242,34 +284,31 @@ impl<'a> Fields<'a> {
         Fields { doc, scanned: None }
     }
 
-    /// Reads the fields `names` (at most 16) in one pass over `doc`: the cheap way to read
-    /// most fields of a document. A field of `doc` that cannot be read is an error.
-    fn scan(doc: &'a RawDocument, names: &'static [&'static str]) -> Result<Self, String> {
-        debug_assert!(names.len() <= MAX_SCANNED);
+    /// Reads the fields to which `slot` gives a slot (below 16) in one pass over `doc`: the
+    /// cheap way to read most fields of a document. A field of `doc` that cannot be read is
+    /// an error.
+    fn scan(doc: &'a RawDocument, slot: fn(&[u8]) -> Option<usize>) -> Result<Self, String> {
         let mut values = [None; MAX_SCANNED];
-        let unreadable = |e| format!("the document cannot be read: {e}");
-        // Elements parse their values lazily: only the named fields' values are read.
-        for element in doc.iter_elements() {
-            let element = element.map_err(unreadable)?;
-            if let Some(index) = names.iter().position(|name| *name == element.key()) {
-                // The first occurrence wins, as with a lookup.
-                if values[index].is_none() {
-                    let value = element
-                        .value()
-                        .map_err(|e| format!("field `{}` cannot be read: {e}", names[index]))?;
-                    values[index] = Some(value);
-                }
+        // Only the fields read have their values parsed.
+        for element in raw::elements(doc) {
+            let element = element?;
+            let Some(index) = slot(element.key_bytes()) else {
+                continue;
+            };
+            // The first occurrence wins, as with a lookup.
+            if values[index].is_none() {
+                values[index] = Some(element.value()?);
             }
         }
         Ok(Fields {
             doc,
-            scanned: Some(Scanned { names, values }),
+            scanned: Some(Scanned { slot, values }),
         })
     }
 
     fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
         let value = match &self.scanned {
-            Some(scanned) => match scanned.names.iter().position(|name| *name == field) {
+            Some(scanned) => match (scanned.slot)(field.as_bytes()) {
                 Some(index) => scanned.values[index],
                 None => self.lookup(field)?,
             },
@@ -383,7 +422,25 @@ mod tests {
         let set = update(&entry).get_document("$set").unwrap().clone();
         let mut stored = doc! { "_id": 1 };
         stored.extend(set);
-        assert_eq!(decode(&raw(&stored), "db.h").unwrap(), entry);
+        assert_eq!(decode(&raw(&stored), "db.h", Detail::Full).unwrap(), entry);
+    }
+
+    #[test]
+    fn planning_reads_what_plans_need_and_leaves_the_rest_empty() {
+        let entry = sample();
+        let mut stored = doc! { "_id": 1 };
+        stored.extend(update(&entry).get_document("$set").unwrap().clone());
+        let lean = decode(&raw(&stored), "db.h", Detail::Planning).unwrap();
+        let expected = HistoryEntry {
+            execution_id: String::new(),
+            change_set_method: String::new(),
+            metadata: None,
+            execution_millis: -1,
+            execution_hostname: String::new(),
+            error_trace: None,
+            ..entry
+        };
+        assert_eq!(lean, expected);
     }
 
     #[test]
@@ -396,7 +453,7 @@ mod tests {
             "changeLogClass": "com.example.Log",
             "changeSetMethod": "m",
         };
-        let entry = decode(&raw(&row), "db.h").unwrap();
+        let entry = decode(&raw(&row), "db.h", Detail::Full).unwrap();
         assert_eq!(entry.state, State::Executed);
         assert_eq!(entry.entry_type, EntryType::Execution);
         assert_eq!(entry.execution_millis, -1);
@@ -405,7 +462,12 @@ mod tests {
 
     #[test]
     fn a_missing_or_ill_typed_required_field_names_the_document() {
-        let missing = decode(&raw(&doc! { "_id": "x", "author": "a" }), "db.h").unwrap_err();
+        let missing = decode(
+            &raw(&doc! { "_id": "x", "author": "a" }),
+            "db.h",
+            Detail::Full,
+        )
+        .unwrap_err();
         assert_eq!(
             missing.to_string(),
             "history document `_id: \"x\"` in `db.h` is corrupt: required field `changeId` is missing"
@@ -413,6 +475,7 @@ mod tests {
         let wrong = decode(
             &raw(&doc! { "_id": 3, "changeId": "c", "author": 5 }),
             "db.h",
+            Detail::Full,
         )
         .unwrap_err();
         assert_eq!(
@@ -422,11 +485,36 @@ mod tests {
     }
 
     #[test]
+    fn every_field_has_its_own_slot() {
+        let names = [
+            EXECUTION_ID,
+            CHANGE_ID,
+            AUTHOR,
+            TIMESTAMP,
+            STATE,
+            TYPE,
+            CHANGE_LOG_CLASS,
+            CHANGE_SET_METHOD,
+            METADATA,
+            EXECUTION_MILLIS,
+            EXECUTION_HOSTNAME,
+            ERROR_TRACE,
+            SYSTEM_CHANGE,
+            CHECKSUM,
+        ];
+        for (slot, name) in names.iter().enumerate() {
+            assert_eq!(field_slot(name.as_bytes()), Some(slot), "{name}");
+        }
+        assert!(names.len() <= MAX_SCANNED);
+        assert_eq!(field_slot(b"_id"), None);
+    }
+
+    #[test]
     fn a_repeated_field_reads_as_its_first_occurrence() {
         let mut row = raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "FAILED" });
         row.append("state", "EXECUTED");
         row.append("changeId", "d");
-        let entry = decode(&row, "db.h").unwrap();
+        let entry = decode(&row, "db.h", Detail::Full).unwrap();
         assert_eq!(entry.state, State::Failed);
         assert_eq!(entry.change_id, "c");
     }
@@ -436,6 +524,7 @@ mod tests {
         let err = decode(
             &raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "DONE" }),
             "db.h",
+            Detail::Full,
         )
         .unwrap_err();
         assert!(err.to_string().contains("field `state` is `DONE`"), "{err}");

@@ -28,6 +28,7 @@ mod history;
 mod inject;
 mod legacy;
 mod lock;
+mod raw;
 mod store;
 mod topology;
 

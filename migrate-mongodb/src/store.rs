@@ -164,6 +164,28 @@ impl MongoStore {
         )
     }
 
+    /// Reads every history entry, with `detail`, in one `find`: whole documents, decoded
+    /// straight from the reply's bytes (a projection costs the server more than the few
+    /// fields it would leave out).
+    async fn read_entries(
+        &self,
+        detail: history::Detail,
+    ) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
+        let namespace = self.history_namespace();
+        let failed = |e| Error::driver("reading the history", namespace.clone(), e);
+        let mut cursor = self
+            .raw_collection(&self.change_log_collection)
+            .find(doc! {})
+            .batch_size(HISTORY_BATCH_SIZE)
+            .await
+            .map_err(failed)?;
+        let mut entries = Vec::new();
+        while cursor.advance().await.map_err(failed)? {
+            entries.push(history::decode(cursor.current(), &namespace, detail)?);
+        }
+        Ok(entries)
+    }
+
     /// `name` read as raw documents, decoded without building a `Document` first.
     fn raw_collection(&self, name: &str) -> Collection<RawDocumentBuf> {
         self.collection(name).clone_with_type()
@@ -333,21 +355,11 @@ impl Store for MongoStore {
     }
 
     async fn read_history(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
-        // Whole documents, decoded straight from the reply's bytes: a projection costs the
-        // server more than the few fields it would leave out.
-        let namespace = self.history_namespace();
-        let failed = |e| Error::driver("reading the history", namespace.clone(), e);
-        let mut cursor = self
-            .raw_collection(&self.change_log_collection)
-            .find(doc! {})
-            .batch_size(HISTORY_BATCH_SIZE)
-            .await
-            .map_err(failed)?;
-        let mut entries = Vec::new();
-        while cursor.advance().await.map_err(failed)? {
-            entries.push(history::decode(cursor.current(), &namespace)?);
-        }
-        Ok(entries)
+        self.read_entries(history::Detail::Full).await
+    }
+
+    async fn read_history_for_planning(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
+        self.read_entries(history::Detail::Planning).await
     }
 
     async fn prepare(&self) -> Result<(), BoxError> {

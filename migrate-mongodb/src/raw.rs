@@ -1,0 +1,250 @@
+//! A lean walk over the elements of a raw BSON document.
+//!
+//! Reading the history is most of what a start with nothing to apply costs, and the `bson`
+//! crate's element iterator parses and validates every value it passes, wanted or not. This
+//! walk only measures each element to step over it; a caller parses the values it wants
+//! with [`Element::value`]. Every length is checked against the document's bytes, so a
+//! malformed document is an error, never a panic or a read out of bounds.
+
+use mongodb::bson::raw::{RawBsonRef, RawDocument};
+use mongodb::bson::DateTime;
+
+/// The elements of `doc`, in order.
+pub(crate) fn elements(doc: &RawDocument) -> Elements<'_> {
+    let bytes = doc.as_bytes();
+    Elements {
+        doc,
+        // The length prefix, then the elements, then the terminating 0 (which `RawDocument`
+        // has checked is there).
+        rest: bytes.get(4..bytes.len().saturating_sub(1)).unwrap_or(&[]),
+    }
+}
+
+/// Iterator over the elements of a document; see [`elements`].
+pub(crate) struct Elements<'a> {
+    doc: &'a RawDocument,
+    rest: &'a [u8],
+}
+
+/// One element of a document: its key and its value's bytes, unparsed.
+pub(crate) struct Element<'a> {
+    doc: &'a RawDocument,
+    /// The field name's bytes, checked to be UTF-8 only when [`Element::key`] is called.
+    key: &'a [u8],
+    kind: u8,
+    value: &'a [u8],
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Result<Element<'a>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&kind, after_kind) = self.rest.split_first()?;
+        let element = read_element(self.doc, kind, after_kind);
+        match &element {
+            Ok((_, rest)) => self.rest = rest,
+            // Nothing after a malformed element can be trusted.
+            Err(_) => self.rest = &[],
+        }
+        Some(element.map(|(element, _)| element))
+    }
+}
+
+fn read_element<'a>(
+    doc: &'a RawDocument,
+    kind: u8,
+    bytes: &'a [u8],
+) -> Result<(Element<'a>, &'a [u8]), String> {
+    let key_end = bytes
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or("the document ends inside a field name")?;
+    let key = &bytes[..key_end];
+    let rest = &bytes[key_end + 1..];
+    let size = value_size(kind, rest)
+        .ok_or_else(|| format!("field `{}` is truncated", String::from_utf8_lossy(key)))?;
+    let (value, rest) = rest.split_at(size);
+    Ok((
+        Element {
+            doc,
+            key,
+            kind,
+            value,
+        },
+        rest,
+    ))
+}
+
+/// The size of a value of BSON type `kind` at the start of `bytes`, if it fits in them.
+fn value_size(kind: u8, bytes: &[u8]) -> Option<usize> {
+    let length = || -> Option<usize> {
+        let prefix: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        usize::try_from(i32::from_le_bytes(prefix)).ok()
+    };
+    let size = match kind {
+        // double, date, timestamp, int64
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        // string, JavaScript code, symbol: length, bytes, 0
+        0x02 | 0x0D | 0x0E => 4 + length().filter(|&n| n >= 1)?,
+        // document, array, code with scope: their length includes itself
+        0x03 | 0x04 | 0x0F => length().filter(|&n| n >= 5)?,
+        // binary: length, subtype, bytes
+        0x05 => 5 + length()?,
+        // undefined, null, min key, max key
+        0x06 | 0x0A | 0xFF | 0x7F => 0,
+        0x07 => 12,
+        0x08 => 1,
+        0x10 => 4,
+        0x13 => 16,
+        // regular expression: pattern and options, two C strings
+        0x0B => {
+            let pattern = bytes.iter().position(|&b| b == 0)? + 1;
+            pattern + bytes[pattern..].iter().position(|&b| b == 0)? + 1
+        }
+        // DBPointer: a string, then an ObjectId
+        0x0C => 4 + length().filter(|&n| n >= 1)? + 12,
+        _ => return None,
+    };
+    (size <= bytes.len()).then_some(size)
+}
+
+impl<'a> Element<'a> {
+    /// The field name's bytes: comparing them with a name costs no UTF-8 check.
+    pub(crate) fn key_bytes(&self) -> &'a [u8] {
+        self.key
+    }
+
+    /// The field's name.
+    pub(crate) fn key(&self) -> Result<&'a str, String> {
+        std::str::from_utf8(self.key).map_err(|_| "a field name is not valid UTF-8".to_owned())
+    }
+
+    /// The value, parsed.
+    pub(crate) fn value(&self) -> Result<RawBsonRef<'a>, String> {
+        let key = || String::from_utf8_lossy(self.key);
+        let fixed = |value: &'a [u8]| -> [u8; 8] {
+            let mut word = [0; 8];
+            word[..value.len().min(8)].copy_from_slice(&value[..value.len().min(8)]);
+            word
+        };
+        let malformed = || format!("field `{}` cannot be read", key());
+        Ok(match self.kind {
+            0x02 => {
+                // Length prefix, UTF-8 bytes, 0.
+                let text = self.value[4..].strip_suffix(&[0]).ok_or_else(malformed)?;
+                RawBsonRef::String(
+                    std::str::from_utf8(text)
+                        .map_err(|_| format!("field `{}` is not valid UTF-8", key()))?,
+                )
+            }
+            0x09 => {
+                RawBsonRef::DateTime(DateTime::from_millis(i64::from_le_bytes(fixed(self.value))))
+            }
+            0x12 => RawBsonRef::Int64(i64::from_le_bytes(fixed(self.value))),
+            0x01 => RawBsonRef::Double(f64::from_le_bytes(fixed(self.value))),
+            0x10 => {
+                let word: [u8; 4] = self.value.try_into().map_err(|_| malformed())?;
+                RawBsonRef::Int32(i32::from_le_bytes(word))
+            }
+            0x08 => match self.value {
+                [0] => RawBsonRef::Boolean(false),
+                [1] => RawBsonRef::Boolean(true),
+                _ => return Err(malformed()),
+            },
+            0x0A => RawBsonRef::Null,
+            0x03 => RawBsonRef::Document(
+                RawDocument::from_bytes(self.value).map_err(|e| format!("{}: {e}", malformed()))?,
+            ),
+            // Types the documents read here do not hold where they are valid: parsed by the
+            // `bson` crate, which knows them all, to name them in an error.
+            _ => self
+                .doc
+                .get(self.key()?)
+                .map_err(|e| format!("{}: {e}", malformed()))?
+                .ok_or_else(malformed)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::oid::ObjectId;
+    use mongodb::bson::{doc, Binary, Bson, RawDocumentBuf, Regex, Timestamp};
+
+    /// Every element, as the `bson` crate reads it.
+    fn expected(doc: &RawDocument) -> Vec<(String, Bson)> {
+        doc.iter()
+            .map(|element| {
+                let (key, value) = element.unwrap();
+                (key.to_owned(), value.to_raw_bson().try_into().unwrap())
+            })
+            .collect()
+    }
+
+    fn walked(doc: &RawDocument) -> Vec<(String, Bson)> {
+        elements(doc)
+            .map(|element| {
+                let element = element.unwrap();
+                let value = element.value().unwrap();
+                let key = element.key().unwrap().to_owned();
+                (key, value.to_raw_bson().try_into().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_walk_reads_every_type_as_the_bson_crate_does() {
+        let doc = doc! {
+            "double": 1.5,
+            "string": "héllo",
+            "empty": "",
+            "document": { "a": 1, "b": [1, "two"] },
+            "array": [1, { "c": null }],
+            "binary": Binary { subtype: mongodb::bson::spec::BinarySubtype::Generic, bytes: vec![1, 2, 3] },
+            "undefined": Bson::Undefined,
+            "id": ObjectId::new(),
+            "true": true,
+            "false": false,
+            "date": DateTime::from_millis(1_700_000_000_123),
+            "null": null,
+            "regex": Regex { pattern: "^a.*".into(), options: "i".into() },
+            "code": Bson::JavaScriptCode("f()".into()),
+            "int32": -7,
+            "timestamp": Timestamp { time: 5, increment: 6 },
+            "int64": 1_i64 << 40,
+            "min": Bson::MinKey,
+            "max": Bson::MaxKey,
+            "last": "end",
+        };
+        let raw = RawDocumentBuf::from_document(&doc).unwrap();
+        assert_eq!(walked(&raw), expected(&raw));
+    }
+
+    #[test]
+    fn a_truncated_or_ill_formed_document_is_an_error() {
+        // A string whose length prefix runs past the end of the document.
+        let mut bytes = RawDocumentBuf::from_document(&doc! { "s": "abc", "n": 1 })
+            .unwrap()
+            .into_bytes();
+        // Layout: 4 length bytes, 0x02, "s", 0, then the string's length prefix.
+        bytes[7] = 100;
+        let doc = RawDocument::from_bytes(&bytes).unwrap();
+        let first = elements(doc).next().unwrap();
+        assert_eq!(first.err().unwrap(), "field `s` is truncated");
+        assert_eq!(
+            elements(doc).count(),
+            1,
+            "the walk stops at a malformed element"
+        );
+
+        // A string value that is not valid UTF-8.
+        let mut bytes = RawDocumentBuf::from_document(&doc! { "s": "abc" })
+            .unwrap()
+            .into_bytes();
+        bytes[11] = 0xFF;
+        let doc = RawDocument::from_bytes(&bytes).unwrap();
+        let element = elements(doc).next().unwrap().unwrap();
+        assert_eq!(element.value().unwrap_err(), "field `s` is not valid UTF-8");
+    }
+}

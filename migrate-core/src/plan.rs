@@ -5,7 +5,7 @@ use std::fmt;
 use crate::drift::Drift;
 use crate::error::{Error, MissingDependency};
 use crate::hash;
-use crate::history::{ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::history::{ExecutedSet, Recorded, State, BEFORE_SUFFIX};
 use crate::inject::Dependencies;
 use crate::report::SkipReason;
 use crate::text::{skip_text, write_table};
@@ -77,10 +77,7 @@ impl PlanInput<'_> {
 
 impl Plan {
     /// Sorts `units` (order as plain strings, ties by id) and decides each one.
-    pub(crate) fn new<M>(
-        input: &PlanInput<'_>,
-        history: &[HistoryEntry<M>],
-    ) -> Result<Self, Error> {
+    pub(crate) fn new<E: Recorded>(input: &PlanInput<'_>, history: &[E]) -> Result<Self, Error> {
         let executed = ExecutedSet::from_entries(history);
         let sorted = sorted(&input.units);
         let last = match input.up_to {
@@ -106,7 +103,7 @@ impl Plan {
                 })?;
             let applied = executed.executed(unit.id(), &author);
             let drift = applied
-                .and_then(|entry| entry.checksum.as_deref())
+                .and_then(|entry| entry.checksum())
                 .filter(|recorded| !unit.has_checksum(recorded))
                 .map(|recorded| Drift {
                     recorded: recorded.to_owned(),
@@ -234,25 +231,25 @@ pub(crate) fn check_dependencies<'p>(
 /// Fails when the history records units of Rust code (type paths with `::`) that are not in
 /// `units`: the usual sign of a units crate the linker dropped. Entries written by other
 /// runtimes (Java class names) are left alone.
-pub(crate) fn check_unknown_history<M>(
+pub(crate) fn check_unknown_history<E: Recorded>(
     units: &[&'static ChangeUnit],
-    history: &[HistoryEntry<M>],
+    history: &[E],
 ) -> Result<(), Error> {
     let mut known = hash::set_with_capacity(units.len());
     known.extend(units.iter().map(|u| u.id()));
     let mut unknown: Vec<String> = history
         .iter()
         .filter(|e| {
-            e.state == State::Executed && !e.system_change && e.change_log_class.contains("::")
+            e.state() == State::Executed
+                && !e.system_change()
+                && e.change_log_class().contains("::")
         })
         .filter(|e| {
-            let id = e
-                .change_id
-                .strip_suffix(BEFORE_SUFFIX)
-                .unwrap_or(&e.change_id);
-            !known.contains(id) && !known.contains(e.change_id.as_str())
+            let id = e.change_id();
+            let unit = id.strip_suffix(BEFORE_SUFFIX).unwrap_or(id);
+            !known.contains(unit) && !known.contains(id)
         })
-        .map(|e| format!("`{}` ({})", e.change_id, e.change_log_class))
+        .map(|e| format!("`{}` ({})", e.change_id(), e.change_log_class()))
         .collect();
     if unknown.is_empty() {
         return Ok(());

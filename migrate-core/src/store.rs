@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use crate::history::HistoryEntry;
+use crate::history::{HistoryEntry, PlanningEntry};
 use crate::inject::Dependencies;
 use crate::legacy::{LegacyMigration, LegacyRow};
 use crate::unit::BoxError;
@@ -64,15 +64,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<HistoryEntry<Self::Metadata>>, BoxError>> + Send;
 
-    /// Reads the whole history as far as planning a run needs it: every entry, with its
-    /// `change_id`, `author`, `timestamp`, `state`, `entry_type`, `change_log_class`,
-    /// `system_change` and `checksum`. The other fields may be left empty (`""`, `None`,
-    /// −1), which saves a store reading and keeping them. A start with nothing to apply
-    /// reads only this. The default reads the whole history.
+    /// Reads the whole history as far as planning a run needs it: every entry, without the
+    /// fields that do not decide what runs. A start with nothing to apply reads only this,
+    /// so a store that reads less here than in [`read_history`](Store::read_history) makes
+    /// such starts cheaper. The default reads the whole history.
     fn read_history_for_planning(
         &self,
-    ) -> impl Future<Output = Result<Vec<HistoryEntry<Self::Metadata>>, BoxError>> + Send {
-        self.read_history()
+    ) -> impl Future<Output = Result<Vec<PlanningEntry>, BoxError>> + Send {
+        async {
+            let history = self.read_history().await?;
+            Ok(history.into_iter().map(PlanningEntry::from).collect())
+        }
     }
 
     /// Creates (or, without index creation, verifies) what the store needs. Called only when

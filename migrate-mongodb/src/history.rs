@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use migrate_core::{EntryType, HistoryEntry, State};
+use migrate_core::{EntryType, HistoryEntry, PlanningEntry, State};
 use mongodb::bson::raw::{RawBsonRef, RawDocument};
 use mongodb::bson::spec::ElementType;
 use mongodb::bson::{doc, Bson, DateTime, Document};
@@ -129,17 +129,6 @@ pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
     fields
 }
 
-/// How much of an entry [`decode`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Detail {
-    /// Every field.
-    Full,
-    /// What planning a run needs (see `Store::read_history_for_planning`); `executionId`,
-    /// `changeSetMethod`, `metadata`, `executionMillis`, `executionHostname` and
-    /// `errorTrace` are left empty.
-    Planning,
-}
-
 /// The slots of the fields planning reads (see [`field_slot`]).
 fn planning_slot(name: &[u8]) -> Option<usize> {
     field_slot(name).filter(|slot| matches!(slot, 1..=6 | 12 | 13))
@@ -147,31 +136,88 @@ fn planning_slot(name: &[u8]) -> Option<usize> {
 
 /// Reads one stored document, straight from its raw bytes, defaulting what older formats
 /// lack.
-pub(crate) fn decode(
-    doc: &RawDocument,
-    namespace: &str,
-    detail: Detail,
-) -> Result<HistoryEntry<Document>, Error> {
-    let corrupt = |reason: String| Error::CorruptHistory {
-        namespace: namespace.to_owned(),
-        id: document_id(doc),
-        reason,
-    };
-    let full = detail == Detail::Full;
-    let slot = if full { field_slot } else { planning_slot };
-    let fields = Fields::scan(doc, slot).map_err(&corrupt)?;
-    // A field planning does not read, as its default.
+pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
+    let corrupt = corrupt(doc, namespace);
+    let fields = Fields::scan(doc, field_slot).map_err(&corrupt)?;
+    let planning = planning_fields(&fields, &corrupt)?;
     let text = |field: &str| -> Result<String, Error> {
-        if !full {
-            return Ok(String::new());
-        }
         Ok(fields
             .string(field)
             .map_err(&corrupt)?
             .unwrap_or_default()
             .to_owned())
     };
-    let state = match fields.string(STATE).map_err(&corrupt)? {
+    let metadata = match fields.get(METADATA).map_err(&corrupt)? {
+        None => None,
+        Some(RawBsonRef::Document(metadata)) => Some(
+            Document::try_from(metadata).map_err(|e| corrupt(format!("field `metadata`: {e}")))?,
+        ),
+        Some(other) => {
+            return Err(corrupt(format!(
+                "field `metadata` is {}, expected a document or null",
+                type_name(&other)
+            )))
+        }
+    };
+    let PlanningEntry {
+        change_id,
+        author,
+        timestamp,
+        state,
+        entry_type,
+        change_log_class,
+        system_change,
+        checksum,
+    } = planning;
+    Ok(HistoryEntry {
+        execution_id: text(EXECUTION_ID)?,
+        change_id,
+        author,
+        timestamp,
+        state,
+        entry_type,
+        change_log_class,
+        change_set_method: text(CHANGE_SET_METHOD)?,
+        metadata,
+        execution_millis: fields
+            .integer(EXECUTION_MILLIS)
+            .map_err(&corrupt)?
+            .unwrap_or(-1),
+        execution_hostname: text(EXECUTION_HOSTNAME)?,
+        error_trace: fields
+            .string(ERROR_TRACE)
+            .map_err(&corrupt)?
+            .map(str::to_owned),
+        system_change,
+        checksum,
+    })
+}
+
+/// Reads what planning needs of one stored document (see
+/// `Store::read_history_for_planning`): the other fields are neither parsed nor kept.
+pub(crate) fn decode_for_planning(
+    doc: &RawDocument,
+    namespace: &str,
+) -> Result<PlanningEntry, Error> {
+    let corrupt = corrupt(doc, namespace);
+    let fields = Fields::scan(doc, planning_slot).map_err(&corrupt)?;
+    planning_fields(&fields, &corrupt)
+}
+
+/// The error for `doc`, corrupt for `reason`.
+fn corrupt<'a>(doc: &'a RawDocument, namespace: &'a str) -> impl Fn(String) -> Error + 'a {
+    move |reason| Error::CorruptHistory {
+        namespace: namespace.to_owned(),
+        id: document_id(doc),
+        reason,
+    }
+}
+
+fn planning_fields(
+    fields: &Fields<'_>,
+    corrupt: &impl Fn(String) -> Error,
+) -> Result<PlanningEntry, Error> {
+    let state = match fields.string(STATE).map_err(corrupt)? {
         None => State::Executed,
         Some(s) => State::parse(s).ok_or_else(|| {
             corrupt(format!(
@@ -180,7 +226,7 @@ pub(crate) fn decode(
             ))
         })?,
     };
-    let entry_type = match fields.string(TYPE).map_err(&corrupt)? {
+    let entry_type = match fields.string(TYPE).map_err(corrupt)? {
         None => EntryType::Execution,
         Some(s) => EntryType::parse(s).ok_or_else(|| {
             corrupt(format!(
@@ -188,61 +234,28 @@ pub(crate) fn decode(
             ))
         })?,
     };
-    let metadata = match full
-        .then(|| fields.get(METADATA))
-        .transpose()
-        .map_err(&corrupt)?
-    {
-        None | Some(None) => None,
-        Some(Some(RawBsonRef::Document(metadata))) => Some(
-            Document::try_from(metadata).map_err(|e| corrupt(format!("field `metadata`: {e}")))?,
-        ),
-        Some(Some(other)) => {
-            return Err(corrupt(format!(
-                "field `metadata` is {}, expected a document or null",
-                type_name(&other)
-            )))
-        }
-    };
-    Ok(HistoryEntry {
-        execution_id: text(EXECUTION_ID)?,
+    Ok(PlanningEntry {
         change_id: fields
             .required_string(CHANGE_ID)
-            .map_err(&corrupt)?
+            .map_err(corrupt)?
             .to_owned(),
-        author: fields.required_string(AUTHOR).map_err(&corrupt)?.to_owned(),
+        author: fields.required_string(AUTHOR).map_err(corrupt)?.to_owned(),
         timestamp: fields
             .date(TIMESTAMP)
-            .map_err(&corrupt)?
+            .map_err(corrupt)?
             .unwrap_or(SystemTime::UNIX_EPOCH),
         state,
         entry_type,
         change_log_class: fields
             .string(CHANGE_LOG_CLASS)
-            .map_err(&corrupt)?
+            .map_err(corrupt)?
             .unwrap_or_default()
             .to_owned(),
-        change_set_method: text(CHANGE_SET_METHOD)?,
-        metadata,
-        execution_millis: match full {
-            true => fields.integer(EXECUTION_MILLIS).map_err(&corrupt)?,
-            false => None,
-        }
-        .unwrap_or(-1),
-        execution_hostname: text(EXECUTION_HOSTNAME)?,
-        error_trace: match full {
-            true => fields.string(ERROR_TRACE).map_err(&corrupt)?,
-            false => None,
-        }
-        .map(str::to_owned),
         system_change: fields
             .boolean(SYSTEM_CHANGE)
-            .map_err(&corrupt)?
+            .map_err(corrupt)?
             .unwrap_or(false),
-        checksum: fields
-            .string(CHECKSUM)
-            .map_err(&corrupt)?
-            .map(str::to_owned),
+        checksum: fields.string(CHECKSUM).map_err(corrupt)?.map(str::to_owned),
     })
 }
 
@@ -422,7 +435,7 @@ mod tests {
         let set = update(&entry).get_document("$set").unwrap().clone();
         let mut stored = doc! { "_id": 1 };
         stored.extend(set);
-        assert_eq!(decode(&raw(&stored), "db.h", Detail::Full).unwrap(), entry);
+        assert_eq!(decode(&raw(&stored), "db.h").unwrap(), entry);
     }
 
     #[test]
@@ -430,17 +443,8 @@ mod tests {
         let entry = sample();
         let mut stored = doc! { "_id": 1 };
         stored.extend(update(&entry).get_document("$set").unwrap().clone());
-        let lean = decode(&raw(&stored), "db.h", Detail::Planning).unwrap();
-        let expected = HistoryEntry {
-            execution_id: String::new(),
-            change_set_method: String::new(),
-            metadata: None,
-            execution_millis: -1,
-            execution_hostname: String::new(),
-            error_trace: None,
-            ..entry
-        };
-        assert_eq!(lean, expected);
+        let lean = decode_for_planning(&raw(&stored), "db.h").unwrap();
+        assert_eq!(lean, PlanningEntry::from(entry));
     }
 
     #[test]
@@ -453,7 +457,7 @@ mod tests {
             "changeLogClass": "com.example.Log",
             "changeSetMethod": "m",
         };
-        let entry = decode(&raw(&row), "db.h", Detail::Full).unwrap();
+        let entry = decode(&raw(&row), "db.h").unwrap();
         assert_eq!(entry.state, State::Executed);
         assert_eq!(entry.entry_type, EntryType::Execution);
         assert_eq!(entry.execution_millis, -1);
@@ -462,12 +466,7 @@ mod tests {
 
     #[test]
     fn a_missing_or_ill_typed_required_field_names_the_document() {
-        let missing = decode(
-            &raw(&doc! { "_id": "x", "author": "a" }),
-            "db.h",
-            Detail::Full,
-        )
-        .unwrap_err();
+        let missing = decode(&raw(&doc! { "_id": "x", "author": "a" }), "db.h").unwrap_err();
         assert_eq!(
             missing.to_string(),
             "history document `_id: \"x\"` in `db.h` is corrupt: required field `changeId` is missing"
@@ -475,7 +474,6 @@ mod tests {
         let wrong = decode(
             &raw(&doc! { "_id": 3, "changeId": "c", "author": 5 }),
             "db.h",
-            Detail::Full,
         )
         .unwrap_err();
         assert_eq!(
@@ -514,7 +512,7 @@ mod tests {
         let mut row = raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "FAILED" });
         row.append("state", "EXECUTED");
         row.append("changeId", "d");
-        let entry = decode(&row, "db.h", Detail::Full).unwrap();
+        let entry = decode(&row, "db.h").unwrap();
         assert_eq!(entry.state, State::Failed);
         assert_eq!(entry.change_id, "c");
     }
@@ -524,7 +522,6 @@ mod tests {
         let err = decode(
             &raw(&doc! { "_id": 1, "changeId": "c", "author": "a", "state": "DONE" }),
             "db.h",
-            Detail::Full,
         )
         .unwrap_err();
         assert!(err.to_string().contains("field `state` is `DONE`"), "{err}");

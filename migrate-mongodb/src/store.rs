@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use migrate_core::{
-    BoxError, Dependencies, HistoryEntry, IntoStore, LegacyMigration, LegacyRow, LockInfo, Store,
+    BoxError, Dependencies, HistoryEntry, IntoStore, LegacyMigration, LegacyRow, LockInfo,
+    PlanningEntry, Store,
 };
-use mongodb::bson::{doc, Bson, Document, RawDocumentBuf, Timestamp};
+use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use tokio::sync::OnceCell;
@@ -164,13 +165,13 @@ impl MongoStore {
         )
     }
 
-    /// Reads every history entry, with `detail`, in one `find`: whole documents, decoded
+    /// Reads every history entry in one `find`: whole documents, each decoded with `decode`
     /// straight from the reply's bytes (a projection costs the server more than the few
     /// fields it would leave out).
-    async fn read_entries(
+    async fn read_entries<T>(
         &self,
-        detail: history::Detail,
-    ) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
+        decode: fn(&RawDocument, &str) -> Result<T, Error>,
+    ) -> Result<Vec<T>, BoxError> {
         let namespace = self.history_namespace();
         let failed = |e| Error::driver("reading the history", namespace.clone(), e);
         let mut cursor = self
@@ -181,7 +182,7 @@ impl MongoStore {
             .map_err(failed)?;
         let mut entries = Vec::new();
         while cursor.advance().await.map_err(failed)? {
-            entries.push(history::decode(cursor.current(), &namespace, detail)?);
+            entries.push(decode(cursor.current(), &namespace)?);
         }
         Ok(entries)
     }
@@ -355,11 +356,11 @@ impl Store for MongoStore {
     }
 
     async fn read_history(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
-        self.read_entries(history::Detail::Full).await
+        self.read_entries(history::decode).await
     }
 
-    async fn read_history_for_planning(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
-        self.read_entries(history::Detail::Planning).await
+    async fn read_history_for_planning(&self) -> Result<Vec<PlanningEntry>, BoxError> {
+        self.read_entries(history::decode_for_planning).await
     }
 
     async fn prepare(&self) -> Result<(), BoxError> {

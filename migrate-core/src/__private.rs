@@ -364,20 +364,14 @@ impl<S> SessionSite<S> {
     }
 }
 
-/// Converts a step method's result for the runner. Generated code spans the call at the
-/// method's return type, so a method that returns something else is reported there.
-pub fn step_result<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
-    result.map_err(Into::into)
-}
-
 /// The future of a step: the method's own future, boxed by the step function, with its
-/// result converted by `convert` (a non-capturing closure around [`step_result`]). Generic
-/// only over the method's return type, so units that return the same type share its code.
-pub fn step_future<'a, R: 'a>(
-    method: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
-    convert: fn(R) -> Result<(), BoxError>,
+/// error converted for the runner. Generic only over the method's error type, so units whose
+/// methods return the same error type share its code. Generated code spans the call at the
+/// method's return type, so a method that returns something else is reported there.
+pub fn step_future<'a, E: Into<BoxError> + 'a>(
+    method: Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>,
 ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
-    Some(Box::pin(StepFuture { method, convert }))
+    Some(Box::pin(StepFuture { method }))
 }
 
 /// The step of a unit whose parameters could not be resolved: fails with `error` when run.
@@ -385,18 +379,50 @@ pub fn step_failed<'a>(error: BoxError) -> Option<BoxFuture<'a, Result<(), BoxEr
     Some(Box::pin(std::future::ready(Err(error))))
 }
 
-struct StepFuture<'a, R> {
-    method: Pin<Box<dyn Future<Output = R> + Send + 'a>>,
-    convert: fn(R) -> Result<(), BoxError>,
+struct StepFuture<'a, E> {
+    method: Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>,
 }
 
-impl<R> Future for StepFuture<'_, R> {
+impl<E: Into<BoxError>> Future for StepFuture<'_, E> {
     type Output = Result<(), BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let convert = self.convert;
-        self.method.as_mut().poll(cx).map(convert)
+        self.method
+            .as_mut()
+            .poll(cx)
+            .map(|result| result.map_err(Into::into))
     }
+}
+
+/// The step functions of a unit, indexed by [`Step`] (in the order of its variants).
+pub type Steps<T> = [Option<StepFn<T>>; 4];
+
+/// A built unit and its step functions. The one [`ChangeUnitInstance`] impl behind every
+/// change unit and change set, so generated code implements no trait for it.
+struct Instance<T> {
+    unit: T,
+    steps: Steps<T>,
+}
+
+impl<T: Send + Sync> ChangeUnitInstance for Instance<T> {
+    fn run_step<'a>(
+        &'a self,
+        step: Step,
+        cx: StepContext<'a>,
+    ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+        match self.steps[step as usize] {
+            Some(run) => run(&self.unit, cx),
+            None => None,
+        }
+    }
+}
+
+/// The runtime object of a unit built as `unit`, running its steps with `steps`.
+pub fn instance<T: Send + Sync + 'static>(
+    unit: T,
+    steps: Steps<T>,
+) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    Ok(Box::new(Instance { unit, steps }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,32 +510,12 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit
     })
 }
 
-/// A change log built for one of its change sets: running its execution runs that method.
-struct ChangeSetInstance<T> {
-    log: T,
-    run: Option<StepFn<T>>,
-}
-
-impl<T: Send + Sync> ChangeUnitInstance for ChangeSetInstance<T> {
-    fn run_step<'a>(
-        &'a self,
-        step: Step,
-        cx: StepContext<'a>,
-    ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
-        match step {
-            Step::Execution => (self.run?)(&self.log, cx),
-            _ => None,
-        }
-    }
-}
-
 /// Builds the change log of `S` for it.
 fn instantiate_change_set<S: ChangeSetDef>(
     deps: &Dependencies,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let log = S::Log::build(deps, S::ID)?;
-    Ok(Box::new(ChangeSetInstance {
-        log,
-        run: S::STEP.run,
-    }))
+    let mut steps: Steps<S::Log> = [None; 4];
+    steps[Step::Execution as usize] = S::STEP.run;
+    instance(log, steps)
 }

@@ -257,7 +257,13 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     /// When nothing is pending this reads the history once and returns, without taking the
     /// lock. Otherwise it takes the lock, re-reads the history, checks every dependency, runs
     /// the pending units in order and releases the lock on every path.
-    pub async fn run(mut self) -> Result<Report, Error> {
+    pub async fn run(self) -> Result<Report, Error> {
+        S::run_runner(self).await
+    }
+
+    /// The body of [`run`](Self::run), for [`TransactionStore::run_runner`].
+    #[doc(hidden)]
+    pub async fn run_here(mut self) -> Result<Report, Error> {
         let started = Instant::now();
         let execution_id = ids::execution_id();
         if !self.options.enabled {

@@ -4,10 +4,13 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use crate::error::Error;
 use crate::history::{HistoryEntry, PlanningEntry};
 use crate::inject::Dependencies;
 use crate::legacy::{LegacyMigration, LegacyRow};
-use crate::unit::BoxError;
+use crate::report::Report;
+use crate::runner::Runner;
+use crate::unit::{BoxError, BoxFuture};
 
 /// A lock claim: who wants the lock and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +255,18 @@ pub trait TransactionStore: Store {
     /// Whether `error` from a commit means the commit itself may be retried.
     fn is_unknown_commit_result(&self, _error: &BoxError) -> bool {
         false
+    }
+
+    /// Runs `runner`, as [`Runner::run`] does. A store crate overrides it with the same body,
+    /// `Box::pin(runner.run_here())`: the runner's code for that store is then compiled once,
+    /// in the store's crate, instead of in every crate that calls `run` (optimized builds
+    /// share no generic code between crates).
+    #[doc(hidden)]
+    fn run_runner(runner: Runner<Self>) -> BoxFuture<'static, Result<Report, Error>>
+    where
+        Self: LockStore + Sized,
+    {
+        Box::pin(runner.run_here())
     }
 }
 

@@ -42,6 +42,11 @@ impl<'a> StepContext<'a> {
         self.deps
     }
 
+    /// The id of the unit whose step runs, for error messages.
+    pub fn unit_id(&self) -> &'static str {
+        self.unit_id
+    }
+
     /// Takes the session out of the context, as the concrete type `S`.
     pub fn take_session<S: Any + Send>(&mut self) -> Result<&'a mut S, BoxError> {
         let unit_id = self.unit_id;

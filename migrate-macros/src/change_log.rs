@@ -153,7 +153,7 @@ pub(crate) fn expand_impl(args: TokenStream, item: ItemImpl) -> TokenStream {
 
     let registrations: Vec<TokenStream> = if errors.is_empty() {
         for set in &sets {
-            body.push(set.step.generate_change_set(&krate, &set.id));
+            body.push(set.step.generate_change_set(&krate));
         }
         sets.iter()
             .map(|set| set.registration(&krate, &self_ty))

@@ -27,12 +27,6 @@ impl Step {
             self.attribute().to_ascii_uppercase()
         )
     }
-
-    /// The variant of `Step` this marker runs as: its name, as `Debug` prints a fieldless
-    /// enum's variant.
-    pub(crate) fn variant(self) -> Ident {
-        Ident::new(&format!("{self:?}"), Span::call_site())
-    }
 }
 
 /// What marks a method: one step of a change unit, or a change set of a change log.
@@ -250,10 +244,11 @@ impl StepMethod {
     /// The method plus its hidden step items, for a change unit's step marker.
     pub(crate) fn generate(&self, krate: &Path) -> TokenStream {
         let private = quote!(#krate::__private);
-        // Errors about the unit as a whole point at the marker.
+        // Errors about the unit as a whole point at the marker. Naming `unit_id::<Self>`
+        // without calling it checks that the type is a change unit and generates no code.
         let marker = Span::call_site();
         let is_unit = quote_spanned! {marker=>
-            #private::unit_id::<Self>()
+            let _ = #private::unit_id::<Self>;
         };
         let companion = match self.kind {
             Marker::Step(Step::BeforeExecution) => {
@@ -274,23 +269,18 @@ impl StepMethod {
             }
             _ => None,
         };
-        self.generate_with(&private, is_unit, companion)
+        self.generate_with(&private, quote!(#is_unit #companion))
     }
 
-    /// The method plus its hidden step item, for the change set `id` of a change log.
-    pub(crate) fn generate_change_set(&self, krate: &Path, id: &str) -> TokenStream {
+    /// The method plus its hidden step item, for a change set of a change log.
+    pub(crate) fn generate_change_set(&self, krate: &Path) -> TokenStream {
         let private = quote!(#krate::__private);
-        self.generate_with(&private, quote!(#id), None)
+        self.generate_with(&private, TokenStream::new())
     }
 
-    /// The method and its `StepDef` const; `unit_id` names the unit in runtime errors and
-    /// `companion` checks the unit's other steps.
-    fn generate_with(
-        &self,
-        private: &TokenStream,
-        unit_id_value: TokenStream,
-        companion: Option<TokenStream>,
-    ) -> TokenStream {
+    /// The method and its `StepDef` const; `checks` are statements that check the unit the
+    /// method belongs to.
+    fn generate_with(&self, private: &TokenStream, checks: TokenStream) -> TokenStream {
         let method = &self.method;
         let ident = &method.sig.ident;
         let name = ident.unraw_name();
@@ -312,11 +302,6 @@ impl StepMethod {
             "__migrate_self",
             Span::call_site().located_at(receiver_span),
         );
-        let unit_id = Ident::new("__migrate_unit_id", Span::call_site());
-        let result = Ident::new(
-            "__migrate_result",
-            Span::call_site().located_at(output_span(&method.sig)),
-        );
         let cx_pattern = if self.params.iter().any(|p| p.session) {
             quote!(mut #cx)
         } else if self.params.is_empty() {
@@ -332,7 +317,7 @@ impl StepMethod {
             let resolve = if param.session {
                 quote_spanned!(param.ty.span()=> #site.take(&mut #cx))
             } else {
-                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #unit_id))
+                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #cx.unit_id()))
             };
             quote! {
                 let #arg = match #resolve {
@@ -347,17 +332,13 @@ impl StepMethod {
         });
         let output_span = output_span(&method.sig);
         // Only the helper's path is moved: the arguments keep the spans they were bound with.
-        let step_result = respan(quote!(#private::step_result), output_span);
         let step_future = respan(quote!(#private::step_future), output_span);
-        // The block, spanned at the return type, is what rustc points at when the method's
-        // result does not fit (hence `allow(unused_braces)` below).
+        // The boxed future, spanned at the return type, is what rustc points at when the
+        // method's result does not fit.
         let this_at_output =
             Ident::new("__migrate_self", Span::call_site().located_at(output_span));
         let call = quote_spanned! {output_span=>
-            #step_future(
-                ::std::boxed::Box::pin(#this_at_output.#ident(#(#args),*)),
-                |#result| #step_result({ #result }),
-            )
+            #step_future(::std::boxed::Box::pin(#this_at_output.#ident(#(#args),*)))
         };
 
         // One item only: a second marker for the same step is then one "duplicate
@@ -367,7 +348,7 @@ impl StepMethod {
             #method
 
             #[doc(hidden)]
-            #[allow(unused_braces, non_upper_case_globals)]
+            #[allow(non_upper_case_globals)]
             pub(crate) const #step_const: #private::StepDef<Self, #private::Present> =
                 #private::StepDef {
                     method: ::core::option::Option::Some(#name),
@@ -376,9 +357,7 @@ impl StepMethod {
                     does_nothing: #does_nothing,
                     requirements: &[#(#requirement_list),*],
                     run: ::core::option::Option::Some(|#this, #cx_pattern| {
-                        #[allow(unused_variables)]
-                        let #unit_id: &'static str = #unit_id_value;
-                        #companion
+                        #checks
                         #(#resolutions)*
                         #call
                     }),

@@ -87,11 +87,7 @@ impl Unit {
         let type_name = ident.unraw_name();
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
-        let dispatch = Step::ALL.map(|kind| {
-            let variant = kind.variant();
-            let step = kind.const_ident();
-            quote!(#private::Step::#variant => #ident::#step.run,)
-        });
+        // In the order of `Step`'s variants, which index `Steps`.
         let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
         let execution = Step::Execution.const_ident();
@@ -99,10 +95,8 @@ impl Unit {
         let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
-                const _: () = {
-                    #private::require_execution(&#ident::#execution);
-                    #private::require_rollback_execution(&#ident::#rollback);
-                };
+                #private::require_execution(&#ident::#execution);
+                #private::require_rollback_execution(&#ident::#rollback);
             },
             ident.span(),
         );
@@ -127,42 +121,24 @@ impl Unit {
                     const ID: &'static str = #id;
                 }
 
-                impl #private::ChangeUnitInstance for #ident {
-                    fn run_step<'__migrate>(
-                        &'__migrate self,
-                        step: #private::Step,
-                        cx: #private::StepContext<'__migrate>,
-                    ) -> ::core::option::Option<
-                        #private::BoxFuture<
-                            '__migrate,
-                            ::core::result::Result<(), #private::BoxError>,
-                        >,
-                    > {
-                        #[allow(unreachable_patterns)]
-                        let run = match step {
-                            #(#dispatch)*
-                            _ => ::core::option::Option::None,
-                        };
-                        run?(self, cx)
-                    }
-                }
-
-                #required
-
                 fn __migrate_instantiate(
                     #deps: &#private::Dependencies,
                 ) -> ::core::result::Result<
                     ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
                     #private::BoxError,
                 > {
-                    ::core::result::Result::Ok(::std::boxed::Box::new(#ident {
-                        #(#field_values,)*
-                    }))
+                    #private::instance(
+                        #ident {
+                            #(#field_values,)*
+                        },
+                        [#(#ident::#step_consts.run),*],
+                    )
                 }
 
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
-                static __MIGRATE_UNIT: #private::ChangeUnit =
+                static __MIGRATE_UNIT: #private::ChangeUnit = {
+                    #required
                     #private::change_unit(#private::UnitSpec {
                         id: #id,
                         order: #order,
@@ -190,7 +166,8 @@ impl Unit {
                         instantiate: __migrate_instantiate,
                         change_set: ::core::option::Option::None,
                         system: false,
-                    });
+                    })
+                };
 
                 impl #private::DescribeUnit for #ident {
                     fn change_unit() -> &'static #private::ChangeUnit {

@@ -18,7 +18,7 @@ pub enum Step {
 }
 
 impl Step {
-    /// Every step, in declaration order.
+    /// Every step, in declaration order, which is also the order of a unit's step functions.
     // The macros go through all steps; the runner names each one where it runs it.
     #[allow(dead_code)]
     pub(crate) const ALL: [Step; 4] = [
@@ -44,7 +44,7 @@ impl Step {
 mod tests {
     use super::Step;
 
-    // The macros name the variant in generated code by its `Debug` form.
+    // Users read the attribute and the runner's messages print the variant.
     #[test]
     fn each_attribute_is_its_variant_in_snake_case() {
         for step in Step::ALL {
@@ -56,6 +56,14 @@ mod tests {
                 snake.push(c.to_ascii_lowercase());
             }
             assert_eq!(step.attribute(), snake);
+        }
+    }
+
+    // Generated code lists a unit's step functions in this order, indexed by `step as usize`.
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (index, step) in Step::ALL.into_iter().enumerate() {
+            assert_eq!(step as usize, index);
         }
     }
 

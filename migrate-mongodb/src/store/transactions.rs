@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{MutexGuard, PoisonError};
 use std::time::Duration;
 
-use migrate_core::{BoxError, HistoryEntry, LockClaim, Store, TransactionStore};
+use migrate_core::{
+    BoxError, BoxFuture, Error as CoreError, HistoryEntry, LockClaim, Report, Runner, Store,
+    TransactionStore,
+};
 use mongodb::bson::{doc, Document, Timestamp};
 use mongodb::options::{InsertOneModel, UpdateOneModel, WriteModel};
 use mongodb::ClientSession;
@@ -15,6 +18,11 @@ use crate::error::{self, Error};
 use crate::{history, lock};
 
 impl TransactionStore for MongoStore {
+    // Compiles the runner over this store here, once, rather than in each application.
+    fn run_runner(runner: Runner<Self>) -> BoxFuture<'static, Result<Report, CoreError>> {
+        Box::pin(runner.run_here())
+    }
+
     async fn supports_transactions(&self) -> Result<bool, BoxError> {
         Ok(self.topology().await?.transactions)
     }

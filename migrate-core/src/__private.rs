@@ -10,7 +10,8 @@ pub use crate::inject::{Dependencies, Inject, InjectSession, Requirement};
 pub use crate::registry::{DescribeChangeLog, DescribeUnit, CHANGE_UNITS};
 pub use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
-/// The parts of a [`ChangeUnit`], filled in by generated code.
+/// The parts of a [`ChangeUnit`], filled in by generated code as a `static` that the
+/// registered [`ChangeUnit`] points to.
 pub struct UnitSpec {
     pub id: &'static str,
     pub order: &'static str,
@@ -21,20 +22,71 @@ pub struct UnitSpec {
     pub fail_fast: bool,
     pub profiles: &'static [&'static str],
     pub type_path: &'static str,
-    pub execution_method: &'static str,
-    pub before_method: Option<&'static str>,
-    pub execution_takes_session: bool,
-    pub rollback_does_nothing: bool,
-    pub checksum: u64,
     pub file: &'static str,
     pub line: u32,
-    /// The injection sites, in groups: the struct's fields, then each step's parameters.
-    pub requirements: &'static [Requirements],
+    /// The injection sites of the struct's fields.
+    pub fields: Requirements,
+    /// What the unit's methods contribute.
+    pub steps: StepTable,
     pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
     /// `Some` for a `#[change_set]` method of a `#[change_log]`, `None` for a change unit.
     pub change_set: Option<ChangeSetSpec>,
     /// Whether the unit is one of the framework's own (recorded with `systemChange: true`).
     pub system: bool,
+}
+
+/// What a unit's steps contribute to its [`UnitSpec`], read from their [`StepDef`]s once.
+pub struct StepTable {
+    pub execution_method: &'static str,
+    pub before_method: Option<&'static str>,
+    pub execution_takes_session: bool,
+    pub rollback_does_nothing: bool,
+    /// The unit's checksum: its struct's and its methods' token hashes combined.
+    pub checksum: u64,
+    /// Each step's injection sites, indexed by [`Step`].
+    pub requirements: [Requirements; 4],
+}
+
+/// A unit's steps, read once from the four [`StepDef`]s its method markers (or the fallbacks)
+/// define: the table for its [`UnitSpec`] and the step functions for its instances.
+pub struct UnitSteps<T> {
+    pub table: StepTable,
+    pub runs: Steps<T>,
+}
+
+impl<T> UnitSteps<T> {
+    /// Reads the steps of a unit whose struct's tokens hash to `struct_checksum`; the steps
+    /// come in the order of [`Step`]'s variants.
+    pub const fn new<P0, P1, P2, P3>(
+        struct_checksum: u64,
+        before: StepDef<T, P0>,
+        execution: StepDef<T, P1>,
+        rollback: StepDef<T, P2>,
+        rollback_before: StepDef<T, P3>,
+    ) -> Self {
+        UnitSteps {
+            table: StepTable {
+                execution_method: execution.method_name(),
+                before_method: before.method,
+                execution_takes_session: execution.takes_session,
+                rollback_does_nothing: rollback.does_nothing,
+                checksum: checksum(&[
+                    struct_checksum,
+                    before.checksum,
+                    execution.checksum,
+                    rollback.checksum,
+                    rollback_before.checksum,
+                ]),
+                requirements: [
+                    before.requirements,
+                    execution.requirements,
+                    rollback.requirements,
+                    rollback_before.requirements,
+                ],
+            },
+            runs: [before.run, execution.run, rollback.run, rollback_before.run],
+        }
+    }
 }
 
 /// What a change set adds to its [`UnitSpec`], whose `order` is its change log's.
@@ -46,7 +98,7 @@ pub struct ChangeSetSpec {
 }
 
 /// The descriptor of a unit, for the registry.
-pub const fn change_unit(spec: UnitSpec) -> ChangeUnit {
+pub const fn change_unit(spec: &'static UnitSpec) -> ChangeUnit {
     ChangeUnit::from_spec(spec)
 }
 
@@ -105,10 +157,10 @@ impl RequirementSite {
 /// The injection sites of a struct or of one step.
 pub type Requirements = &'static [RequirementSite];
 
-/// Every site of `groups`, in order.
-pub(crate) fn list_requirements(groups: &[Requirements]) -> Vec<(Requirement, &'static str)> {
-    groups
-        .iter()
+/// Every site of `spec`: its fields', then each step's, in order.
+pub(crate) fn list_requirements(spec: &UnitSpec) -> Vec<(Requirement, &'static str)> {
+    std::iter::once(spec.fields)
+        .chain(spec.steps.requirements)
         .flat_map(|group| group.iter())
         .map(RequirementSite::get)
         .collect()
@@ -462,11 +514,6 @@ pub trait ChangeSetDef: 'static {
     const ID: &'static str;
     /// The method, as a step of the change log.
     const STEP: StepDef<Self::Log, Present>;
-    /// The injection sites: the change log's fields, then the method's parameters.
-    const REQUIREMENTS: &'static [Requirements] = &[
-        <Self::Log as IsChangeLog>::REQUIREMENTS,
-        Self::STEP.requirements,
-    ];
 }
 
 /// What a change set declares in its attribute, besides its id.
@@ -480,10 +527,11 @@ pub struct ChangeSetAttributes {
     pub line: u32,
 }
 
-/// The descriptor of the change set `S`, for the registry: its change log's order, type path
-/// and profiles, its own attributes, and no rollback.
-pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit {
-    ChangeUnit::from_spec(UnitSpec {
+/// The parts of the change set `S`'s descriptor: its change log's order, type path and
+/// profiles, its own attributes, and no rollback. Generated code keeps them in a `static` and
+/// registers [`change_unit`] of it.
+pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> UnitSpec {
+    UnitSpec {
         id: S::ID,
         order: <S::Log as IsChangeLog>::ORDER,
         author: Some(set.author),
@@ -493,21 +541,24 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit
         fail_fast: true,
         profiles: set.profiles,
         type_path: <S::Log as IsChangeLog>::TYPE_PATH,
-        execution_method: S::STEP.method_name(),
-        before_method: None,
-        execution_takes_session: S::STEP.takes_session,
-        rollback_does_nothing: true,
-        checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
         file: set.file,
         line: set.line,
-        requirements: S::REQUIREMENTS,
+        fields: <S::Log as IsChangeLog>::REQUIREMENTS,
+        steps: StepTable {
+            execution_method: S::STEP.method_name(),
+            before_method: None,
+            execution_takes_session: S::STEP.takes_session,
+            rollback_does_nothing: true,
+            checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
+            requirements: [&[], S::STEP.requirements, &[], &[]],
+        },
         instantiate: instantiate_change_set::<S>,
         change_set: Some(ChangeSetSpec {
             order: set.order,
             change_log_profiles: <S::Log as IsChangeLog>::PROFILES,
         }),
         system: false,
-    })
+    }
 }
 
 /// Builds the change log of `S` for it.

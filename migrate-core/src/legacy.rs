@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::__private::UnitSpec;
+use crate::__private::{StepTable, UnitSpec};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
 use crate::inject::{Dep, Dependencies};
@@ -246,22 +246,27 @@ const fn spec(run_always: bool) -> UnitSpec {
         fail_fast: true,
         profiles: &[],
         type_path: "migrate::LegacyMigration",
-        execution_method: "import",
-        before_method: None,
-        execution_takes_session: true,
-        rollback_does_nothing: true,
-        checksum: 0,
         file: file!(),
         line: line!(),
-        requirements: &[],
+        fields: &[],
+        steps: StepTable {
+            execution_method: "import",
+            before_method: None,
+            execution_takes_session: true,
+            rollback_does_nothing: true,
+            checksum: 0,
+            requirements: [&[]; 4],
+        },
         instantiate,
         change_set: None,
         system: true,
     }
 }
 
-static RUN_ONCE: ChangeUnit = ChangeUnit::from_spec(spec(false));
-static RUN_ALWAYS: ChangeUnit = ChangeUnit::from_spec(spec(true));
+static RUN_ONCE_SPEC: UnitSpec = spec(false);
+static RUN_ALWAYS_SPEC: UnitSpec = spec(true);
+static RUN_ONCE: ChangeUnit = ChangeUnit::from_spec(&RUN_ONCE_SPEC);
+static RUN_ALWAYS: ChangeUnit = ChangeUnit::from_spec(&RUN_ALWAYS_SPEC);
 
 fn instantiate(deps: &Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let importer = deps.get_dep::<Importer>().ok_or_else(|| -> BoxError {

@@ -83,7 +83,7 @@ pub trait ChangeUnitInstance: Send + Sync {
 
 /// Static description of one change unit, registered by `#[change_unit]`.
 pub struct ChangeUnit {
-    spec: UnitSpec,
+    spec: &'static UnitSpec,
 }
 
 /// The author recorded for units that do not name one and run without
@@ -91,7 +91,7 @@ pub struct ChangeUnit {
 pub const DEFAULT_AUTHOR: &str = "default-author";
 
 impl ChangeUnit {
-    pub(crate) const fn from_spec(spec: UnitSpec) -> Self {
+    pub(crate) const fn from_spec(spec: &'static UnitSpec) -> Self {
         ChangeUnit { spec }
     }
 
@@ -197,36 +197,36 @@ impl ChangeUnit {
     /// The name of the `#[execution]` method, or of the `#[change_set]` method (recorded as
     /// `changeSetMethod`).
     pub fn execution_method(&self) -> &'static str {
-        self.spec.execution_method
+        self.spec.steps.execution_method
     }
 
     /// The name of the `#[before_execution]` method, if the unit has one.
     pub fn before_method(&self) -> Option<&'static str> {
-        self.spec.before_method
+        self.spec.steps.before_method
     }
 
     /// Whether the `#[execution]` method takes the store session. In a transaction, writes
     /// made without it escape the transaction.
     pub fn execution_takes_session(&self) -> bool {
-        self.spec.execution_takes_session
+        self.spec.steps.execution_takes_session
     }
 
     /// Whether the unit can be undone: its `#[rollback_execution]` method does something
     /// (an empty body or a lone `Ok(())` does not).
     pub fn can_undo(&self) -> bool {
-        !self.spec.rollback_does_nothing
+        !self.spec.steps.rollback_does_nothing
     }
 
     /// A checksum of the unit's source tokens (whitespace and comments ignored), as 16 hex
     /// digits.
     pub fn checksum(&self) -> String {
-        format!("{:016x}", self.spec.checksum)
+        format!("{:016x}", self.spec.steps.checksum)
     }
 
     /// Whether `recorded` (16 hex digits, as [`checksum`](Self::checksum) writes them) is
     /// this unit's checksum. Compares without formatting.
     pub(crate) fn has_checksum(&self, recorded: &str) -> bool {
-        recorded.len() == 16 && u64::from_str_radix(recorded, 16) == Ok(self.spec.checksum)
+        recorded.len() == 16 && u64::from_str_radix(recorded, 16) == Ok(self.spec.steps.checksum)
     }
 
     /// Where the unit is declared, as `file:line`.
@@ -236,7 +236,7 @@ impl ChangeUnit {
 
     /// Every injection site of the unit, with a description of the site.
     pub fn requirements(&self) -> Vec<(Requirement, &'static str)> {
-        crate::__private::list_requirements(self.spec.requirements)
+        crate::__private::list_requirements(self.spec)
     }
 
     /// Builds the unit, resolving its fields from `deps`.

@@ -293,9 +293,7 @@ impl ChangeSet {
                         <#self_ty>::#step;
                 }
 
-                #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
-                #[linkme(crate = #private::linkme)]
-                static __MIGRATE_UNIT: #private::ChangeUnit =
+                static __MIGRATE_SPEC: #private::UnitSpec =
                     #private::change_set::<__MigrateChangeSet>(#private::ChangeSetAttributes {
                         author: #author,
                         order: #order,
@@ -305,6 +303,11 @@ impl ChangeSet {
                         file: ::core::file!(),
                         line: ::core::line!(),
                     });
+
+                #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
+                #[linkme(crate = #private::linkme)]
+                static __MIGRATE_UNIT: #private::ChangeUnit =
+                    #private::change_unit(&__MIGRATE_SPEC);
             };
         }
     }

@@ -87,12 +87,13 @@ impl Unit {
         let type_name = ident.unraw_name();
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
-        // In the order of `Step`'s variants, which index `Steps`.
+        // In the order of `Step`'s variants, which index `Steps`. Each is read once, into
+        // `__MIGRATE_STEPS`: a path to a step resolves the marker's const or its fallback,
+        // which is work for rustc.
         let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
         let execution = Step::Execution.const_ident();
         let rollback = Step::RollbackExecution.const_ident();
-        let before = Step::BeforeExecution.const_ident();
         let required = respan(
             quote! {
                 #private::require_execution(&#ident::#execution);
@@ -110,6 +111,7 @@ impl Unit {
             .iter()
             .map(|f| f.initializer(&private, &deps, &unit_id));
 
+        // The registered entry is one pointer to the unit's spec.
         quote! {
             #item
 
@@ -121,6 +123,11 @@ impl Unit {
                     const ID: &'static str = #id;
                 }
 
+                const __MIGRATE_STEPS: #private::UnitSteps<#ident> = {
+                    #required
+                    #private::UnitSteps::new(#struct_checksum, #(#ident::#step_consts),*)
+                };
+
                 fn __migrate_instantiate(
                     #deps: &#private::Dependencies,
                 ) -> ::core::result::Result<
@@ -131,43 +138,32 @@ impl Unit {
                         #ident {
                             #(#field_values,)*
                         },
-                        [#(#ident::#step_consts.run),*],
+                        __MIGRATE_STEPS.runs,
                     )
                 }
 
+                static __MIGRATE_SPEC: #private::UnitSpec = #private::UnitSpec {
+                    id: #id,
+                    order: #order,
+                    author: #author,
+                    system_version: #system_version,
+                    run_always: #run_always,
+                    transactional: #transactional,
+                    fail_fast: #fail_fast,
+                    profiles: &[#(#profiles),*],
+                    type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                    fields: &[#(#field_requirements),*],
+                    steps: __MIGRATE_STEPS.table,
+                    instantiate: __migrate_instantiate,
+                    change_set: ::core::option::Option::None,
+                    system: false,
+                };
+
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
-                static __MIGRATE_UNIT: #private::ChangeUnit = {
-                    #required
-                    #private::change_unit(#private::UnitSpec {
-                        id: #id,
-                        order: #order,
-                        author: #author,
-                        system_version: #system_version,
-                        run_always: #run_always,
-                        transactional: #transactional,
-                        fail_fast: #fail_fast,
-                        profiles: &[#(#profiles),*],
-                        type_path: ::core::concat!(::core::module_path!(), "::", #type_name),
-                        execution_method: #ident::#execution.method_name(),
-                        before_method: #ident::#before.method,
-                        execution_takes_session: #ident::#execution.takes_session,
-                        rollback_does_nothing: #ident::#rollback.does_nothing,
-                        checksum: #private::checksum(&[
-                            #struct_checksum,
-                            #(#ident::#step_consts.checksum,)*
-                        ]),
-                        file: ::core::file!(),
-                        line: ::core::line!(),
-                        requirements: &[
-                            &[#(#field_requirements),*],
-                            #(#ident::#step_consts.requirements,)*
-                        ],
-                        instantiate: __migrate_instantiate,
-                        change_set: ::core::option::Option::None,
-                        system: false,
-                    })
-                };
+                static __MIGRATE_UNIT: #private::ChangeUnit = #private::change_unit(&__MIGRATE_SPEC);
 
                 impl #private::DescribeUnit for #ident {
                     fn change_unit() -> &'static #private::ChangeUnit {

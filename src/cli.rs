@@ -231,7 +231,8 @@ where
     warnings::install();
     let output = human::Output::new(cli.json);
     let name = cli.command.name();
-    let code = match execute(cli, configure, &output).await {
+    let connection = Connection::default();
+    let code = match execute(cli, configure, &output, &connection).await {
         Ok(code) => code,
         Err(failure) => {
             output.error(None, &failure);
@@ -241,7 +242,29 @@ where
             failure.exit
         }
     };
+    connection.shutdown().await;
     ExitCode::from(code as u8)
+}
+
+/// The client a command created, shut down before [`main_from`] returns.
+///
+/// Dropped instead, a client ends its sessions in a task of its own, which the runtime may be
+/// shutting down by then: the command's process would exit before that task ran, or with the
+/// driver's panic about its closed connection pool on standard error.
+#[derive(Default)]
+struct Connection(Mutex<Option<Client>>);
+
+impl Connection {
+    fn keep(&self, client: &Client) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
+    }
+
+    async fn shutdown(self) {
+        let client = self.0.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = client {
+            client.shutdown().await;
+        }
+    }
 }
 
 /// The help heading of the options every command takes.
@@ -541,7 +564,12 @@ fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
         .unwrap_or(Exit::Ok)
 }
 
-async fn execute<F>(cli: Cli, configure: F, output: &human::Output) -> Result<Exit, Failure>
+async fn execute<F>(
+    cli: Cli,
+    configure: F,
+    output: &human::Output,
+    connection: &Connection,
+) -> Result<Exit, Failure>
 where
     F: Fn(&Database) -> Runner,
 {
@@ -558,9 +586,9 @@ where
     }
     let offline = matches!(cli.command, Command::Validate);
     if let (Some(glob), false) = (&cli.databases, offline) {
-        return across(&cli, glob, &configure, output).await;
+        return across(&cli, glob, &configure, output, connection).await;
     }
-    let db = database(cli.uri, cli.database, offline).await?;
+    let db = database(cli.uri, cli.database, offline, connection).await?;
     let runner = build(&configure, &db, &cli.profiles);
     if let Command::Undo { to, yes: false, .. } = &cli.command {
         can_ask()?;
@@ -679,11 +707,12 @@ async fn across<F>(
     glob: &str,
     configure: &F,
     output: &human::Output,
+    connection: &Connection,
 ) -> Result<Exit, Failure>
 where
     F: Fn(&Database) -> Runner,
 {
-    let (client, _) = client(cli.uri.clone(), false).await?;
+    let (client, _) = client(cli.uri.clone(), false, connection).await?;
     let spread = cli.command.spread();
     let tenants = Tenants::matching(&client, glob)
         .await?
@@ -797,9 +826,13 @@ fn report_exit(report: &Report) -> Exit {
     }
 }
 
-/// The client of `--uri`/`MONGODB_URI`, and the URI's default database. Creating the client
-/// does not connect; `offline` commands need no URI.
-async fn client(uri: Option<String>, offline: bool) -> Result<(Client, Option<String>), Failure> {
+/// The client of `--uri`/`MONGODB_URI`, kept in `connection`, and the URI's default
+/// database. Creating the client does not connect; `offline` commands need no URI.
+async fn client(
+    uri: Option<String>,
+    offline: bool,
+    connection: &Connection,
+) -> Result<(Client, Option<String>), Failure> {
     let uri = uri.or_else(|| std::env::var("MONGODB_URI").ok().filter(|u| !u.is_empty()));
     let mut options = match uri {
         Some(uri) => ClientOptions::parse(&uri).await.map_err(|e| Failure {
@@ -822,6 +855,7 @@ async fn client(uri: Option<String>, offline: bool) -> Result<(Client, Option<St
         exit: Exit::Usage,
         error: Box::new(InvalidUri(e)),
     })?;
+    connection.keep(&client);
     Ok((client, default))
 }
 
@@ -831,8 +865,9 @@ async fn database(
     uri: Option<String>,
     database: Option<String>,
     offline: bool,
+    connection: &Connection,
 ) -> Result<Database, Failure> {
-    let (client, default) = client(uri, offline).await?;
+    let (client, default) = client(uri, offline, connection).await?;
     let name = match database.or(default) {
         Some(name) => name,
         None if offline => "migrate".to_owned(),

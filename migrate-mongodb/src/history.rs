@@ -205,7 +205,10 @@ pub(crate) fn decode_for_planning(
 }
 
 /// The error for `doc`, corrupt for `reason`.
-fn corrupt<'a>(doc: &'a RawDocument, namespace: &'a str) -> impl Fn(String) -> Error + 'a {
+pub(crate) fn corrupt<'a>(
+    doc: &'a RawDocument,
+    namespace: &'a str,
+) -> impl Fn(String) -> Error + 'a {
     move |reason| Error::CorruptHistory {
         namespace: namespace.to_owned(),
         id: document_id(doc),

@@ -5,7 +5,7 @@ use migrate_core::{LegacyFields, LegacyMigration, LegacyRow};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 
 use crate::error::Error;
-use crate::history::{document_id, Fields};
+use crate::history::{self, Fields};
 
 /// The metadata Mongock records on every imported row.
 fn metadata(doc: &Document, fields: &LegacyFields) -> Document {
@@ -48,11 +48,7 @@ pub(crate) fn decode(
         reason: e.to_string(),
     })?;
     let fields = Fields::new(&raw);
-    let corrupt = |reason: String| Error::CorruptHistory {
-        namespace: namespace.to_owned(),
-        id: document_id(&raw),
-        reason,
-    };
+    let corrupt = history::corrupt(&raw, namespace);
     let text = |field: &str| -> Result<String, Error> {
         Ok(fields
             .string(field)

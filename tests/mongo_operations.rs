@@ -365,11 +365,7 @@ async fn undo_rolls_back_newest_first(mode: Mode, name: &str) -> Result {
         Mode::ReplicaSet => assert_eq!(commits, 2, "one transaction per undone unit"),
         Mode::Standalone => assert_eq!(commits, 0),
     }
-    let undone: Vec<(&str, &Outcome)> = report
-        .units
-        .iter()
-        .map(|u| (u.id.as_str(), &u.outcome))
-        .collect();
+    let undone: Vec<(&str, &Outcome)> = report.units.iter().map(|u| (u.id, &u.outcome)).collect();
     assert_eq!(
         undone,
         [

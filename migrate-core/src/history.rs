@@ -5,6 +5,10 @@ use std::time::SystemTime;
 
 use crate::hash::{self, FxHashMap};
 
+mod planning;
+
+pub use planning::{PlanningEntries, PlanningEntry, PlanningHistory};
+
 /// The state of one recorded step (`state` in the history collection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -112,96 +116,76 @@ pub struct HistoryEntry<M = ()> {
     pub checksum: Option<String>,
 }
 
-/// What planning a run reads of one history entry: every field of a [`HistoryEntry`] that
-/// decides what runs. See [`Store::read_history_for_planning`](crate::Store::read_history_for_planning).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanningEntry {
-    /// The unit id, or `<id>_before` for a before-step.
-    pub change_id: String,
-    /// The unit author.
-    pub author: String,
-    /// When the step ended.
-    pub timestamp: SystemTime,
-    /// The outcome.
-    pub state: State,
-    /// Which method ran.
-    pub entry_type: EntryType,
-    /// The unit's type path (`changeLogClass`).
-    pub change_log_class: String,
-    /// Whether the unit is a system change.
-    pub system_change: bool,
-    /// Checksum of the unit's source, if recorded.
-    pub checksum: Option<String>,
+/// A recorded step, as planning sees it: a `&HistoryEntry` or a [`PlanningEntry`], both
+/// cheap to copy and borrowing their strings from the history read.
+pub(crate) trait Recorded<'h>: Copy {
+    fn change_id(self) -> &'h str;
+    fn author(self) -> &'h str;
+    fn timestamp(self) -> SystemTime;
+    fn state(self) -> State;
+    fn change_log_class(self) -> &'h str;
+    fn system_change(self) -> bool;
+    fn checksum(self) -> Option<&'h str>;
 }
 
-impl<M> From<HistoryEntry<M>> for PlanningEntry {
-    fn from(entry: HistoryEntry<M>) -> Self {
-        PlanningEntry {
-            change_id: entry.change_id,
-            author: entry.author,
-            timestamp: entry.timestamp,
-            state: entry.state,
-            entry_type: entry.entry_type,
-            change_log_class: entry.change_log_class,
-            system_change: entry.system_change,
-            checksum: entry.checksum,
-        }
+impl<'h, M> Recorded<'h> for &'h HistoryEntry<M> {
+    fn change_id(self) -> &'h str {
+        &self.change_id
+    }
+    fn author(self) -> &'h str {
+        &self.author
+    }
+    fn timestamp(self) -> SystemTime {
+        self.timestamp
+    }
+    fn state(self) -> State {
+        self.state
+    }
+    fn change_log_class(self) -> &'h str {
+        &self.change_log_class
+    }
+    fn system_change(self) -> bool {
+        self.system_change
+    }
+    fn checksum(self) -> Option<&'h str> {
+        self.checksum.as_deref()
     }
 }
 
-/// A recorded step, as planning sees it: a [`HistoryEntry`] or a [`PlanningEntry`].
-pub(crate) trait Recorded {
-    fn change_id(&self) -> &str;
-    fn author(&self) -> &str;
-    fn timestamp(&self) -> SystemTime;
-    fn state(&self) -> State;
-    fn change_log_class(&self) -> &str;
-    fn system_change(&self) -> bool;
-    fn checksum(&self) -> Option<&str>;
+impl<'h> Recorded<'h> for PlanningEntry<'h> {
+    fn change_id(self) -> &'h str {
+        self.change_id
+    }
+    fn author(self) -> &'h str {
+        self.author
+    }
+    fn timestamp(self) -> SystemTime {
+        self.timestamp
+    }
+    fn state(self) -> State {
+        self.state
+    }
+    fn change_log_class(self) -> &'h str {
+        self.change_log_class
+    }
+    fn system_change(self) -> bool {
+        self.system_change
+    }
+    fn checksum(self) -> Option<&'h str> {
+        self.checksum
+    }
 }
-
-/// Implements [`Recorded`] over the fields of the same names.
-macro_rules! recorded {
-    ($ty:ty $(, $generic:ident)?) => {
-        impl$(<$generic>)? Recorded for $ty {
-            fn change_id(&self) -> &str {
-                &self.change_id
-            }
-            fn author(&self) -> &str {
-                &self.author
-            }
-            fn timestamp(&self) -> SystemTime {
-                self.timestamp
-            }
-            fn state(&self) -> State {
-                self.state
-            }
-            fn change_log_class(&self) -> &str {
-                &self.change_log_class
-            }
-            fn system_change(&self) -> bool {
-                self.system_change
-            }
-            fn checksum(&self) -> Option<&str> {
-                self.checksum.as_deref()
-            }
-        }
-    };
-}
-
-recorded!(HistoryEntry<M>, M);
-recorded!(PlanningEntry);
 
 /// The suffix of a before-step's `changeId`.
 pub(crate) const BEFORE_SUFFIX: &str = "_before";
 
 /// The newest of `entries` (by timestamp) for every (changeId, author).
-pub(crate) fn newest_by_key<'h, E: Recorded + 'h>(
-    entries: impl Iterator<Item = &'h E>,
-) -> FxHashMap<(&'h str, &'h str), &'h E> {
+pub(crate) fn newest_by_key<'h, E: Recorded<'h>>(
+    entries: impl Iterator<Item = E>,
+) -> FxHashMap<(&'h str, &'h str), E> {
     // At most one key per entry; usually about that many.
     let (fewest, most) = entries.size_hint();
-    let mut newest: FxHashMap<(&str, &str), &E> = hash::map_with_capacity(most.unwrap_or(fewest));
+    let mut newest: FxHashMap<(&str, &str), E> = hash::map_with_capacity(most.unwrap_or(fewest));
     for entry in entries {
         let key = (entry.change_id(), entry.author());
         match newest.get(&key) {
@@ -221,13 +205,13 @@ pub(crate) fn newest_by_key<'h, E: Recorded + 'h>(
 /// step pending again.
 #[derive(Debug)]
 pub(crate) struct ExecutedSet<'h, E> {
-    latest: FxHashMap<(&'h str, &'h str), &'h E>,
+    latest: FxHashMap<(&'h str, &'h str), E>,
 }
 
-impl<'h, E: Recorded> ExecutedSet<'h, E> {
+impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
     /// Builds the set from stored entries.
-    pub(crate) fn from_entries(entries: &'h [E]) -> Self {
-        let effective = entries.iter().filter(|entry| {
+    pub(crate) fn from_entries(entries: impl IntoIterator<Item = E>) -> Self {
+        let effective = entries.into_iter().filter(|entry| {
             !matches!(
                 entry.state(),
                 State::Ignored | State::Failed | State::RollbackFailed
@@ -244,7 +228,7 @@ impl<'h, E: Recorded> ExecutedSet<'h, E> {
     }
 
     /// The entry that makes `change_id` by `author` count as executed, if it does.
-    pub(crate) fn executed(&self, change_id: &str, author: &str) -> Option<&'h E> {
+    pub(crate) fn executed(&self, change_id: &str, author: &str) -> Option<E> {
         self.latest
             .get(&(change_id, author))
             .copied()

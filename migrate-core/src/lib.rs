@@ -54,7 +54,9 @@ pub use context::{Progress, RunContext};
 pub use drift::{AcceptedChecksum, ChecksumPolicy, Drift};
 pub use error::{Error, ExecutionError, MissingDependency, NotRecorded, TransactionTooLong};
 pub use event::Event;
-pub use history::{EntryType, HistoryEntry, PlanningEntry, State};
+pub use history::{
+    EntryType, HistoryEntry, PlanningEntries, PlanningEntry, PlanningHistory, State,
+};
 pub use inject::{Dep, Dependencies, Inject, InjectSession, Requirement};
 pub use legacy::{
     LegacyCountMismatch, LegacyFields, LegacyMigration, LegacyRow, LEGACY_MIGRATION_AUTHOR,

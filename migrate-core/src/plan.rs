@@ -1,5 +1,6 @@
 //! The plan of a run: every unit in order with the decision for it.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::drift::Drift;
@@ -28,8 +29,8 @@ pub enum Decision {
 pub struct PlannedUnit {
     /// The unit.
     pub unit: &'static ChangeUnit,
-    /// The author it runs as.
-    pub author: String,
+    /// The author it runs as: the one the unit declares, or the runner's default.
+    pub author: Cow<'static, str>,
     /// The decision.
     pub decision: Decision,
     /// Set when the unit ran before with different code: the checksum recorded then
@@ -77,7 +78,10 @@ impl PlanInput<'_> {
 
 impl Plan {
     /// Sorts `units` (order as plain strings, ties by id) and decides each one.
-    pub(crate) fn new<E: Recorded>(input: &PlanInput<'_>, history: &[E]) -> Result<Self, Error> {
+    pub(crate) fn new<'h, E: Recorded<'h>>(
+        input: &PlanInput<'_>,
+        history: impl IntoIterator<Item = E>,
+    ) -> Result<Self, Error> {
         let executed = ExecutedSet::from_entries(history);
         let sorted = sorted(&input.units);
         let last = match input.up_to {
@@ -90,17 +94,28 @@ impl Plan {
             None => sorted.len(),
         };
         let mut units = Vec::with_capacity(input.units.len());
+        // Neighbours usually share a system version: each text is parsed once per run of it.
+        let mut last_version: Option<(&str, bool)> = None;
         for (position, unit) in sorted.into_iter().enumerate() {
-            let author = unit
-                .declared_author()
-                .unwrap_or(input.default_author)
-                .to_owned();
-            let version =
-                Version::parse(unit.system_version()).map_err(|e| Error::InvalidChangeUnit {
-                    id: unit.id().to_owned(),
-                    field: "system_version",
-                    reason: e.to_string(),
-                })?;
+            let author = match unit.declared_author() {
+                Some(author) => Cow::Borrowed(author),
+                None => Cow::Owned(input.default_author.to_owned()),
+            };
+            let in_window = match last_version {
+                Some((text, inside)) if text == unit.system_version() => inside,
+                _ => {
+                    let version = Version::parse(unit.system_version()).map_err(|e| {
+                        Error::InvalidChangeUnit {
+                            id: unit.id().to_owned(),
+                            field: "system_version",
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let inside = input.window.contains(&version);
+                    last_version = Some((unit.system_version(), inside));
+                    inside
+                }
+            };
             let applied = executed.executed(unit.id(), &author);
             let drift = applied
                 .and_then(|entry| entry.checksum())
@@ -113,7 +128,7 @@ impl Plan {
                 && profiles_match(unit.change_log_profiles(), input.profiles);
             let decision = if !profiles && !unit.is_system() {
                 Decision::Skip(SkipReason::Profile)
-            } else if !input.window.contains(&version) && !unit.is_system() {
+            } else if !in_window && !unit.is_system() {
                 Decision::Skip(SkipReason::SystemVersion {
                     version: unit.system_version().to_owned(),
                 })
@@ -186,7 +201,7 @@ impl fmt::Display for Plan {
             rows.push(vec![
                 planned.unit.order().to_owned(),
                 planned.unit.id().to_owned(),
-                planned.author.clone(),
+                planned.author.clone().into_owned(),
                 action,
             ]);
         }
@@ -231,14 +246,14 @@ pub(crate) fn check_dependencies<'p>(
 /// Fails when the history records units of Rust code (type paths with `::`) that are not in
 /// `units`: the usual sign of a units crate the linker dropped. Entries written by other
 /// runtimes (Java class names) are left alone.
-pub(crate) fn check_unknown_history<E: Recorded>(
+pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
     units: &[&'static ChangeUnit],
-    history: &[E],
+    history: impl IntoIterator<Item = E>,
 ) -> Result<(), Error> {
     let mut known = hash::set_with_capacity(units.len());
     known.extend(units.iter().map(|u| u.id()));
     let mut unknown: Vec<String> = history
-        .iter()
+        .into_iter()
         .filter(|e| {
             e.state() == State::Executed
                 && !e.system_change()

@@ -1,5 +1,6 @@
 //! What a run did: the report it returns.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -65,11 +66,11 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitReport {
     /// The unit id.
-    pub id: String,
+    pub id: &'static str,
     /// The author the unit ran as.
-    pub author: String,
+    pub author: Cow<'static, str>,
     /// Its order key.
-    pub order: String,
+    pub order: &'static str,
     /// What happened.
     pub outcome: Outcome,
     /// How long its steps took, when it ran.
@@ -79,9 +80,9 @@ pub struct UnitReport {
 impl UnitReport {
     pub(crate) fn new(planned: &PlannedUnit, outcome: Outcome, elapsed: Option<Duration>) -> Self {
         UnitReport {
-            id: planned.unit.id().to_owned(),
+            id: planned.unit.id(),
             author: planned.author.clone(),
-            order: planned.unit.order().to_owned(),
+            order: planned.unit.order(),
             outcome,
             elapsed,
         }
@@ -142,14 +143,14 @@ impl Report {
         self.units
             .iter()
             .filter(|u| matches!(u.outcome, Outcome::Executed | Outcome::ExecutedAgain))
-            .map(|u| u.id.as_str())
+            .map(|u| u.id)
             .collect()
     }
 
     /// The units that did not run, with the reason.
     pub fn skipped(&self) -> impl Iterator<Item = (&str, &SkipReason)> {
         self.units.iter().filter_map(|u| match &u.outcome {
-            Outcome::Skipped(reason) => Some((u.id.as_str(), reason)),
+            Outcome::Skipped(reason) => Some((u.id, reason)),
             _ => None,
         })
     }

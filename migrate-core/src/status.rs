@@ -145,7 +145,7 @@ impl Status {
                 let pending = planned.decision == Decision::Run;
                 UnitStatus {
                     id: id.to_owned(),
-                    author: planned.author.clone(),
+                    author: planned.author.clone().into_owned(),
                     order: planned.unit.order().to_owned(),
                     state,
                     pending,

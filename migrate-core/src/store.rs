@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
-use crate::history::{HistoryEntry, PlanningEntry};
+use crate::history::{HistoryEntry, PlanningHistory};
 use crate::inject::Dependencies;
 use crate::legacy::{LegacyMigration, LegacyRow};
 use crate::report::Report;
@@ -73,10 +73,10 @@ pub trait Store: Send + Sync + 'static {
     /// such starts cheaper. The default reads the whole history.
     fn read_history_for_planning(
         &self,
-    ) -> impl Future<Output = Result<Vec<PlanningEntry>, BoxError>> + Send {
+    ) -> impl Future<Output = Result<PlanningHistory, BoxError>> + Send {
         async {
             let history = self.read_history().await?;
-            Ok(history.into_iter().map(PlanningEntry::from).collect())
+            Ok(PlanningHistory::from(history.as_slice()))
         }
     }
 

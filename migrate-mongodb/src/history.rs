@@ -171,12 +171,12 @@ pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<
     } = planning;
     Ok(HistoryEntry {
         execution_id: text(EXECUTION_ID)?,
-        change_id,
-        author,
+        change_id: change_id.to_owned(),
+        author: author.to_owned(),
         timestamp,
         state,
         entry_type,
-        change_log_class,
+        change_log_class: change_log_class.to_owned(),
         change_set_method: text(CHANGE_SET_METHOD)?,
         metadata,
         execution_millis: fields
@@ -189,16 +189,16 @@ pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<
             .map_err(&corrupt)?
             .map(str::to_owned),
         system_change,
-        checksum,
+        checksum: checksum.map(str::to_owned),
     })
 }
 
 /// Reads what planning needs of one stored document (see
 /// `Store::read_history_for_planning`): the other fields are neither parsed nor kept.
-pub(crate) fn decode_for_planning(
-    doc: &RawDocument,
+pub(crate) fn decode_for_planning<'a>(
+    doc: &'a RawDocument,
     namespace: &str,
-) -> Result<PlanningEntry, Error> {
+) -> Result<PlanningEntry<'a>, Error> {
     let corrupt = corrupt(doc, namespace);
     let fields = Fields::scan(doc, planning_slot).map_err(&corrupt)?;
     planning_fields(&fields, &corrupt)
@@ -216,10 +216,10 @@ pub(crate) fn corrupt<'a>(
     }
 }
 
-fn planning_fields(
-    fields: &Fields<'_>,
+fn planning_fields<'a>(
+    fields: &Fields<'a>,
     corrupt: &impl Fn(String) -> Error,
-) -> Result<PlanningEntry, Error> {
+) -> Result<PlanningEntry<'a>, Error> {
     let state = match fields.string(STATE).map_err(corrupt)? {
         None => State::Executed,
         Some(s) => State::parse(s).ok_or_else(|| {
@@ -238,11 +238,8 @@ fn planning_fields(
         })?,
     };
     Ok(PlanningEntry {
-        change_id: fields
-            .required_string(CHANGE_ID)
-            .map_err(corrupt)?
-            .to_owned(),
-        author: fields.required_string(AUTHOR).map_err(corrupt)?.to_owned(),
+        change_id: fields.required_string(CHANGE_ID).map_err(corrupt)?,
+        author: fields.required_string(AUTHOR).map_err(corrupt)?,
         timestamp: fields
             .date(TIMESTAMP)
             .map_err(corrupt)?
@@ -252,13 +249,12 @@ fn planning_fields(
         change_log_class: fields
             .string(CHANGE_LOG_CLASS)
             .map_err(corrupt)?
-            .unwrap_or_default()
-            .to_owned(),
+            .unwrap_or_default(),
         system_change: fields
             .boolean(SYSTEM_CHANGE)
             .map_err(corrupt)?
             .unwrap_or(false),
-        checksum: fields.string(CHECKSUM).map_err(corrupt)?.map(str::to_owned),
+        checksum: fields.string(CHECKSUM).map_err(corrupt)?,
     })
 }
 
@@ -446,8 +442,9 @@ mod tests {
         let entry = sample();
         let mut stored = doc! { "_id": 1 };
         stored.extend(update(&entry).get_document("$set").unwrap().clone());
-        let lean = decode_for_planning(&raw(&stored), "db.h").unwrap();
-        assert_eq!(lean, PlanningEntry::from(entry));
+        let stored = raw(&stored);
+        let lean = decode_for_planning(&stored, "db.h").unwrap();
+        assert_eq!(lean, PlanningEntry::from(&entry));
     }
 
     #[test]

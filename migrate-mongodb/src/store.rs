@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use migrate_core::{
     BoxError, Dependencies, HistoryEntry, IntoStore, LegacyMigration, LegacyRow, LockInfo,
-    PlanningEntry, Store,
+    PlanningHistory, Store,
 };
 use mongodb::bson::{doc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use mongodb::options::{CollectionOptions, IndexOptions, ReadConcern, WriteConcern};
@@ -165,13 +165,13 @@ impl MongoStore {
         )
     }
 
-    /// Reads every history entry in one `find`: whole documents, each decoded with `decode`
+    /// Reads every history entry in one `find`: whole documents, each handed to `visit`
     /// straight from the reply's bytes (a projection costs the server more than the few
     /// fields it would leave out).
-    async fn read_entries<T>(
+    async fn read_entries(
         &self,
-        decode: fn(&RawDocument, &str) -> Result<T, Error>,
-    ) -> Result<Vec<T>, BoxError> {
+        mut visit: impl FnMut(&RawDocument, &str) -> Result<(), Error>,
+    ) -> Result<(), BoxError> {
         let namespace = self.history_namespace();
         let failed = |e| Error::driver("reading the history", namespace.clone(), e);
         let mut cursor = self
@@ -180,11 +180,10 @@ impl MongoStore {
             .batch_size(HISTORY_BATCH_SIZE)
             .await
             .map_err(failed)?;
-        let mut entries = Vec::new();
         while cursor.advance().await.map_err(failed)? {
-            entries.push(decode(cursor.current(), &namespace)?);
+            visit(cursor.current(), &namespace)?;
         }
-        Ok(entries)
+        Ok(())
     }
 
     /// `name` read as raw documents, decoded without building a `Document` first.
@@ -356,11 +355,23 @@ impl Store for MongoStore {
     }
 
     async fn read_history(&self) -> Result<Vec<HistoryEntry<Document>>, BoxError> {
-        self.read_entries(history::decode).await
+        let mut entries = Vec::new();
+        self.read_entries(|doc, namespace| {
+            entries.push(history::decode(doc, namespace)?);
+            Ok(())
+        })
+        .await?;
+        Ok(entries)
     }
 
-    async fn read_history_for_planning(&self) -> Result<Vec<PlanningEntry>, BoxError> {
-        self.read_entries(history::decode_for_planning).await
+    async fn read_history_for_planning(&self) -> Result<PlanningHistory, BoxError> {
+        let mut entries = PlanningHistory::new();
+        self.read_entries(|doc, namespace| {
+            entries.push(history::decode_for_planning(doc, namespace)?);
+            Ok(())
+        })
+        .await?;
+        Ok(entries)
     }
 
     async fn prepare(&self) -> Result<(), BoxError> {

@@ -57,7 +57,7 @@ impl<M: Clone> RunRecord<'_, M> {
         HistoryEntry {
             execution_id: self.execution_id.to_owned(),
             change_id,
-            author: planned.author.clone(),
+            author: planned.author.clone().into_owned(),
             timestamp: SystemTime::now(),
             state,
             entry_type,

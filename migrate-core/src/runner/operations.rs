@@ -274,7 +274,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                     tracing::info!(id = planned.unit.id(), recorded = %drift.recorded, current = %drift.current, "checksum accepted");
                     accepted.push(AcceptedChecksum {
                         id: planned.unit.id().to_owned(),
-                        author: planned.author.clone(),
+                        author: planned.author.clone().into_owned(),
                         drift: drift.clone(),
                     });
                 }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::__private::{StepTable, UnitSpec};
+use crate::__private::{StepTable, TextParts, UnitSpec, UnitText};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
 use crate::inject::{Dep, Dependencies};
@@ -237,16 +237,11 @@ pub struct LegacyCountMismatch {
 
 const fn spec(run_always: bool) -> UnitSpec {
     UnitSpec {
-        id: LEGACY_MIGRATION_ID,
-        order: "",
-        author: Some(LEGACY_MIGRATION_AUTHOR),
-        system_version: "0",
+        text: UnitText::Parts(&TEXT),
         run_always,
         transactional: true,
         fail_fast: true,
         profiles: &[],
-        type_path: "migrate::LegacyMigration",
-        file: file!(),
         line: line!(),
         fields: &[],
         steps: StepTable {
@@ -262,6 +257,15 @@ const fn spec(run_always: bool) -> UnitSpec {
         system: true,
     }
 }
+
+const TEXT: TextParts = TextParts {
+    id: LEGACY_MIGRATION_ID,
+    order: "",
+    author: Some(LEGACY_MIGRATION_AUTHOR),
+    system_version: "0",
+    type_path: "migrate::LegacyMigration",
+    file: file!(),
+};
 
 static RUN_ONCE_SPEC: UnitSpec = spec(false);
 static RUN_ALWAYS_SPEC: UnitSpec = spec(true);

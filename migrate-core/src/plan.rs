@@ -278,7 +278,7 @@ pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
 /// sets together by their own order, ties broken by id; system units first.
 fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
     let mut sorted = units.to_vec();
-    sorted.sort_by_key(|unit| unit.sort_key());
+    sorted.sort_by_cached_key(|unit| unit.sort_key());
     sorted
 }
 

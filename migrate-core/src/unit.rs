@@ -97,13 +97,13 @@ impl ChangeUnit {
 
     /// The unit's id, unique together with its author.
     pub fn id(&self) -> &'static str {
-        self.spec.id
+        self.spec.text.id()
     }
 
     /// The order key, compared as a plain string. For a change set, its change log's order:
     /// where the change log runs among change units.
     pub fn order(&self) -> &'static str {
-        self.spec.order
+        self.spec.text.order()
     }
 
     /// Whether this is a `#[change_set]` method of a `#[change_log]` (the legacy model)
@@ -137,26 +137,26 @@ impl ChangeUnit {
         &self,
     ) -> (bool, &'static str, &'static str, &'static str, &'static str) {
         let (group, within) = match &self.spec.change_set {
-            Some(set) => (self.spec.type_path, set.order),
-            None => (self.spec.id, ""),
+            Some(set) => (self.spec.text.type_path(), set.order),
+            None => (self.spec.text.id(), ""),
         };
         (
             !self.spec.system,
-            self.spec.order,
+            self.spec.text.order(),
             group,
             within,
-            self.spec.id,
+            self.spec.text.id(),
         )
     }
 
     /// The author named in the attribute, if any.
     pub fn declared_author(&self) -> Option<&'static str> {
-        self.spec.author
+        self.spec.text.author()
     }
 
     /// The system version the unit belongs to (`"0"` unless set).
     pub fn system_version(&self) -> &'static str {
-        self.spec.system_version
+        self.spec.text.system_version()
     }
 
     /// Whether the unit runs on every run.
@@ -191,7 +191,7 @@ impl ChangeUnit {
     /// The Rust path of the unit's type, or of a change set's change log (recorded as
     /// `changeLogClass`).
     pub fn type_path(&self) -> &'static str {
-        self.spec.type_path
+        self.spec.text.type_path()
     }
 
     /// The name of the `#[execution]` method, or of the `#[change_set]` method (recorded as
@@ -231,7 +231,7 @@ impl ChangeUnit {
 
     /// Where the unit is declared, as `file:line`.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.spec.file, self.spec.line)
+        format!("{}:{}", self.spec.text.file(), self.spec.line)
     }
 
     /// Every injection site of the unit, with a description of the site.
@@ -251,11 +251,11 @@ impl ChangeUnit {
 impl fmt::Debug for ChangeUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChangeUnit")
-            .field("id", &self.spec.id)
-            .field("order", &self.spec.order)
-            .field("author", &self.spec.author)
-            .field("system_version", &self.spec.system_version)
-            .field("type_path", &self.spec.type_path)
+            .field("id", &self.spec.text.id())
+            .field("order", &self.spec.text.order())
+            .field("author", &self.spec.text.author())
+            .field("system_version", &self.spec.text.system_version())
+            .field("type_path", &self.spec.text.type_path())
             .field("change_set_order", &self.change_set_order())
             .finish_non_exhaustive()
     }

@@ -293,14 +293,19 @@ impl ChangeSet {
                         <#self_ty>::#step;
                 }
 
+                static __MIGRATE_TEXT: #private::TextParts =
+                    #private::change_set_text::<__MigrateChangeSet>(
+                        #author,
+                        #system_version,
+                        ::core::file!(),
+                    );
+
                 static __MIGRATE_SPEC: #private::UnitSpec =
                     #private::change_set::<__MigrateChangeSet>(#private::ChangeSetAttributes {
-                        author: #author,
+                        text: &__MIGRATE_TEXT,
                         order: #order,
-                        system_version: #system_version,
                         run_always: #run_always,
                         profiles: &[#(#profiles),*],
-                        file: ::core::file!(),
                         line: ::core::line!(),
                     });
 

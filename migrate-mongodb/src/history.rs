@@ -31,6 +31,7 @@ const CHECKSUM: &str = "checksum";
 
 /// Where [`decode`] keeps the value of each field it reads, by the field's name (the
 /// constants above, spelled as bytes so a name is matched without a UTF-8 check).
+#[inline(always)]
 fn field_slot(name: &[u8]) -> Option<usize> {
     // By length first: most names are told apart without comparing their bytes.
     match name.len() {
@@ -129,16 +130,18 @@ pub(crate) fn document(entry: &HistoryEntry<Document>) -> Document {
     fields
 }
 
-/// The slots of the fields planning reads (see [`field_slot`]).
-fn planning_slot(name: &[u8]) -> Option<usize> {
-    field_slot(name).filter(|slot| matches!(slot, 1..=6 | 12 | 13))
-}
+/// The slots of the fields planning reads (see [`field_slot`]), as a mask for
+/// [`Fields::scan`].
+const PLANNING_SLOTS: u16 = 0b11_0000_0111_1110;
+
+/// Every slot of [`field_slot`].
+const ALL_SLOTS: u16 = (1 << SLOTS) - 1;
 
 /// Reads one stored document, straight from its raw bytes, defaulting what older formats
 /// lack.
 pub(crate) fn decode(doc: &RawDocument, namespace: &str) -> Result<HistoryEntry<Document>, Error> {
     let corrupt = corrupt(doc, namespace);
-    let fields = Fields::scan(doc, field_slot).map_err(&corrupt)?;
+    let fields = Fields::scan(doc, ALL_SLOTS).map_err(&corrupt)?;
     let planning = planning_fields(&fields, &corrupt)?;
     let text = |field: &str| -> Result<String, Error> {
         Ok(fields
@@ -200,7 +203,7 @@ pub(crate) fn decode_for_planning<'a>(
     namespace: &str,
 ) -> Result<PlanningEntry<'a>, Error> {
     let corrupt = corrupt(doc, namespace);
-    let fields = Fields::scan(doc, planning_slot).map_err(&corrupt)?;
+    let fields = Fields::scan(doc, PLANNING_SLOTS).map_err(&corrupt)?;
     planning_fields(&fields, &corrupt)
 }
 
@@ -280,15 +283,16 @@ pub(crate) struct Fields<'a> {
     scanned: Option<Scanned<'a>>,
 }
 
-/// The values of a fixed set of fields, read in one pass over a document.
+/// The fields of a fixed set of slots, found in one pass over a document.
 struct Scanned<'a> {
-    /// The slot in `values` of each field read, by name; `None` for the others.
-    slot: fn(&[u8]) -> Option<usize>,
-    values: [Option<RawBsonRef<'a>>; MAX_SCANNED],
+    /// The slots (bits, see [`field_slot`]) the pass looked for.
+    slots: u16,
+    /// The type and bytes of each field found, by slot; parsed when read.
+    values: [Option<(u8, &'a [u8])>; SLOTS],
 }
 
-/// How many fields [`Fields::scan`] reads at most.
-const MAX_SCANNED: usize = 16;
+/// How many slots [`field_slot`] gives out.
+const SLOTS: usize = 14;
 
 impl<'a> Fields<'a> {
     /// Fields looked up in `doc` one by one.
@@ -296,34 +300,35 @@ impl<'a> Fields<'a> {
         Fields { doc, scanned: None }
     }
 
-    /// Reads the fields to which `slot` gives a slot (below 16) in one pass over `doc`: the
-    /// cheap way to read most fields of a document. A field of `doc` that cannot be read is
-    /// an error.
-    fn scan(doc: &'a RawDocument, slot: fn(&[u8]) -> Option<usize>) -> Result<Self, String> {
-        let mut values = [None; MAX_SCANNED];
-        // Only the fields read have their values parsed.
+    /// Finds the fields whose slots (see [`field_slot`]) are set in `slots` in one pass over
+    /// `doc`: the cheap way to read most fields of a document. A document whose elements
+    /// cannot be walked is an error; a value is parsed, and checked, when it is read.
+    fn scan(doc: &'a RawDocument, slots: u16) -> Result<Self, String> {
+        let mut values = [None; SLOTS];
         for element in raw::elements(doc) {
             let element = element?;
-            let Some(index) = slot(element.key_bytes()) else {
+            let Some(index) = field_slot(element.key_bytes()) else {
                 continue;
             };
             // The first occurrence wins, as with a lookup.
-            if values[index].is_none() {
-                values[index] = Some(element.value()?);
+            if slots & (1 << index) != 0 && values[index].is_none() {
+                values[index] = Some((element.kind(), element.value_bytes()));
             }
         }
         Ok(Fields {
             doc,
-            scanned: Some(Scanned { slot, values }),
+            scanned: Some(Scanned { slots, values }),
         })
     }
 
     fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
-        let value = match &self.scanned {
-            Some(scanned) => match (scanned.slot)(field.as_bytes()) {
-                Some(index) => scanned.values[index],
-                None => self.lookup(field)?,
-            },
+        let scanned = self.scanned.as_ref().and_then(|scanned| {
+            let index = field_slot(field.as_bytes())?;
+            (scanned.slots & (1 << index) != 0).then_some(scanned.values[index])
+        });
+        let value = match scanned {
+            Some(None) => None,
+            Some(Some((kind, bytes))) => Some(raw::value(self.doc, field.as_bytes(), kind, bytes)?),
             None => self.lookup(field)?,
         };
         Ok(value.filter(|v| !matches!(v, RawBsonRef::Null)))
@@ -503,7 +508,13 @@ mod tests {
         for (slot, name) in names.iter().enumerate() {
             assert_eq!(field_slot(name.as_bytes()), Some(slot), "{name}");
         }
-        assert!(names.len() <= MAX_SCANNED);
+        assert_eq!(names.len(), SLOTS);
+        let planning = [CHANGE_ID, AUTHOR, TIMESTAMP, STATE, TYPE, CHANGE_LOG_CLASS]
+            .into_iter()
+            .chain([SYSTEM_CHANGE, CHECKSUM])
+            .map(|name| 1 << field_slot(name.as_bytes()).unwrap())
+            .fold(0, |mask, bit| mask | bit);
+        assert_eq!(planning, PLANNING_SLOTS);
         assert_eq!(field_slot(b"_id"), None);
     }
 

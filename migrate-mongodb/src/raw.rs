@@ -3,7 +3,7 @@
 //! Reading the history is most of what a start with nothing to apply costs, and the `bson`
 //! crate's element iterator parses and validates every value it passes, wanted or not. This
 //! walk only measures each element to step over it; a caller parses the values it wants
-//! with [`Element::value`]. Every length is checked against the document's bytes, so a
+//! with [`value`], whenever it reads them. Every length is checked against the document's bytes, so a
 //! malformed document is an error, never a panic or a read out of bounds.
 
 use mongodb::bson::raw::{RawBsonRef, RawDocument};
@@ -13,7 +13,6 @@ use mongodb::bson::DateTime;
 pub(crate) fn elements(doc: &RawDocument) -> Elements<'_> {
     let bytes = doc.as_bytes();
     Elements {
-        doc,
         // The length prefix, then the elements, then the terminating 0 (which `RawDocument`
         // has checked is there).
         rest: bytes.get(4..bytes.len().saturating_sub(1)).unwrap_or(&[]),
@@ -22,14 +21,12 @@ pub(crate) fn elements(doc: &RawDocument) -> Elements<'_> {
 
 /// Iterator over the elements of a document; see [`elements`].
 pub(crate) struct Elements<'a> {
-    doc: &'a RawDocument,
     rest: &'a [u8],
 }
 
 /// One element of a document: its key and its value's bytes, unparsed.
 pub(crate) struct Element<'a> {
-    doc: &'a RawDocument,
-    /// The field name's bytes, checked to be UTF-8 only when [`Element::key`] is called.
+    /// The field name's bytes, not checked to be UTF-8.
     key: &'a [u8],
     kind: u8,
     value: &'a [u8],
@@ -40,7 +37,7 @@ impl<'a> Iterator for Elements<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&kind, after_kind) = self.rest.split_first()?;
-        let element = read_element(self.doc, kind, after_kind);
+        let element = read_element(kind, after_kind);
         match &element {
             Ok((_, rest)) => self.rest = rest,
             // Nothing after a malformed element can be trusted.
@@ -50,11 +47,7 @@ impl<'a> Iterator for Elements<'a> {
     }
 }
 
-fn read_element<'a>(
-    doc: &'a RawDocument,
-    kind: u8,
-    bytes: &'a [u8],
-) -> Result<(Element<'a>, &'a [u8]), String> {
+fn read_element(kind: u8, bytes: &[u8]) -> Result<(Element<'_>, &[u8]), String> {
     let key_end = bytes
         .iter()
         .position(|&b| b == 0)
@@ -64,15 +57,7 @@ fn read_element<'a>(
     let size = value_size(kind, rest)
         .ok_or_else(|| format!("field `{}` is truncated", String::from_utf8_lossy(key)))?;
     let (value, rest) = rest.split_at(size);
-    Ok((
-        Element {
-            doc,
-            key,
-            kind,
-            value,
-        },
-        rest,
-    ))
+    Ok((Element { key, kind, value }, rest))
 }
 
 /// The size of a value of BSON type `kind` at the start of `bytes`, if it fits in them.
@@ -109,61 +94,65 @@ fn value_size(kind: u8, bytes: &[u8]) -> Option<usize> {
 }
 
 impl<'a> Element<'a> {
+    /// The BSON type byte.
+    pub(crate) fn kind(&self) -> u8 {
+        self.kind
+    }
+
+    /// The value's bytes, unparsed.
+    pub(crate) fn value_bytes(&self) -> &'a [u8] {
+        self.value
+    }
+
     /// The field name's bytes: comparing them with a name costs no UTF-8 check.
     pub(crate) fn key_bytes(&self) -> &'a [u8] {
         self.key
     }
+}
 
-    /// The field's name.
-    pub(crate) fn key(&self) -> Result<&'a str, String> {
-        std::str::from_utf8(self.key).map_err(|_| "a field name is not valid UTF-8".to_owned())
-    }
-
-    /// The value, parsed.
-    pub(crate) fn value(&self) -> Result<RawBsonRef<'a>, String> {
-        let key = || String::from_utf8_lossy(self.key);
-        let fixed = |value: &'a [u8]| -> [u8; 8] {
-            let mut word = [0; 8];
-            word[..value.len().min(8)].copy_from_slice(&value[..value.len().min(8)]);
-            word
-        };
-        let malformed = || format!("field `{}` cannot be read", key());
-        Ok(match self.kind {
-            0x02 => {
-                // Length prefix, UTF-8 bytes, 0.
-                let text = self.value[4..].strip_suffix(&[0]).ok_or_else(malformed)?;
-                RawBsonRef::String(
-                    std::str::from_utf8(text)
-                        .map_err(|_| format!("field `{}` is not valid UTF-8", key()))?,
-                )
-            }
-            0x09 => {
-                RawBsonRef::DateTime(DateTime::from_millis(i64::from_le_bytes(fixed(self.value))))
-            }
-            0x12 => RawBsonRef::Int64(i64::from_le_bytes(fixed(self.value))),
-            0x01 => RawBsonRef::Double(f64::from_le_bytes(fixed(self.value))),
-            0x10 => {
-                let word: [u8; 4] = self.value.try_into().map_err(|_| malformed())?;
-                RawBsonRef::Int32(i32::from_le_bytes(word))
-            }
-            0x08 => match self.value {
-                [0] => RawBsonRef::Boolean(false),
-                [1] => RawBsonRef::Boolean(true),
-                _ => return Err(malformed()),
-            },
-            0x0A => RawBsonRef::Null,
-            0x03 => RawBsonRef::Document(
-                RawDocument::from_bytes(self.value).map_err(|e| format!("{}: {e}", malformed()))?,
-            ),
-            // Types the documents read here do not hold where they are valid: parsed by the
-            // `bson` crate, which knows them all, to name them in an error.
-            _ => self
-                .doc
-                .get(self.key()?)
-                .map_err(|e| format!("{}: {e}", malformed()))?
-                .ok_or_else(malformed)?,
-        })
-    }
+/// The value of the element of `doc` named `key`, of BSON type `kind`, whose bytes are
+/// `bytes`: parses what [`Elements`] measured.
+pub(crate) fn value<'a>(
+    doc: &'a RawDocument,
+    key: &[u8],
+    kind: u8,
+    bytes: &'a [u8],
+) -> Result<RawBsonRef<'a>, String> {
+    let name = || String::from_utf8_lossy(key);
+    let malformed = || format!("field `{}` cannot be read", name());
+    let word = || -> Result<[u8; 8], String> { bytes.try_into().map_err(|_| malformed()) };
+    Ok(match kind {
+        0x02 => {
+            // Length prefix, UTF-8 bytes, 0.
+            let text = bytes[4..].strip_suffix(&[0]).ok_or_else(malformed)?;
+            RawBsonRef::String(
+                std::str::from_utf8(text)
+                    .map_err(|_| format!("field `{}` is not valid UTF-8", name()))?,
+            )
+        }
+        0x09 => RawBsonRef::DateTime(DateTime::from_millis(i64::from_le_bytes(word()?))),
+        0x12 => RawBsonRef::Int64(i64::from_le_bytes(word()?)),
+        0x01 => RawBsonRef::Double(f64::from_le_bytes(word()?)),
+        0x10 => {
+            let word: [u8; 4] = bytes.try_into().map_err(|_| malformed())?;
+            RawBsonRef::Int32(i32::from_le_bytes(word))
+        }
+        0x08 => match bytes {
+            [0] => RawBsonRef::Boolean(false),
+            [1] => RawBsonRef::Boolean(true),
+            _ => return Err(malformed()),
+        },
+        0x0A => RawBsonRef::Null,
+        0x03 => RawBsonRef::Document(
+            RawDocument::from_bytes(bytes).map_err(|e| format!("{}: {e}", malformed()))?,
+        ),
+        // Types the documents read here do not hold where they are valid: parsed by the
+        // `bson` crate, which knows them all, to name them in an error.
+        _ => doc
+            .get(std::str::from_utf8(key).map_err(|_| "a field name is not valid UTF-8")?)
+            .map_err(|e| format!("{}: {e}", malformed()))?
+            .ok_or_else(malformed)?,
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +160,15 @@ mod tests {
     use super::*;
     use mongodb::bson::oid::ObjectId;
     use mongodb::bson::{doc, Binary, Bson, RawDocumentBuf, Regex, Timestamp};
+
+    fn parse<'a>(doc: &'a RawDocument, element: &Element<'a>) -> Result<RawBsonRef<'a>, String> {
+        value(
+            doc,
+            element.key_bytes(),
+            element.kind(),
+            element.value_bytes(),
+        )
+    }
 
     /// Every element, as the `bson` crate reads it.
     fn expected(doc: &RawDocument) -> Vec<(String, Bson)> {
@@ -186,8 +184,8 @@ mod tests {
         elements(doc)
             .map(|element| {
                 let element = element.unwrap();
-                let value = element.value().unwrap();
-                let key = element.key().unwrap().to_owned();
+                let value = parse(doc, &element).unwrap();
+                let key = std::str::from_utf8(element.key_bytes()).unwrap().to_owned();
                 (key, value.to_raw_bson().try_into().unwrap())
             })
             .collect()
@@ -245,6 +243,9 @@ mod tests {
         bytes[11] = 0xFF;
         let doc = RawDocument::from_bytes(&bytes).unwrap();
         let element = elements(doc).next().unwrap().unwrap();
-        assert_eq!(element.value().unwrap_err(), "field `s` is not valid UTF-8");
+        assert_eq!(
+            parse(doc, &element).unwrap_err(),
+            "field `s` is not valid UTF-8"
+        );
     }
 }

@@ -277,9 +277,11 @@ pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
 /// Units sorted by order (plain string comparison, as Mongock does), a change log's change
 /// sets together by their own order, ties broken by id; system units first.
 fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
-    let mut sorted = units.to_vec();
-    sorted.sort_by_cached_key(|unit| unit.sort_key());
-    sorted
+    // Each key is read once; the stable sort makes one pass over input already in order,
+    // as units registered in declaration order usually are.
+    let mut keyed: Vec<_> = units.iter().map(|&unit| (unit.sort_key(), unit)).collect();
+    keyed.sort_by_key(|&(key, _)| key);
+    keyed.into_iter().map(|(_, unit)| unit).collect()
 }
 
 /// Whether a unit with `declared` profile expressions runs under the `active` profiles.

@@ -42,7 +42,7 @@ pub struct StepTable {
     pub execution_takes_session: bool,
     pub rollback_does_nothing: bool,
     /// The unit's checksum: its struct's and its methods' token hashes combined.
-    pub checksum: u64,
+    pub checksum: Checksum,
     /// Each step's injection sites, indexed by [`Step`].
     pub requirements: [Requirements; 4],
 }
@@ -70,7 +70,7 @@ impl<T> UnitSteps<T> {
                 before_method: before.method,
                 execution_takes_session: execution.takes_session,
                 rollback_does_nothing: rollback.does_nothing,
-                checksum: checksum(&[
+                checksum: Checksum::of([
                     struct_checksum,
                     before.checksum,
                     execution.checksum,
@@ -194,6 +194,25 @@ pub enum Absent {}
 pub type StepFn<T> =
     for<'a> fn(&'a T, StepContext<'a>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
 
+/// How a unit runs one of its steps.
+pub enum StepRun<T: ?Sized> {
+    /// No method is marked for the step.
+    Absent,
+    /// The marked method takes no parameters and its body is only `Ok(())`: the step succeeds
+    /// without calling it, so the method's future is neither built nor boxed.
+    Nothing,
+    /// The step function that resolves the method's parameters and calls it.
+    Method(StepFn<T>),
+}
+
+impl<T: ?Sized> Clone for StepRun<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for StepRun<T> {}
+
 /// What a method marker tells `#[change_unit]` about its step. Generated code writes it as a
 /// struct literal, so that its `requirements` can be a slice built in place.
 pub struct StepDef<T: ?Sized, P> {
@@ -207,8 +226,8 @@ pub struct StepDef<T: ?Sized, P> {
     pub does_nothing: bool,
     /// The method's injection sites.
     pub requirements: Requirements,
-    /// Runs the method; `None` for an absent step.
-    pub run: Option<StepFn<T>>,
+    /// Runs the method.
+    pub run: StepRun<T>,
     /// Whether a method is marked for the step ([`Present`] or [`Absent`]).
     pub presence: PhantomData<fn() -> P>,
 }
@@ -223,7 +242,7 @@ impl<T: ?Sized> StepDef<T, Present> {
             takes_session: true,
             does_nothing: false,
             requirements: &[],
-            run: None,
+            run: StepRun::Absent,
             presence: PhantomData,
         }
     }
@@ -237,7 +256,7 @@ impl<T: ?Sized> StepDef<T, Absent> {
         takes_session: false,
         does_nothing: true,
         requirements: &[],
-        run: None,
+        run: StepRun::Absent,
         presence: PhantomData,
     };
 }
@@ -340,10 +359,39 @@ pub fn require_rollback_before_execution<T: ?Sized + HasRollbackBeforeExecution<
 /// Fails to compile unless `T` marks a `#[before_execution]` method.
 pub fn require_before_execution<T: ?Sized + HasBeforeExecution<P>, P>(_step: &StepDef<T, P>) {}
 
-/// Combines the token hashes of a unit's struct and methods into its checksum (FNV-1a over
-/// the parts' bytes).
-pub const fn checksum(parts: &[u64]) -> u64 {
-    crate::rules::checksum::combine(parts)
+/// A unit's checksum: the token hashes of its struct and methods, combined (FNV-1a over the
+/// parts' bytes) when read. Combining them in the unit's const instead would make rustc
+/// interpret the hash once per unit, at every build.
+#[derive(Clone, Copy)]
+pub enum Checksum {
+    /// Hashes to combine: the first `len` of `parts`.
+    Parts { parts: [u64; 5], len: usize },
+    /// A checksum recorded as it is (the framework's own units record `0`).
+    Fixed(u64),
+}
+
+impl Checksum {
+    /// The checksum of a change unit: its struct's hash, then its steps' in the order of
+    /// [`Step`]'s variants.
+    pub const fn of(parts: [u64; 5]) -> Self {
+        Checksum::Parts { parts, len: 5 }
+    }
+
+    /// The checksum of a change set: its change log's hash, then its method's.
+    pub const fn of_change_set(change_log: u64, method: u64) -> Self {
+        Checksum::Parts {
+            parts: [change_log, method, 0, 0, 0],
+            len: 2,
+        }
+    }
+
+    /// The combined checksum.
+    pub fn value(&self) -> u64 {
+        match self {
+            Checksum::Parts { parts, len } => crate::rules::checksum::combine(&parts[..*len]),
+            Checksum::Fixed(value) => *value,
+        }
+    }
 }
 
 /// One injection site (a field or a parameter), checked once: generated code builds it with
@@ -426,6 +474,11 @@ pub fn step_future<'a, E: Into<BoxError> + 'a>(
     Some(Box::pin(StepFuture { method }))
 }
 
+/// Checks, without calling it, the future of a method whose step does nothing (see
+/// [`StepRun::Nothing`]): it must resolve to what [`step_future`] accepts. Generated code
+/// spans the call at the method's return type, like the call of [`step_future`].
+pub fn step_output<E: Into<BoxError>>(_method: impl Future<Output = Result<(), E>>) {}
+
 /// The step of a unit whose parameters could not be resolved: fails with `error` when run.
 pub fn step_failed<'a>(error: BoxError) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
     Some(Box::pin(std::future::ready(Err(error))))
@@ -447,7 +500,7 @@ impl<E: Into<BoxError>> Future for StepFuture<'_, E> {
 }
 
 /// The step functions of a unit, indexed by [`Step`] (in the order of its variants).
-pub type Steps<T> = [Option<StepFn<T>>; 4];
+pub type Steps<T> = [StepRun<T>; 4];
 
 /// A built unit and its step functions. The one [`ChangeUnitInstance`] impl behind every
 /// change unit and change set, so generated code implements no trait for it.
@@ -463,8 +516,9 @@ impl<T: Send + Sync> ChangeUnitInstance for Instance<T> {
         cx: StepContext<'a>,
     ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
         match self.steps[step as usize] {
-            Some(run) => run(&self.unit, cx),
-            None => None,
+            StepRun::Method(run) => run(&self.unit, cx),
+            StepRun::Nothing => Some(Box::pin(std::future::ready(Ok(())))),
+            StepRun::Absent => None,
         }
     }
 }
@@ -549,7 +603,7 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> UnitSpec {
             before_method: None,
             execution_takes_session: S::STEP.takes_session,
             rollback_does_nothing: true,
-            checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
+            checksum: Checksum::of_change_set(<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum),
             requirements: [&[], S::STEP.requirements, &[], &[]],
         },
         instantiate: instantiate_change_set::<S>,
@@ -566,7 +620,7 @@ fn instantiate_change_set<S: ChangeSetDef>(
     deps: &Dependencies,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let log = S::Log::build(deps, S::ID)?;
-    let mut steps: Steps<S::Log> = [None; 4];
+    let mut steps: Steps<S::Log> = [StepRun::Absent; 4];
     steps[Step::Execution as usize] = S::STEP.run;
     instance(log, steps)
 }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::__private::{StepTable, UnitSpec};
+use crate::__private::{Checksum, StepTable, UnitSpec};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
 use crate::inject::{Dep, Dependencies};
@@ -254,7 +254,7 @@ const fn spec(run_always: bool) -> UnitSpec {
             before_method: None,
             execution_takes_session: true,
             rollback_does_nothing: true,
-            checksum: 0,
+            checksum: Checksum::Fixed(0),
             requirements: [&[]; 4],
         },
         instantiate,

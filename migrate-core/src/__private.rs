@@ -52,6 +52,8 @@ pub struct StepTable {
 pub struct UnitSteps<T> {
     pub table: StepTable,
     pub runs: Steps<T>,
+    /// Builds the unit's instance; from the `#[execution]` step.
+    pub build: Option<BuildFn<T>>,
 }
 
 impl<T> UnitSteps<T> {
@@ -85,6 +87,7 @@ impl<T> UnitSteps<T> {
                 ],
             },
             runs: [before.run, execution.run, rollback.run, rollback_before.run],
+            build: execution.build,
         }
     }
 }
@@ -228,6 +231,10 @@ pub struct StepDef<T: ?Sized, P> {
     pub requirements: Requirements,
     /// Runs the method.
     pub run: StepRun<T>,
+    /// [`instance`] for the unit, named by the `#[execution]` step: rustc proves that the
+    /// unit is `Send` and `Sync` there, beside the proof that the step's future is `Send`,
+    /// which is cheaper than a proof of its own.
+    pub build: Option<BuildFn<T>>,
     /// Whether a method is marked for the step ([`Present`] or [`Absent`]).
     pub presence: PhantomData<fn() -> P>,
 }
@@ -243,6 +250,7 @@ impl<T: ?Sized> StepDef<T, Present> {
             does_nothing: false,
             requirements: &[],
             run: StepRun::Absent,
+            build: None,
             presence: PhantomData,
         }
     }
@@ -257,6 +265,7 @@ impl<T: ?Sized> StepDef<T, Absent> {
         does_nothing: true,
         requirements: &[],
         run: StepRun::Absent,
+        build: None,
         presence: PhantomData,
     };
 }
@@ -521,6 +530,15 @@ impl<T: Send + Sync> ChangeUnitInstance for Instance<T> {
             StepRun::Absent => None,
         }
     }
+}
+
+/// Builds the runtime object of a unit: [`instance`] for its type.
+pub type BuildFn<T> = fn(T, Steps<T>) -> Result<Box<dyn ChangeUnitInstance>, BoxError>;
+
+/// What a unit without an `#[execution]` method builds: an error. Such a unit does not
+/// compile, so this only keeps the generated code total.
+pub fn no_execution() -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    Err("a change unit needs an `#[execution]` method".into())
 }
 
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.

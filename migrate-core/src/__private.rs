@@ -518,7 +518,7 @@ struct Instance<T> {
     steps: Steps<T>,
 }
 
-impl<T: Send + Sync> ChangeUnitInstance for Instance<T> {
+impl<T: SendSync> ChangeUnitInstance for Instance<T> {
     fn run_step<'a>(
         &'a self,
         step: Step,
@@ -541,8 +541,14 @@ pub fn no_execution() -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     Err("a change unit needs an `#[execution]` method".into())
 }
 
+/// `Send + Sync` as one trait: a bound on it is one proof for rustc, which shares the work
+/// between the two auto traits, where two bounds are two proofs of the same deep types.
+pub trait SendSync: Send + Sync {}
+
+impl<T: Send + Sync + ?Sized> SendSync for T {}
+
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.
-pub fn instance<T: Send + Sync + 'static>(
+pub fn instance<T: SendSync + 'static>(
     unit: T,
     steps: Steps<T>,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {

@@ -142,7 +142,7 @@ pub struct StepTable {
     pub execution_takes_session: bool,
     pub rollback_does_nothing: bool,
     /// The unit's checksum: its struct's and its methods' token hashes combined.
-    pub checksum: u64,
+    pub checksum: Checksum,
     /// Each step's injection sites, indexed by [`Step`].
     pub requirements: [Requirements; 4],
 }
@@ -152,6 +152,8 @@ pub struct StepTable {
 pub struct UnitSteps<T> {
     pub table: StepTable,
     pub runs: Steps<T>,
+    /// Builds the unit's instance; from the `#[execution]` step.
+    pub build: Option<BuildFn<T>>,
 }
 
 impl<T> UnitSteps<T> {
@@ -170,7 +172,7 @@ impl<T> UnitSteps<T> {
                 before_method: before.method,
                 execution_takes_session: execution.takes_session,
                 rollback_does_nothing: rollback.does_nothing,
-                checksum: checksum(&[
+                checksum: Checksum::of([
                     struct_checksum,
                     before.checksum,
                     execution.checksum,
@@ -185,6 +187,7 @@ impl<T> UnitSteps<T> {
                 ],
             },
             runs: [before.run, execution.run, rollback.run, rollback_before.run],
+            build: execution.build,
         }
     }
 }
@@ -294,6 +297,25 @@ pub enum Absent {}
 pub type StepFn<T> =
     for<'a> fn(&'a T, StepContext<'a>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
 
+/// How a unit runs one of its steps.
+pub enum StepRun<T: ?Sized> {
+    /// No method is marked for the step.
+    Absent,
+    /// The marked method takes no parameters and its body is only `Ok(())`: the step succeeds
+    /// without calling it, so the method's future is neither built nor boxed.
+    Nothing,
+    /// The step function that resolves the method's parameters and calls it.
+    Method(StepFn<T>),
+}
+
+impl<T: ?Sized> Clone for StepRun<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for StepRun<T> {}
+
 /// What a method marker tells `#[change_unit]` about its step. Generated code writes it as a
 /// struct literal, so that its `requirements` can be a slice built in place.
 pub struct StepDef<T: ?Sized, P> {
@@ -307,8 +329,12 @@ pub struct StepDef<T: ?Sized, P> {
     pub does_nothing: bool,
     /// The method's injection sites.
     pub requirements: Requirements,
-    /// Runs the method; `None` for an absent step.
-    pub run: Option<StepFn<T>>,
+    /// Runs the method.
+    pub run: StepRun<T>,
+    /// [`instance`] for the unit, named by the `#[execution]` step: rustc proves that the
+    /// unit is `Send` and `Sync` there, beside the proof that the step's future is `Send`,
+    /// which is cheaper than a proof of its own.
+    pub build: Option<BuildFn<T>>,
     /// Whether a method is marked for the step ([`Present`] or [`Absent`]).
     pub presence: PhantomData<fn() -> P>,
 }
@@ -323,7 +349,8 @@ impl<T: ?Sized> StepDef<T, Present> {
             takes_session: true,
             does_nothing: false,
             requirements: &[],
-            run: None,
+            run: StepRun::Absent,
+            build: None,
             presence: PhantomData,
         }
     }
@@ -337,7 +364,8 @@ impl<T: ?Sized> StepDef<T, Absent> {
         takes_session: false,
         does_nothing: true,
         requirements: &[],
-        run: None,
+        run: StepRun::Absent,
+        build: None,
         presence: PhantomData,
     };
 }
@@ -440,10 +468,39 @@ pub fn require_rollback_before_execution<T: ?Sized + HasRollbackBeforeExecution<
 /// Fails to compile unless `T` marks a `#[before_execution]` method.
 pub fn require_before_execution<T: ?Sized + HasBeforeExecution<P>, P>(_step: &StepDef<T, P>) {}
 
-/// Combines the token hashes of a unit's struct and methods into its checksum (FNV-1a over
-/// the parts' bytes).
-pub const fn checksum(parts: &[u64]) -> u64 {
-    crate::rules::checksum::combine(parts)
+/// A unit's checksum: the token hashes of its struct and methods, combined (FNV-1a over the
+/// parts' bytes) when read. Combining them in the unit's const instead would make rustc
+/// interpret the hash once per unit, at every build.
+#[derive(Clone, Copy)]
+pub enum Checksum {
+    /// Hashes to combine: the first `len` of `parts`.
+    Parts { parts: [u64; 5], len: usize },
+    /// A checksum recorded as it is (the framework's own units record `0`).
+    Fixed(u64),
+}
+
+impl Checksum {
+    /// The checksum of a change unit: its struct's hash, then its steps' in the order of
+    /// [`Step`]'s variants.
+    pub const fn of(parts: [u64; 5]) -> Self {
+        Checksum::Parts { parts, len: 5 }
+    }
+
+    /// The checksum of a change set: its change log's hash, then its method's.
+    pub const fn of_change_set(change_log: u64, method: u64) -> Self {
+        Checksum::Parts {
+            parts: [change_log, method, 0, 0, 0],
+            len: 2,
+        }
+    }
+
+    /// The combined checksum.
+    pub fn value(&self) -> u64 {
+        match self {
+            Checksum::Parts { parts, len } => crate::rules::checksum::combine(&parts[..*len]),
+            Checksum::Fixed(value) => *value,
+        }
+    }
 }
 
 /// One injection site (a field or a parameter), checked once: generated code builds it with
@@ -526,6 +583,11 @@ pub fn step_future<'a, E: Into<BoxError> + 'a>(
     Some(Box::pin(StepFuture { method }))
 }
 
+/// Checks, without calling it, the future of a method whose step does nothing (see
+/// [`StepRun::Nothing`]): it must resolve to what [`step_future`] accepts. Generated code
+/// spans the call at the method's return type, like the call of [`step_future`].
+pub fn step_output<E: Into<BoxError>>(_method: impl Future<Output = Result<(), E>>) {}
+
 /// The step of a unit whose parameters could not be resolved: fails with `error` when run.
 pub fn step_failed<'a>(error: BoxError) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
     Some(Box::pin(std::future::ready(Err(error))))
@@ -547,7 +609,7 @@ impl<E: Into<BoxError>> Future for StepFuture<'_, E> {
 }
 
 /// The step functions of a unit, indexed by [`Step`] (in the order of its variants).
-pub type Steps<T> = [Option<StepFn<T>>; 4];
+pub type Steps<T> = [StepRun<T>; 4];
 
 /// A built unit and its step functions. The one [`ChangeUnitInstance`] impl behind every
 /// change unit and change set, so generated code implements no trait for it.
@@ -556,21 +618,37 @@ struct Instance<T> {
     steps: Steps<T>,
 }
 
-impl<T: Send + Sync> ChangeUnitInstance for Instance<T> {
+impl<T: SendSync> ChangeUnitInstance for Instance<T> {
     fn run_step<'a>(
         &'a self,
         step: Step,
         cx: StepContext<'a>,
     ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
         match self.steps[step as usize] {
-            Some(run) => run(&self.unit, cx),
-            None => None,
+            StepRun::Method(run) => run(&self.unit, cx),
+            StepRun::Nothing => Some(Box::pin(std::future::ready(Ok(())))),
+            StepRun::Absent => None,
         }
     }
 }
 
+/// Builds the runtime object of a unit: [`instance`] for its type.
+pub type BuildFn<T> = fn(T, Steps<T>) -> Result<Box<dyn ChangeUnitInstance>, BoxError>;
+
+/// What a unit without an `#[execution]` method builds: an error. Such a unit does not
+/// compile, so this only keeps the generated code total.
+pub fn no_execution() -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    Err("a change unit needs an `#[execution]` method".into())
+}
+
+/// `Send + Sync` as one trait: a bound on it is one proof for rustc, which shares the work
+/// between the two auto traits, where two bounds are two proofs of the same deep types.
+pub trait SendSync: Send + Sync {}
+
+impl<T: Send + Sync + ?Sized> SendSync for T {}
+
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.
-pub fn instance<T: Send + Sync + 'static>(
+pub fn instance<T: SendSync + 'static>(
     unit: T,
     steps: Steps<T>,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
@@ -660,7 +738,7 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> UnitSpec {
             before_method: None,
             execution_takes_session: S::STEP.takes_session,
             rollback_does_nothing: true,
-            checksum: checksum(&[<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum]),
+            checksum: Checksum::of_change_set(<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum),
             requirements: [&[], S::STEP.requirements, &[], &[]],
         },
         instantiate: instantiate_change_set::<S>,
@@ -677,7 +755,7 @@ fn instantiate_change_set<S: ChangeSetDef>(
     deps: &Dependencies,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let log = S::Log::build(deps, S::ID)?;
-    let mut steps: Steps<S::Log> = [None; 4];
+    let mut steps: Steps<S::Log> = [StepRun::Absent; 4];
     steps[Step::Execution as usize] = S::STEP.run;
     instance(log, steps)
 }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::__private::{StepTable, TextParts, UnitSpec, UnitText};
+use crate::__private::{Checksum, StepTable, TextParts, UnitSpec, UnitText};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
 use crate::inject::{Dep, Dependencies};
@@ -249,7 +249,7 @@ const fn spec(run_always: bool) -> UnitSpec {
             before_method: None,
             execution_takes_session: true,
             rollback_does_nothing: true,
-            checksum: 0,
+            checksum: Checksum::Fixed(0),
             requirements: [&[]; 4],
         },
         instantiate,

@@ -220,13 +220,14 @@ impl ChangeUnit {
     /// A checksum of the unit's source tokens (whitespace and comments ignored), as 16 hex
     /// digits.
     pub fn checksum(&self) -> String {
-        format!("{:016x}", self.spec.steps.checksum)
+        format!("{:016x}", self.spec.steps.checksum.value())
     }
 
     /// Whether `recorded` (16 hex digits, as [`checksum`](Self::checksum) writes them) is
     /// this unit's checksum. Compares without formatting.
     pub(crate) fn has_checksum(&self, recorded: &str) -> bool {
-        recorded.len() == 16 && u64::from_str_radix(recorded, 16) == Ok(self.spec.steps.checksum)
+        recorded.len() == 16
+            && u64::from_str_radix(recorded, 16) == Ok(self.spec.steps.checksum.value())
     }
 
     /// Where the unit is declared, as `file:line`.

@@ -3,7 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
-use syn::{ImplItemFn, Item, ItemStruct, Path};
+use syn::{Item, ItemStruct, Path};
 
 use crate::change_log as log;
 use crate::errors::Errors;
@@ -46,7 +46,7 @@ pub(crate) fn step(kind: Step, args: TokenStream, item: TokenStream) -> TokenStr
     let mut errors = Errors::default();
     let krate =
         attr::marker_args(kind.attribute(), args, &mut errors).unwrap_or_else(default_crate);
-    let method: ImplItemFn = match syn::parse2(item.clone()) {
+    let method = match step::parse_method(item.clone()) {
         Ok(method) => method,
         Err(_) => {
             errors.error(

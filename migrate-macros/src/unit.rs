@@ -142,12 +142,16 @@ impl Unit {
                     ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
                     #private::BoxError,
                 > {
-                    #private::instance(
-                        #ident {
-                            #(#field_values,)*
-                        },
-                        __MIGRATE_STEPS.runs,
-                    )
+                    // `build` is `instance::<#ident>`, named by the `#[execution]` step.
+                    match __MIGRATE_STEPS.build {
+                        ::core::option::Option::Some(build) => build(
+                            #ident {
+                                #(#field_values,)*
+                            },
+                            __MIGRATE_STEPS.runs,
+                        ),
+                        ::core::option::Option::None => #private::no_execution(),
+                    }
                 }
 
                 static __MIGRATE_SPEC: #private::UnitSpec = #private::UnitSpec {

@@ -1,9 +1,9 @@
 //! The hash behind a unit's checksum: 64-bit FNV-1a. The macros hash the tokens of the unit's
-//! struct and of each step method with it; the generated code then combines those hashes with
-//! it, in a const, into the unit's checksum.
+//! struct and of each step method with it; the runtime then combines those hashes with it
+//! into the unit's checksum.
 //!
 //! This file is compiled into both migrate-core and migrate-macros (`#[path]`), so it must
-//! stay std-only; its functions are `const fn` because generated code calls them in a const.
+//! stay std-only; its functions are `const fn` so that either side may call them in a const.
 
 const PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -23,7 +23,7 @@ pub(crate) const fn extend(mut hash: u64, bytes: &[u8]) -> u64 {
 
 /// Combines the token hashes of a unit's struct and step methods, in that order, into the
 /// unit's checksum: the hash of their little-endian bytes.
-// The runtime's half of the rule, called by `__private::checksum`; the macros never combine.
+// The runtime's half of the rule, called by `__private::Checksum`; the macros never combine.
 #[allow(dead_code)]
 pub(crate) const fn combine(parts: &[u64]) -> u64 {
     let mut hash = OFFSET_BASIS;

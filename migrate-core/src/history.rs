@@ -1,5 +1,6 @@
 //! The history model: one entry per step per run, in Mongock's vocabulary.
 
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::time::SystemTime;
 
@@ -187,11 +188,15 @@ pub(crate) fn newest_by_key<'h, E: Recorded<'h>>(
     let (fewest, most) = entries.size_hint();
     let mut newest: FxHashMap<(&str, &str), E> = hash::map_with_capacity(most.unwrap_or(fewest));
     for entry in entries {
-        let key = (entry.change_id(), entry.author());
-        match newest.get(&key) {
-            Some(seen) if seen.timestamp() > entry.timestamp() => {}
-            _ => {
-                newest.insert(key, entry);
+        // One hash and probe per entry; of two entries with one timestamp, the later wins.
+        match newest.entry((entry.change_id(), entry.author())) {
+            Entry::Occupied(mut seen) => {
+                if seen.get().timestamp() <= entry.timestamp() {
+                    seen.insert(entry);
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(entry);
             }
         }
     }

@@ -59,6 +59,34 @@ fn field_slot(name: &[u8]) -> Option<usize> {
     }
 }
 
+/// The slot and length of the field name that `bytes` start with, if it is one of
+/// [`field_slot`]'s: tells the names apart by their first byte and compares at most four,
+/// instead of searching `bytes` for the end of the name.
+#[inline(always)]
+fn known_field(bytes: &[u8]) -> Option<(usize, usize)> {
+    // Each comparison is with a constant, so it compiles to a few word compares.
+    #[inline(always)]
+    fn named(bytes: &[u8], name: &str, slot: usize) -> Option<(usize, usize)> {
+        (bytes.starts_with(name.as_bytes()) && bytes.get(name.len()) == Some(&0))
+            .then_some((slot, name.len()))
+    }
+    match bytes.first()? {
+        b'c' => named(bytes, CHANGE_ID, 1)
+            .or_else(|| named(bytes, CHANGE_LOG_CLASS, 6))
+            .or_else(|| named(bytes, CHECKSUM, 13))
+            .or_else(|| named(bytes, CHANGE_SET_METHOD, 7)),
+        b'e' => named(bytes, EXECUTION_ID, 0)
+            .or_else(|| named(bytes, EXECUTION_MILLIS, 9))
+            .or_else(|| named(bytes, EXECUTION_HOSTNAME, 10))
+            .or_else(|| named(bytes, ERROR_TRACE, 11)),
+        b'a' => named(bytes, AUTHOR, 2),
+        b't' => named(bytes, TIMESTAMP, 3).or_else(|| named(bytes, TYPE, 5)),
+        b's' => named(bytes, STATE, 4).or_else(|| named(bytes, SYSTEM_CHANGE, 12)),
+        b'm' => named(bytes, METADATA, 8),
+        _ => None,
+    }
+}
+
 /// Checksums an entry held before `accept_checksums` replaced them, oldest first. Not a
 /// Mongock field; Mongock ignores it.
 const PREVIOUS_CHECKSUMS: &str = "previousChecksums";
@@ -223,20 +251,22 @@ fn planning_fields<'a>(
     fields: &Fields<'a>,
     corrupt: &impl Fn(String) -> Error,
 ) -> Result<PlanningEntry<'a>, Error> {
-    let state = match fields.string(STATE).map_err(corrupt)? {
+    let state = match fields.string_bytes(STATE).map_err(corrupt)? {
         None => State::Executed,
-        Some(s) => State::parse(s).ok_or_else(|| {
+        Some(bytes) => parse_state(bytes).ok_or_else(|| {
             corrupt(format!(
-                "field `state` is `{s}`, expected one of EXECUTED, FAILED, ROLLED_BACK, \
-                 ROLLBACK_FAILED, IGNORED"
+                "field `state` is `{}`, expected one of EXECUTED, FAILED, ROLLED_BACK, \
+                 ROLLBACK_FAILED, IGNORED",
+                String::from_utf8_lossy(bytes)
             ))
         })?,
     };
-    let entry_type = match fields.string(TYPE).map_err(corrupt)? {
+    let entry_type = match fields.string_bytes(TYPE).map_err(corrupt)? {
         None => EntryType::Execution,
-        Some(s) => EntryType::parse(s).ok_or_else(|| {
+        Some(bytes) => parse_type(bytes).ok_or_else(|| {
             corrupt(format!(
-                "field `type` is `{s}`, expected EXECUTION or BEFORE_EXECUTION"
+                "field `type` is `{}`, expected EXECUTION or BEFORE_EXECUTION",
+                String::from_utf8_lossy(bytes)
             ))
         })?,
     };
@@ -259,6 +289,27 @@ fn planning_fields<'a>(
             .unwrap_or(false),
         checksum: fields.string(CHECKSUM).map_err(corrupt)?,
     })
+}
+
+/// [`State::parse`] on the stored bytes, which skips the UTF-8 check of every entry's state.
+fn parse_state(bytes: &[u8]) -> Option<State> {
+    Some(match bytes {
+        b"EXECUTED" => State::Executed,
+        b"FAILED" => State::Failed,
+        b"ROLLED_BACK" => State::RolledBack,
+        b"ROLLBACK_FAILED" => State::RollbackFailed,
+        b"IGNORED" => State::Ignored,
+        _ => return None,
+    })
+}
+
+/// [`EntryType::parse`] on the stored bytes.
+fn parse_type(bytes: &[u8]) -> Option<EntryType> {
+    match bytes {
+        b"EXECUTION" => Some(EntryType::Execution),
+        b"BEFORE_EXECUTION" => Some(EntryType::BeforeExecution),
+        _ => None,
+    }
 }
 
 /// The document's `_id` as text, for error messages.
@@ -305,9 +356,11 @@ impl<'a> Fields<'a> {
     /// cannot be walked is an error; a value is parsed, and checked, when it is read.
     fn scan(doc: &'a RawDocument, slots: u16) -> Result<Self, String> {
         let mut values = [None; SLOTS];
-        for element in raw::elements(doc) {
-            let element = element?;
-            let Some(index) = field_slot(element.key_bytes()) else {
+        let mut elements = raw::elements(doc);
+        while let Some(element) = elements.next_named(known_field) {
+            let (known, element) = element?;
+            // `known_field` recognises the names quickly; `field_slot` has the last word.
+            let Some(index) = known.or_else(|| field_slot(element.key_bytes())) else {
                 continue;
             };
             // The first occurrence wins, as with a lookup.
@@ -321,12 +374,17 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// What the scan found of `field`: `None` when `field` was not scanned for.
+    #[inline(always)]
+    fn scanned(&self, field: &str) -> Option<Option<(u8, &'a [u8])>> {
+        let scanned = self.scanned.as_ref()?;
+        let index = field_slot(field.as_bytes())?;
+        (scanned.slots & (1 << index) != 0).then_some(scanned.values[index])
+    }
+
+    #[inline]
     fn get(&self, field: &str) -> Result<Option<RawBsonRef<'a>>, String> {
-        let scanned = self.scanned.as_ref().and_then(|scanned| {
-            let index = field_slot(field.as_bytes())?;
-            (scanned.slots & (1 << index) != 0).then_some(scanned.values[index])
-        });
-        let value = match scanned {
+        let value = match self.scanned(field) {
             Some(None) => None,
             Some(Some((kind, bytes))) => Some(raw::value(self.doc, field.as_bytes(), kind, bytes)?),
             None => self.lookup(field)?,
@@ -340,19 +398,37 @@ impl<'a> Fields<'a> {
             .map_err(|e| format!("field `{field}` cannot be read: {e}"))
     }
 
+    #[inline]
     pub(crate) fn string(&self, field: &str) -> Result<Option<&'a str>, String> {
+        let Some(bytes) = self.string_bytes(field)? else {
+            return Ok(None);
+        };
+        std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| raw::not_utf8(field.as_bytes()))
+    }
+
+    /// A string field's bytes, not checked to be UTF-8: for values compared with known
+    /// strings.
+    #[inline]
+    fn string_bytes(&self, field: &str) -> Result<Option<&'a [u8]>, String> {
+        if let Some(Some((raw::STRING, bytes))) = self.scanned(field) {
+            return raw::string_bytes(field.as_bytes(), bytes).map(Some);
+        }
         match self.get(field)? {
             None => Ok(None),
-            Some(RawBsonRef::String(s)) => Ok(Some(s)),
+            Some(RawBsonRef::String(s)) => Ok(Some(s.as_bytes())),
             Some(other) => Err(wrong_type(field, &other, "a string")),
         }
     }
 
+    #[inline]
     pub(crate) fn required_string(&self, field: &str) -> Result<&'a str, String> {
         self.string(field)?
             .ok_or_else(|| format!("required field `{field}` is missing"))
     }
 
+    #[inline]
     pub(crate) fn date(&self, field: &str) -> Result<Option<SystemTime>, String> {
         match self.get(field)? {
             None => Ok(None),
@@ -371,6 +447,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn boolean(&self, field: &str) -> Result<Option<bool>, String> {
         match self.get(field)? {
             None => Ok(None),
@@ -509,6 +586,15 @@ mod tests {
             assert_eq!(field_slot(name.as_bytes()), Some(slot), "{name}");
         }
         assert_eq!(names.len(), SLOTS);
+        for (slot, name) in names.iter().enumerate() {
+            let mut bytes = name.as_bytes().to_vec();
+            assert_eq!(known_field(&bytes), None, "{name} without its 0");
+            bytes.extend_from_slice(b"\0rest");
+            assert_eq!(known_field(&bytes), Some((slot, name.len())), "{name}");
+            // A longer name that starts with a known one is not that one.
+            bytes.insert(name.len(), b'x');
+            assert_eq!(known_field(&bytes), None, "{name}x");
+        }
         let planning = [CHANGE_ID, AUTHOR, TIMESTAMP, STATE, TYPE, CHANGE_LOG_CLASS]
             .into_iter()
             .chain([SYSTEM_CHANGE, CHECKSUM])
@@ -526,6 +612,26 @@ mod tests {
         let entry = decode(&row, "db.h").unwrap();
         assert_eq!(entry.state, State::Failed);
         assert_eq!(entry.change_id, "c");
+    }
+
+    #[test]
+    fn states_and_types_read_from_bytes_as_they_parse_from_text() {
+        let states = [
+            State::Executed,
+            State::Failed,
+            State::RolledBack,
+            State::RollbackFailed,
+            State::Ignored,
+        ];
+        for state in states {
+            assert_eq!(parse_state(state.as_str().as_bytes()), Some(state));
+            assert_eq!(State::parse(state.as_str()), Some(state));
+        }
+        for entry_type in [EntryType::Execution, EntryType::BeforeExecution] {
+            assert_eq!(parse_type(entry_type.as_str().as_bytes()), Some(entry_type));
+        }
+        assert_eq!(parse_state(b"executed"), None);
+        assert_eq!(parse_type(b"EXECUTED"), None);
     }
 
     #[test]

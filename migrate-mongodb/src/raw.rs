@@ -35,32 +35,53 @@ pub(crate) struct Element<'a> {
 impl<'a> Iterator for Elements<'a> {
     type Item = Result<Element<'a>, String>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let (&kind, after_kind) = self.rest.split_first()?;
-        let element = read_element(kind, after_kind);
-        match &element {
-            Ok((_, rest)) => self.rest = rest,
-            // Nothing after a malformed element can be trusted.
-            Err(_) => self.rest = &[],
-        }
-        Some(element.map(|(element, _)| element))
+        let element = self.next_named(|_| None::<((), usize)>)?;
+        Some(element.map(|(_, element)| element))
     }
 }
 
-fn read_element(kind: u8, bytes: &[u8]) -> Result<(Element<'_>, &[u8]), String> {
-    let key_end = bytes
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or("the document ends inside a field name")?;
-    let key = &bytes[..key_end];
-    let rest = &bytes[key_end + 1..];
-    let size = value_size(kind, rest)
-        .ok_or_else(|| format!("field `{}` is truncated", String::from_utf8_lossy(key)))?;
-    let (value, rest) = rest.split_at(size);
-    Ok((Element { key, kind, value }, rest))
+impl<'a> Elements<'a> {
+    /// The next element, like [`Iterator::next`], with the tag `known` gives its name.
+    ///
+    /// `known` is handed the bytes that start with the element's name and returns a tag and
+    /// the name's length when it recognises the name there. The walk then trusts that length
+    /// (after checking the 0 that ends the name) instead of searching for the name's end,
+    /// the costly part of stepping over a field with a long name.
+    #[inline]
+    pub(crate) fn next_named<T>(
+        &mut self,
+        known: impl FnOnce(&[u8]) -> Option<(T, usize)>,
+    ) -> Option<Result<(Option<T>, Element<'a>), String>> {
+        let (&kind, after_kind) = self.rest.split_first()?;
+        let (tag, key_end) = match known(after_kind) {
+            Some((tag, len)) if after_kind.get(len) == Some(&0) => (Some(tag), len),
+            _ => match after_kind.iter().position(|&b| b == 0) {
+                Some(end) => (None, end),
+                None => {
+                    // Nothing after a malformed element can be trusted.
+                    self.rest = &[];
+                    return Some(Err("the document ends inside a field name".to_owned()));
+                }
+            },
+        };
+        let (key, after_key) = (&after_kind[..key_end], &after_kind[key_end + 1..]);
+        let Some(size) = value_size(kind, after_key) else {
+            self.rest = &[];
+            return Some(Err(format!(
+                "field `{}` is truncated",
+                String::from_utf8_lossy(key)
+            )));
+        };
+        let (value, rest) = after_key.split_at(size);
+        self.rest = rest;
+        Some(Ok((tag, Element { key, kind, value })))
+    }
 }
 
 /// The size of a value of BSON type `kind` at the start of `bytes`, if it fits in them.
+#[inline]
 fn value_size(kind: u8, bytes: &[u8]) -> Option<usize> {
     let length = || -> Option<usize> {
         let prefix: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
@@ -110,6 +131,28 @@ impl<'a> Element<'a> {
     }
 }
 
+/// The BSON type byte of a string.
+pub(crate) const STRING: u8 = 0x02;
+
+/// The text of a string value whose bytes (see [`Element::value_bytes`]) are `bytes`, not
+/// checked to be UTF-8. `key` names the field in the error.
+#[inline]
+pub(crate) fn string_bytes<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], String> {
+    // Length prefix, the text, 0.
+    bytes
+        .get(4..)
+        .and_then(|rest| rest.strip_suffix(&[0]))
+        .ok_or_else(|| format!("field `{}` cannot be read", String::from_utf8_lossy(key)))
+}
+
+/// The error for a string value of the field `key` that is not valid UTF-8.
+pub(crate) fn not_utf8(key: &[u8]) -> String {
+    format!(
+        "field `{}` is not valid UTF-8",
+        String::from_utf8_lossy(key)
+    )
+}
+
 /// The value of the element of `doc` named `key`, of BSON type `kind`, whose bytes are
 /// `bytes`: parses what [`Elements`] measured.
 pub(crate) fn value<'a>(
@@ -122,14 +165,9 @@ pub(crate) fn value<'a>(
     let malformed = || format!("field `{}` cannot be read", name());
     let word = || -> Result<[u8; 8], String> { bytes.try_into().map_err(|_| malformed()) };
     Ok(match kind {
-        0x02 => {
-            // Length prefix, UTF-8 bytes, 0.
-            let text = bytes[4..].strip_suffix(&[0]).ok_or_else(malformed)?;
-            RawBsonRef::String(
-                std::str::from_utf8(text)
-                    .map_err(|_| format!("field `{}` is not valid UTF-8", name()))?,
-            )
-        }
+        STRING => RawBsonRef::String(
+            std::str::from_utf8(string_bytes(key, bytes)?).map_err(|_| not_utf8(key))?,
+        ),
         0x09 => RawBsonRef::DateTime(DateTime::from_millis(i64::from_le_bytes(word()?))),
         0x12 => RawBsonRef::Int64(i64::from_le_bytes(word()?)),
         0x01 => RawBsonRef::Double(f64::from_le_bytes(word()?)),

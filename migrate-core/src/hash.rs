@@ -63,7 +63,10 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.hash
+        // The multiplication leaves its best-mixed bits at the top, but a hash table picks
+        // the bucket from the low bits: without the rotation, keys that differ only in later
+        // bytes ("u00001", "u00002", ...) share buckets, and every probe walks a long chain.
+        self.hash.rotate_left(26)
     }
 }
 
@@ -82,5 +85,17 @@ mod tests {
         assert_eq!(map[&("unit-0001", "a")], 1);
         assert_eq!(map[&("unit-000", "1a")], 3);
         assert_eq!(map.get(&("unit-0001", "c")), None);
+    }
+
+    #[test]
+    fn ids_that_differ_in_their_last_bytes_spread_over_the_low_bits() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<FxHasher>::default();
+        // 10,000 keys into 16,384 buckets chosen by the low 14 bits: a uniform hash fills
+        // about 7,000 of them.
+        let buckets: std::collections::HashSet<u64> = (1..=10_000)
+            .map(|k| build.hash_one(format!("u{k:05}").as_str()) & 0x3fff)
+            .collect();
+        assert!(buckets.len() > 6_000, "{} buckets", buckets.len());
     }
 }

@@ -289,11 +289,31 @@ fn is_rust_path(class: &str) -> bool {
 /// Units sorted by order (plain string comparison, as Mongock does), a change log's change
 /// sets together by their own order, ties broken by id; system units first.
 fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
-    // Each key is read once; the stable sort makes one pass over input already in order,
-    // as units registered in declaration order usually are.
-    let mut keyed: Vec<_> = units.iter().map(|&unit| (unit.sort_key(), unit)).collect();
-    keyed.sort_by_key(|&(key, _)| key);
+    // Each key is read once, with the first eight bytes of the order as a number: most
+    // comparisons end there, without a string comparison. The stable sort makes one pass
+    // over input already in order, as units registered in declaration order usually are.
+    let mut keyed: Vec<_> = units
+        .iter()
+        .map(|&unit| {
+            let key = unit.sort_key();
+            ((key.0, order_prefix(key.1)), unit)
+        })
+        .collect();
+    keyed.sort_by(|(prefix_a, a), (prefix_b, b)| {
+        prefix_a
+            .cmp(prefix_b)
+            .then_with(|| a.sort_key().cmp(&b.sort_key()))
+    });
     keyed.into_iter().map(|(_, unit)| unit).collect()
+}
+
+/// The first eight bytes of `order` as a big-endian number, zero-padded: comparing two
+/// prefixes orders the strings as comparing them does, or ties.
+fn order_prefix(order: &str) -> u64 {
+    let mut word = [0; 8];
+    let bytes = &order.as_bytes()[..order.len().min(8)];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_be_bytes(word)
 }
 
 /// Whether a unit with `declared` profile expressions runs under the `active` profiles.
@@ -301,6 +321,9 @@ fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
 /// No expressions: always. `!p` excludes the unit when `p` is active. Plain `p` entries
 /// require at least one of them to be active.
 fn profiles_match(declared: &[&str], active: &[String]) -> bool {
+    if declared.is_empty() {
+        return true;
+    }
     let is_active = |p: &str| active.iter().any(|a| a == p);
     let (excluded, required): (Vec<&str>, Vec<&str>) =
         declared.iter().partition(|p| p.starts_with('!'));
@@ -312,7 +335,34 @@ fn profiles_match(declared: &[&str], active: &[String]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_rust_path, profiles_match};
+    use super::{is_rust_path, order_prefix, profiles_match};
+
+    #[test]
+    fn order_prefixes_sort_as_their_strings_or_tie() {
+        let orders = [
+            "",
+            "0",
+            "00",
+            "001",
+            "01",
+            "1",
+            "10",
+            "2",
+            "a",
+            "a\0",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgz",
+            "b",
+            "é",
+        ];
+        for a in orders {
+            for b in orders {
+                let (pa, pb) = (order_prefix(a), order_prefix(b));
+                assert!(pa == pb || pa.cmp(&pb) == a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn rust_paths_are_told_from_java_class_names() {

@@ -226,8 +226,7 @@ impl ChangeUnit {
     /// Whether `recorded` (16 hex digits, as [`checksum`](Self::checksum) writes them) is
     /// this unit's checksum. Compares without formatting.
     pub(crate) fn has_checksum(&self, recorded: &str) -> bool {
-        recorded.len() == 16
-            && u64::from_str_radix(recorded, 16) == Ok(self.spec.steps.checksum.value())
+        parse_checksum(recorded) == Some(self.spec.steps.checksum.value())
     }
 
     /// Where the unit is declared, as `file:line`.
@@ -249,6 +248,17 @@ impl ChangeUnit {
     }
 }
 
+/// A checksum as [`ChangeUnit::checksum`] writes it: exactly 16 hex digits, either case.
+fn parse_checksum(text: &str) -> Option<u64> {
+    if text.len() != 16 {
+        return None;
+    }
+    text.bytes().try_fold(0, |value, digit| {
+        let digit = char::from(digit).to_digit(16)?;
+        Some(value << 4 | u64::from(digit))
+    })
+}
+
 impl fmt::Debug for ChangeUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChangeUnit")
@@ -259,5 +269,35 @@ impl fmt::Debug for ChangeUnit {
             .field("type_path", &self.spec.text.type_path())
             .field("change_set_order", &self.change_set_order())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_checksum;
+
+    #[test]
+    fn checksums_read_as_sixteen_hex_digits() {
+        assert_eq!(
+            parse_checksum("1d18c6c31a5609fa"),
+            Some(0x1d18_c6c3_1a56_09fa)
+        );
+        assert_eq!(
+            parse_checksum("1D18C6C31A5609FA"),
+            Some(0x1d18_c6c3_1a56_09fa)
+        );
+        assert_eq!(parse_checksum("ffffffffffffffff"), Some(u64::MAX));
+        assert_eq!(parse_checksum("0000000000000000"), Some(0));
+        for bad in [
+            "",
+            "1d18c6c31a5609f",
+            "1d18c6c31a5609fa0",
+            "+d18c6c31a5609fa",
+            "1d18c6c31a5609fg",
+        ] {
+            assert_eq!(parse_checksum(bad), None, "{bad:?}");
+        }
+        // 16 bytes, but not 16 characters.
+        assert_eq!(parse_checksum("é1d18c6c31a5609"), None);
     }
 }

@@ -37,14 +37,15 @@ impl State {
         }
     }
 
-    /// Parses a stored string.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "EXECUTED" => State::Executed,
-            "FAILED" => State::Failed,
-            "ROLLED_BACK" => State::RolledBack,
-            "ROLLBACK_FAILED" => State::RollbackFailed,
-            "IGNORED" => State::Ignored,
+    /// Parses a stored string, given as text or as its bytes (a store reading raw documents
+    /// need not check them for UTF-8 first).
+    pub fn parse(s: impl AsRef<[u8]>) -> Option<Self> {
+        Some(match s.as_ref() {
+            b"EXECUTED" => State::Executed,
+            b"FAILED" => State::Failed,
+            b"ROLLED_BACK" => State::RolledBack,
+            b"ROLLBACK_FAILED" => State::RollbackFailed,
+            b"IGNORED" => State::Ignored,
             _ => return None,
         })
     }
@@ -74,11 +75,11 @@ impl EntryType {
         }
     }
 
-    /// Parses a stored string.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EXECUTION" => Some(EntryType::Execution),
-            "BEFORE_EXECUTION" => Some(EntryType::BeforeExecution),
+    /// Parses a stored string, given as text or as its bytes.
+    pub fn parse(s: impl AsRef<[u8]>) -> Option<Self> {
+        match s.as_ref() {
+            b"EXECUTION" => Some(EntryType::Execution),
+            b"BEFORE_EXECUTION" => Some(EntryType::BeforeExecution),
             _ => None,
         }
     }
@@ -245,6 +246,31 @@ impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn states_and_types_parse_from_text_or_bytes() {
+        let states = [
+            State::Executed,
+            State::Failed,
+            State::RolledBack,
+            State::RollbackFailed,
+            State::Ignored,
+        ];
+        for state in states {
+            assert_eq!(State::parse(state.as_str()), Some(state));
+            assert_eq!(State::parse(state.as_str().as_bytes()), Some(state));
+        }
+        for entry_type in [EntryType::Execution, EntryType::BeforeExecution] {
+            assert_eq!(EntryType::parse(entry_type.as_str()), Some(entry_type));
+            assert_eq!(
+                EntryType::parse(entry_type.as_str().as_bytes()),
+                Some(entry_type)
+            );
+        }
+        assert_eq!(State::parse("executed"), None);
+        assert_eq!(State::parse(b"EXECUTION"), None);
+        assert_eq!(EntryType::parse(b"EXECUTED"), None);
+    }
 
     fn entry(id: &str, secs: u64, state: State) -> HistoryEntry {
         HistoryEntry {

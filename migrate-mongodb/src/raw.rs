@@ -19,7 +19,7 @@ pub(crate) fn elements(doc: &RawDocument) -> Elements<'_> {
     }
 }
 
-/// Iterator over the elements of a document; see [`elements`].
+/// A walk over the elements of a document; see [`elements`].
 pub(crate) struct Elements<'a> {
     rest: &'a [u8],
 }
@@ -32,18 +32,9 @@ pub(crate) struct Element<'a> {
     value: &'a [u8],
 }
 
-impl<'a> Iterator for Elements<'a> {
-    type Item = Result<Element<'a>, String>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        let element = self.next_named(|_| None::<((), usize)>)?;
-        Some(element.map(|(_, element)| element))
-    }
-}
-
 impl<'a> Elements<'a> {
-    /// The next element, like [`Iterator::next`], with the tag `known` gives its name.
+    /// The next element, with the tag `known` gives its name; `None` after the last one or
+    /// after an error.
     ///
     /// `known` is handed the bytes that start with the element's name and returns a tag and
     /// the name's length when it recognises the name there. The walk then trusts that length
@@ -218,8 +209,17 @@ mod tests {
             .collect()
     }
 
+    /// Every element the walk yields, recognising no name.
+    fn all(doc: &RawDocument) -> Vec<Result<Element<'_>, String>> {
+        let mut walk = elements(doc);
+        std::iter::from_fn(|| walk.next_named(|_| None::<((), usize)>))
+            .map(|element| element.map(|(_, element)| element))
+            .collect()
+    }
+
     fn walked(doc: &RawDocument) -> Vec<(String, Bson)> {
-        elements(doc)
+        all(doc)
+            .into_iter()
             .map(|element| {
                 let element = element.unwrap();
                 let value = parse(doc, &element).unwrap();
@@ -258,6 +258,21 @@ mod tests {
     }
 
     #[test]
+    fn a_recognised_name_is_trusted_only_where_it_ends_the_name() {
+        let raw = RawDocumentBuf::from_document(&doc! { "ab": 1, "abc": 2 }).unwrap();
+        // A closure that takes every name for `ab`, two bytes long.
+        let claim_ab = |bytes: &[u8]| bytes.starts_with(b"ab").then_some(("ab", 2));
+        let mut walk = elements(&raw);
+        let (tag, first) = walk.next_named(claim_ab).unwrap().unwrap();
+        assert_eq!((tag, first.key_bytes()), (Some("ab"), &b"ab"[..]));
+        // `abc` starts with `ab`, but no 0 follows it there: the walk finds the name's end.
+        let (tag, second) = walk.next_named(claim_ab).unwrap().unwrap();
+        assert_eq!((tag, second.key_bytes()), (None, &b"abc"[..]));
+        assert_eq!(second.value_bytes(), 2_i32.to_le_bytes());
+        assert!(walk.next_named(claim_ab).is_none());
+    }
+
+    #[test]
     fn a_truncated_or_ill_formed_document_is_an_error() {
         // A string whose length prefix runs past the end of the document.
         let mut bytes = RawDocumentBuf::from_document(&doc! { "s": "abc", "n": 1 })
@@ -266,13 +281,9 @@ mod tests {
         // Layout: 4 length bytes, 0x02, "s", 0, then the string's length prefix.
         bytes[7] = 100;
         let doc = RawDocument::from_bytes(&bytes).unwrap();
-        let first = elements(doc).next().unwrap();
-        assert_eq!(first.err().unwrap(), "field `s` is truncated");
-        assert_eq!(
-            elements(doc).count(),
-            1,
-            "the walk stops at a malformed element"
-        );
+        let walk = all(doc);
+        assert_eq!(walk.len(), 1, "the walk stops at a malformed element");
+        assert_eq!(walk[0].as_ref().err().unwrap(), "field `s` is truncated");
 
         // A string value that is not valid UTF-8.
         let mut bytes = RawDocumentBuf::from_document(&doc! { "s": "abc" })
@@ -280,7 +291,7 @@ mod tests {
             .into_bytes();
         bytes[11] = 0xFF;
         let doc = RawDocument::from_bytes(&bytes).unwrap();
-        let element = elements(doc).next().unwrap().unwrap();
+        let element = all(doc).remove(0).unwrap();
         assert_eq!(
             parse(doc, &element).unwrap_err(),
             "field `s` is not valid UTF-8"

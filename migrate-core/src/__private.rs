@@ -52,8 +52,6 @@ pub struct StepTable {
 pub struct UnitSteps<T> {
     pub table: StepTable,
     pub runs: Steps<T>,
-    /// Builds the unit's instance; from the `#[execution]` step.
-    pub build: Option<BuildFn<T>>,
 }
 
 impl<T> UnitSteps<T> {
@@ -87,7 +85,6 @@ impl<T> UnitSteps<T> {
                 ],
             },
             runs: [before.run, execution.run, rollback.run, rollback_before.run],
-            build: execution.build,
         }
     }
 }
@@ -231,10 +228,6 @@ pub struct StepDef<T: ?Sized, P> {
     pub requirements: Requirements,
     /// Runs the method.
     pub run: StepRun<T>,
-    /// [`instance`] for the unit, named by the `#[execution]` step: rustc proves that the
-    /// unit is `Send` and `Sync` there, beside the proof that the step's future is `Send`,
-    /// which is cheaper than a proof of its own.
-    pub build: Option<BuildFn<T>>,
     /// Whether a method is marked for the step ([`Present`] or [`Absent`]).
     pub presence: PhantomData<fn() -> P>,
 }
@@ -250,7 +243,6 @@ impl<T: ?Sized> StepDef<T, Present> {
             does_nothing: false,
             requirements: &[],
             run: StepRun::Absent,
-            build: None,
             presence: PhantomData,
         }
     }
@@ -265,7 +257,6 @@ impl<T: ?Sized> StepDef<T, Absent> {
         does_nothing: true,
         requirements: &[],
         run: StepRun::Absent,
-        build: None,
         presence: PhantomData,
     };
 }
@@ -518,7 +509,7 @@ struct Instance<T> {
     steps: Steps<T>,
 }
 
-impl<T: SendSync> ChangeUnitInstance for Instance<T> {
+impl<T: UnitType> ChangeUnitInstance for Instance<T> {
     fn run_step<'a>(
         &'a self,
         step: Step,
@@ -532,23 +523,19 @@ impl<T: SendSync> ChangeUnitInstance for Instance<T> {
     }
 }
 
-/// Builds the runtime object of a unit: [`instance`] for its type.
-pub type BuildFn<T> = fn(T, Steps<T>) -> Result<Box<dyn ChangeUnitInstance>, BoxError>;
-
-/// What a unit without an `#[execution]` method builds: an error. Such a unit does not
-/// compile, so this only keeps the generated code total.
-pub fn no_execution() -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-    Err("a change unit needs an `#[execution]` method".into())
-}
-
-/// `Send + Sync` as one trait: a bound on it is one proof for rustc, which shares the work
-/// between the two auto traits, where two bounds are two proofs of the same deep types.
-pub trait SendSync: Send + Sync {}
-
-impl<T: Send + Sync + ?Sized> SendSync for T {}
+/// The type of a change unit or of a change log. `#[change_unit]` and `#[change_log]` implement
+/// it for their struct, so rustc proves `Send + Sync + 'static` once, where it checks that
+/// impl. A bound on `Send + Sync` itself would be proven again at every use: for the driver's
+/// handles, whose types are deep, that proof is not cached between items and costs about a
+/// millisecond each time.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a change unit",
+    note = "add `#[change_unit(id = \"...\", order = \"...\")]` to the struct `{Self}`"
+)]
+pub trait UnitType: Send + Sync + 'static {}
 
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.
-pub fn instance<T: SendSync + 'static>(
+pub fn instance<T: UnitType>(
     unit: T,
     steps: Steps<T>,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
@@ -567,7 +554,7 @@ pub fn instance<T: SendSync + 'static>(
     label = "`#[change_log]` on this impl needs `#[change_log]` on the struct `{Self}`",
     note = "add `#[change_log]` or `#[change_log(order = \"...\")]` to the struct `{Self}`"
 )]
-pub trait IsChangeLog: Sized + Send + Sync + 'static {
+pub trait IsChangeLog: UnitType + Sized {
     /// Where the change log runs among change units.
     const ORDER: &'static str;
     /// The Rust path of the type, recorded as `changeLogClass`.

@@ -398,16 +398,6 @@ impl StepMethod {
             }
         };
 
-        // The unit's instance is built by `instance::<Self>`, named here rather than where the
-        // unit is built: rustc proves the unit `Send` and `Sync` beside the proof that the
-        // step's future is `Send`, sharing the work.
-        let build = match self.kind {
-            Marker::Step(Step::Execution) => {
-                quote!(::core::option::Option::Some(#private::instance::<Self>))
-            }
-            _ => quote!(::core::option::Option::None),
-        };
-
         // One item only: a second marker for the same step is then one "duplicate
         // definitions" error, and a marker in a trait impl one "not a member of trait" error.
         // The closures coerce to the `StepDef`'s fn pointers, which fixes their signatures.
@@ -424,7 +414,6 @@ impl StepMethod {
                     does_nothing: #does_nothing,
                     requirements: &[#(#requirement_list),*],
                     run: #run,
-                    build: #build,
                     presence: ::core::marker::PhantomData,
                 };
         }

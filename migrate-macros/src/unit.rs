@@ -2,7 +2,7 @@
 //! its step dispatch and its registration.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::{Ident, ItemStruct, Path};
 
 use crate::attr::UnitArgs;
@@ -110,6 +110,12 @@ impl Unit {
             ident.span(),
         );
 
+        // Spanned at the struct's name: a unit that is not `Send + Sync + 'static` is reported
+        // there.
+        let unit_type = quote_spanned! {ident.span()=>
+            impl #private::UnitType for #ident {}
+        };
+
         // A local interpolated with call-site hygiene, as in `step.rs`.
         let deps = Ident::new("__migrate_deps", Span::call_site());
         let field_requirements = self.fields.iter().map(|f| f.requirement(&private));
@@ -131,6 +137,8 @@ impl Unit {
                     const ID: &'static str = #id;
                 }
 
+                #unit_type
+
                 const __MIGRATE_STEPS: #private::UnitSteps<#ident> = {
                     #required
                     #private::UnitSteps::new(#struct_checksum, #(#ident::#step_consts),*)
@@ -142,16 +150,12 @@ impl Unit {
                     ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
                     #private::BoxError,
                 > {
-                    // `build` is `instance::<#ident>`, named by the `#[execution]` step.
-                    match __MIGRATE_STEPS.build {
-                        ::core::option::Option::Some(build) => build(
-                            #ident {
-                                #(#field_values,)*
-                            },
-                            __MIGRATE_STEPS.runs,
-                        ),
-                        ::core::option::Option::None => #private::no_execution(),
-                    }
+                    #private::instance(
+                        #ident {
+                            #(#field_values,)*
+                        },
+                        __MIGRATE_STEPS.runs,
+                    )
                 }
 
                 static __MIGRATE_SPEC: #private::UnitSpec = #private::UnitSpec {

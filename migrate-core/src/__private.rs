@@ -47,45 +47,34 @@ pub struct StepTable {
     pub requirements: [Requirements; 4],
 }
 
-/// A unit's steps, read once from the four [`StepDef`]s its method markers (or the fallbacks)
-/// define: the table for its [`UnitSpec`] and the step functions for its instances.
-pub struct UnitSteps<T> {
-    pub table: StepTable,
-    pub runs: Steps<T>,
-}
-
-impl<T> UnitSteps<T> {
-    /// Reads the steps of a unit whose struct's tokens hash to `struct_checksum`; the steps
-    /// come in the order of [`Step`]'s variants.
-    pub const fn new<P0, P1, P2, P3>(
-        struct_checksum: u64,
-        before: StepDef<T, P0>,
-        execution: StepDef<T, P1>,
-        rollback: StepDef<T, P2>,
-        rollback_before: StepDef<T, P3>,
-    ) -> Self {
-        UnitSteps {
-            table: StepTable {
-                execution_method: execution.method_name(),
-                before_method: before.method,
-                execution_takes_session: execution.takes_session,
-                rollback_does_nothing: rollback.does_nothing,
-                checksum: Checksum::of([
-                    struct_checksum,
-                    before.checksum,
-                    execution.checksum,
-                    rollback.checksum,
-                    rollback_before.checksum,
-                ]),
-                requirements: [
-                    before.requirements,
-                    execution.requirements,
-                    rollback.requirements,
-                    rollback_before.requirements,
-                ],
-            },
-            runs: [before.run, execution.run, rollback.run, rollback_before.run],
-        }
+/// What the four [`StepDef`]s of a unit (its method markers' or the fallbacks') contribute
+/// to its [`UnitSpec`], for a unit whose struct's tokens hash to `struct_checksum`; the steps
+/// come in the order of [`Step`]'s variants.
+pub const fn step_table<T, P0, P1, P2, P3>(
+    struct_checksum: u64,
+    before: StepDef<T, P0>,
+    execution: StepDef<T, P1>,
+    rollback: StepDef<T, P2>,
+    rollback_before: StepDef<T, P3>,
+) -> StepTable {
+    StepTable {
+        execution_method: execution.method_name(),
+        before_method: before.method,
+        execution_takes_session: execution.takes_session,
+        rollback_does_nothing: rollback.does_nothing,
+        checksum: Checksum::of([
+            struct_checksum,
+            before.checksum,
+            execution.checksum,
+            rollback.checksum,
+            rollback_before.checksum,
+        ]),
+        requirements: [
+            before.requirements,
+            execution.requirements,
+            rollback.requirements,
+            rollback_before.requirements,
+        ],
     }
 }
 

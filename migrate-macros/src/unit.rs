@@ -95,9 +95,8 @@ impl Unit {
         };
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
-        // In the order of `Step`'s variants, which index `Steps`. Each is read once, into
-        // `__MIGRATE_STEPS`: a path to a step resolves the marker's const or its fallback,
-        // which is work for rustc.
+        // In the order of `Step`'s variants, which index `Steps`. A path to a step resolves the
+        // marker's const or its fallback.
         let step_consts = Step::ALL.map(Step::const_ident);
         // Missing required steps are reported at the struct's name.
         let execution = Step::Execution.const_ident();
@@ -139,37 +138,29 @@ impl Unit {
 
                 #unit_type
 
-                const __MIGRATE_STEPS: #private::UnitSteps<#ident> = {
+                // One body: the constructor is a closure, type-checked with the spec.
+                static __MIGRATE_SPEC: #private::UnitSpec = {
                     #required
-                    #private::UnitSteps::new(#struct_checksum, #(#ident::#step_consts),*)
-                };
-
-                fn __migrate_instantiate(
-                    #deps: &#private::Dependencies,
-                ) -> ::core::result::Result<
-                    ::std::boxed::Box<dyn #private::ChangeUnitInstance>,
-                    #private::BoxError,
-                > {
-                    #private::instance(
-                        #ident {
-                            #(#field_values,)*
+                    #private::UnitSpec {
+                        text: #text,
+                        run_always: #run_always,
+                        transactional: #transactional,
+                        fail_fast: #fail_fast,
+                        profiles: &[#(#profiles),*],
+                        line: ::core::line!(),
+                        fields: &[#(#field_requirements),*],
+                        steps: #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
+                        instantiate: |#deps| {
+                            #private::instance(
+                                #ident {
+                                    #(#field_values,)*
+                                },
+                                [#(#ident::#step_consts.run),*],
+                            )
                         },
-                        __MIGRATE_STEPS.runs,
-                    )
-                }
-
-                static __MIGRATE_SPEC: #private::UnitSpec = #private::UnitSpec {
-                    text: #text,
-                    run_always: #run_always,
-                    transactional: #transactional,
-                    fail_fast: #fail_fast,
-                    profiles: &[#(#profiles),*],
-                    line: ::core::line!(),
-                    fields: &[#(#field_requirements),*],
-                    steps: __MIGRATE_STEPS.table,
-                    instantiate: __migrate_instantiate,
-                    change_set: ::core::option::Option::None,
-                    system: false,
+                        change_set: ::core::option::Option::None,
+                        system: false,
+                    }
                 };
 
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]

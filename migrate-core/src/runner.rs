@@ -321,9 +321,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
         if !options.allow_unknown_history {
-            check_unknown_history(&input.units, &history)?;
+            check_unknown_history(&input.units, history.rows())?;
         }
-        let plan = Plan::new(&input, &history)?;
+        let plan = Plan::new(&input, history.rows())?;
         drift::enforce(&plan, options.checksum_policy)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");

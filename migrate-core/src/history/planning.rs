@@ -5,7 +5,7 @@ use std::fmt;
 use std::ops::Range;
 use std::time::SystemTime;
 
-use super::{EntryType, HistoryEntry, State};
+use super::{EntryType, HistoryEntry, Recorded, State};
 
 /// What planning a run reads of one history entry: every field of a [`HistoryEntry`] that
 /// decides what runs, borrowed from a [`PlanningHistory`] (or from whatever a store decodes
@@ -170,6 +170,15 @@ impl PlanningHistory {
         }
     }
 
+    /// The entries as planning's passes read them: each string is sliced from the buffer
+    /// only when a pass asks for it.
+    pub(crate) fn rows(&self) -> impl ExactSizeIterator<Item = PlanningRow<'_>> + '_ {
+        self.rows.iter().map(|row| PlanningRow {
+            text: &self.text,
+            row,
+        })
+    }
+
     fn entry(&self, row: &Row) -> PlanningEntry<'_> {
         let text = |span: Span| &self.text[span.range()];
         PlanningEntry {
@@ -182,6 +191,43 @@ impl PlanningHistory {
             system_change: row.system_change,
             checksum: row.checksum.map(text),
         }
+    }
+}
+
+/// One entry of a [`PlanningHistory`], read field by field (see [`PlanningHistory::rows`]).
+#[derive(Clone, Copy)]
+pub(crate) struct PlanningRow<'h> {
+    text: &'h str,
+    row: &'h Row,
+}
+
+impl<'h> PlanningRow<'h> {
+    fn text(self, span: Span) -> &'h str {
+        &self.text[span.range()]
+    }
+}
+
+impl<'h> Recorded<'h> for PlanningRow<'h> {
+    fn change_id(self) -> &'h str {
+        self.text(self.row.change_id)
+    }
+    fn author(self) -> &'h str {
+        self.text(self.row.author)
+    }
+    fn timestamp(self) -> SystemTime {
+        self.row.timestamp
+    }
+    fn state(self) -> State {
+        self.row.state
+    }
+    fn change_log_class(self) -> &'h str {
+        self.text(self.row.change_log_class)
+    }
+    fn system_change(self) -> bool {
+        self.row.system_change
+    }
+    fn checksum(self) -> Option<&'h str> {
+        self.row.checksum.map(|span| self.text(span))
     }
 }
 
@@ -300,6 +346,28 @@ mod tests {
         assert!(history.iter().eq(pushed.iter().copied()));
         assert_eq!(history.get(3), Some(pushed[3]));
         assert_eq!(history.get(5), None);
+    }
+
+    #[test]
+    fn rows_read_the_fields_of_the_entries() {
+        let mut pushed = [
+            entry("a", "x", "app::A"),
+            entry("bb", "x", "app::A"),
+            entry("ccc", "y", "com.acme.C"),
+        ];
+        pushed[1].system_change = true;
+        pushed[2].state = State::RolledBack;
+        let history: PlanningHistory = pushed.iter().copied().collect();
+        assert_eq!(history.rows().len(), pushed.len());
+        for (row, entry) in history.rows().zip(pushed) {
+            assert_eq!(row.change_id(), entry.change_id);
+            assert_eq!(row.author(), entry.author);
+            assert_eq!(row.timestamp(), entry.timestamp);
+            assert_eq!(row.state(), entry.state);
+            assert_eq!(row.change_log_class(), entry.change_log_class);
+            assert_eq!(row.system_change(), entry.system_change);
+            assert_eq!(row.checksum(), entry.checksum);
+        }
     }
 
     #[test]

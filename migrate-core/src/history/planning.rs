@@ -202,30 +202,38 @@ pub(crate) struct PlanningRow<'h> {
 }
 
 impl<'h> PlanningRow<'h> {
+    #[inline]
     fn text(self, span: Span) -> &'h str {
         &self.text[span.range()]
     }
 }
 
 impl<'h> Recorded<'h> for PlanningRow<'h> {
+    #[inline]
     fn change_id(self) -> &'h str {
         self.text(self.row.change_id)
     }
+    #[inline]
     fn author(self) -> &'h str {
         self.text(self.row.author)
     }
+    #[inline]
     fn timestamp(self) -> SystemTime {
         self.row.timestamp
     }
+    #[inline]
     fn state(self) -> State {
         self.row.state
     }
+    #[inline]
     fn change_log_class(self) -> &'h str {
         self.text(self.row.change_log_class)
     }
+    #[inline]
     fn system_change(self) -> bool {
         self.row.system_change
     }
+    #[inline]
     fn checksum(self) -> Option<&'h str> {
         self.row.checksum.map(|span| self.text(span))
     }

@@ -518,8 +518,8 @@ impl<T: UnitType> ChangeUnitInstance for Instance<T> {
 /// handles, whose types are deep, that proof is not cached between items and costs about a
 /// millisecond each time.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a change unit",
-    note = "add `#[change_unit(id = \"...\", order = \"...\")]` to the struct `{Self}`"
+    message = "`{Self}` is neither a change unit nor a change log",
+    note = "add `#[change_unit(id = \"...\", order = \"...\")]` or `#[change_log]` to the struct `{Self}`"
 )]
 pub trait UnitType: Send + Sync + 'static {}
 

@@ -392,8 +392,8 @@ impl<'a> Fields<'a> {
     }
 
     /// A string field's bytes, not checked to be UTF-8: for values compared with known
-    /// strings.
-    #[inline]
+    /// strings. Inlined, so that the slot of a constant `field` is found at compile time.
+    #[inline(always)]
     fn string_bytes(&self, field: &str) -> Result<Option<&'a [u8]>, String> {
         if let Some(Some((raw::STRING, bytes))) = self.scanned(field) {
             return raw::string_bytes(field.as_bytes(), bytes).map(Some);

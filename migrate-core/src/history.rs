@@ -118,8 +118,8 @@ pub struct HistoryEntry<M = ()> {
     pub checksum: Option<String>,
 }
 
-/// A recorded step, as planning sees it: a `&HistoryEntry` or a [`PlanningEntry`], both
-/// cheap to copy and borrowing their strings from the history read.
+/// A recorded step, as planning sees it: a `&HistoryEntry`, or a row of a
+/// [`PlanningHistory`], both cheap to copy and borrowing their strings from the history read.
 pub(crate) trait Recorded<'h>: Copy {
     fn change_id(self) -> &'h str;
     fn author(self) -> &'h str;
@@ -151,30 +151,6 @@ impl<'h, M> Recorded<'h> for &'h HistoryEntry<M> {
     }
     fn checksum(self) -> Option<&'h str> {
         self.checksum.as_deref()
-    }
-}
-
-impl<'h> Recorded<'h> for PlanningEntry<'h> {
-    fn change_id(self) -> &'h str {
-        self.change_id
-    }
-    fn author(self) -> &'h str {
-        self.author
-    }
-    fn timestamp(self) -> SystemTime {
-        self.timestamp
-    }
-    fn state(self) -> State {
-        self.state
-    }
-    fn change_log_class(self) -> &'h str {
-        self.change_log_class
-    }
-    fn system_change(self) -> bool {
-        self.system_change
-    }
-    fn checksum(self) -> Option<&'h str> {
-        self.checksum
     }
 }
 

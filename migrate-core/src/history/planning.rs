@@ -173,24 +173,18 @@ impl PlanningHistory {
     /// The entries as planning's passes read them: each string is sliced from the buffer
     /// only when a pass asks for it.
     pub(crate) fn rows(&self) -> impl ExactSizeIterator<Item = PlanningRow<'_>> + '_ {
-        self.rows.iter().map(|row| PlanningRow {
-            text: &self.text,
-            row,
-        })
+        self.rows.iter().map(|row| self.row(row))
     }
 
-    fn entry(&self, row: &Row) -> PlanningEntry<'_> {
-        let text = |span: Span| &self.text[span.range()];
-        PlanningEntry {
-            change_id: text(row.change_id),
-            author: text(row.author),
-            timestamp: row.timestamp,
-            state: row.state,
-            entry_type: row.entry_type,
-            change_log_class: text(row.change_log_class),
-            system_change: row.system_change,
-            checksum: row.checksum.map(text),
+    fn row<'h>(&'h self, row: &'h Row) -> PlanningRow<'h> {
+        PlanningRow {
+            text: &self.text,
+            row,
         }
+    }
+
+    fn entry<'h>(&'h self, row: &'h Row) -> PlanningEntry<'h> {
+        self.row(row).entry()
     }
 }
 
@@ -205,6 +199,20 @@ impl<'h> PlanningRow<'h> {
     #[inline]
     fn text(self, span: Span) -> &'h str {
         &self.text[span.range()]
+    }
+
+    /// Every field at once.
+    fn entry(self) -> PlanningEntry<'h> {
+        PlanningEntry {
+            change_id: self.change_id(),
+            author: self.author(),
+            timestamp: self.row.timestamp,
+            state: self.row.state,
+            entry_type: self.row.entry_type,
+            change_log_class: self.change_log_class(),
+            system_change: self.row.system_change,
+            checksum: self.checksum(),
+        }
     }
 }
 

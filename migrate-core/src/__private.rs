@@ -512,16 +512,19 @@ impl<T: UnitType> ChangeUnitInstance for Instance<T> {
     }
 }
 
-/// The type of a change unit or of a change log. `#[change_unit]` and `#[change_log]` implement
-/// it for their struct, so rustc proves `Send + Sync + 'static` once, where it checks that
-/// impl. A bound on `Send + Sync` itself would be proven again at every use: for the driver's
-/// handles, whose types are deep, that proof is not cached between items and costs about a
-/// millisecond each time.
+/// The type of a change unit or of a change log. `#[change_unit]` implements it for its
+/// struct, and every change log has it, so rustc proves `Send + Sync + 'static` once, where it
+/// checks that impl (or the change log's). A bound on `Send + Sync` itself would be proven
+/// again at every use: for the driver's handles, whose types are deep, that proof is not
+/// cached between items and costs about a millisecond each time.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is neither a change unit nor a change log",
     note = "add `#[change_unit(id = \"...\", order = \"...\")]` or `#[change_log]` to the struct `{Self}`"
 )]
 pub trait UnitType: Send + Sync + 'static {}
+
+/// A change log is proven `Send + Sync + 'static` where its `IsChangeLog` impl is checked.
+impl<T: IsChangeLog> UnitType for T {}
 
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.
 pub fn instance<T: UnitType>(
@@ -543,7 +546,7 @@ pub fn instance<T: UnitType>(
     label = "`#[change_log]` on this impl needs `#[change_log]` on the struct `{Self}`",
     note = "add `#[change_log]` or `#[change_log(order = \"...\")]` to the struct `{Self}`"
 )]
-pub trait IsChangeLog: UnitType + Sized {
+pub trait IsChangeLog: Sized + Send + Sync + 'static {
     /// Where the change log runs among change units.
     const ORDER: &'static str;
     /// The Rust path of the type, recorded as `changeLogClass`.

@@ -68,16 +68,10 @@ impl ChangeLog {
             .fields
             .iter()
             .map(|f| f.initializer(&private, &deps, &unit_id_value));
-        // Spanned at the struct's name, like a change unit's.
-        let unit_type = quote_spanned! {ident.span()=>
-            impl #private::UnitType for #ident {}
-        };
         quote! {
             #item
 
             const _: () = {
-                #unit_type
-
                 impl #private::IsChangeLog for #ident {
                     const ORDER: &'static str = #order;
                     const TYPE_PATH: &'static str =

@@ -14,42 +14,38 @@ mod text;
 
 pub use text::{TextParts, UnitText};
 
-/// The parts of a [`ChangeUnit`], filled in by generated code as a `static` that the
-/// registered [`ChangeUnit`] points to.
-pub struct UnitSpec {
-    /// The id, order, author, system version, type path and source file.
+/// What a unit declares in its attribute, besides what its steps contribute.
+pub struct UnitAttributes {
+    /// The id, order, author and system version.
     pub text: UnitText,
     pub run_always: bool,
     pub transactional: bool,
     pub fail_fast: bool,
-    pub profiles: &'static [&'static str],
+    /// `None` unless the unit has profiles or is a change set.
+    pub extra: Option<&'static UnitExtra>,
     pub line: u32,
-    /// The injection sites of the struct's fields.
-    pub fields: Requirements,
-    /// What the unit's methods contribute.
-    pub steps: StepTable,
-    pub instantiate: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
-    /// `Some` for a `#[change_set]` method of a `#[change_log]`, `None` for a change unit.
-    pub change_set: Option<ChangeSetSpec>,
-    /// Whether the unit is one of the framework's own (recorded with `systemChange: true`).
-    pub system: bool,
 }
 
-/// What a unit's steps contribute to its [`UnitSpec`], read from their [`StepDef`]s once.
+/// What few units have: profiles, or a change log. Kept apart, so that a unit without them
+/// registers no pointer for them.
+pub struct UnitExtra {
+    /// Profile expressions: `"p"` requires an active profile, `"!p"` excludes one.
+    pub profiles: &'static [&'static str],
+    /// `Some` for a `#[change_set]` method of a `#[change_log]`.
+    pub change_set: Option<ChangeSetSpec>,
+}
+
+/// What a unit's steps contribute to its [`ChangeUnit`], read from their [`StepDef`]s once.
 pub struct StepTable {
-    pub execution_method: &'static str,
-    pub before_method: Option<&'static str>,
     pub execution_takes_session: bool,
     pub rollback_does_nothing: bool,
     /// The unit's checksum: its struct's and its methods' token hashes combined.
     pub checksum: Checksum,
-    /// Each step's injection sites, indexed by [`Step`].
-    pub requirements: [Requirements; 4],
 }
 
 /// What the four [`StepDef`]s of a unit (its method markers' or the fallbacks') contribute
-/// to its [`UnitSpec`], for a unit whose struct's tokens hash to `struct_checksum`; the steps
-/// come in the order of [`Step`]'s variants.
+/// to its [`ChangeUnit`], for a unit whose struct's tokens hash to `struct_checksum`; the
+/// steps come in the order of [`Step`]'s variants.
 pub const fn step_table<T, P0, P1, P2, P3>(
     struct_checksum: u64,
     before: StepDef<T, P0>,
@@ -58,8 +54,6 @@ pub const fn step_table<T, P0, P1, P2, P3>(
     rollback_before: StepDef<T, P3>,
 ) -> StepTable {
     StepTable {
-        execution_method: execution.method_name(),
-        before_method: before.method,
         execution_takes_session: execution.takes_session,
         rollback_does_nothing: rollback.does_nothing,
         checksum: Checksum::of([
@@ -69,16 +63,10 @@ pub const fn step_table<T, P0, P1, P2, P3>(
             rollback.checksum,
             rollback_before.checksum,
         ]),
-        requirements: [
-            before.requirements,
-            execution.requirements,
-            rollback.requirements,
-            rollback_before.requirements,
-        ],
     }
 }
 
-/// What a change set adds to its [`UnitSpec`], whose `order` is its change log's.
+/// What a change set adds to its [`ChangeUnit`], whose `order` is its change log's.
 pub struct ChangeSetSpec {
     /// The change set's own order within its change log.
     pub order: &'static str,
@@ -86,9 +74,109 @@ pub struct ChangeSetSpec {
     pub change_log_profiles: &'static [&'static str],
 }
 
-/// The descriptor of a unit, for the registry.
-pub const fn change_unit(spec: &'static UnitSpec) -> ChangeUnit {
-    ChangeUnit::from_spec(spec)
+/// The registered descriptor of a change unit: its attributes, its steps' table, and the
+/// generated function that answers for the rest ([`UnitCall`]).
+pub const fn change_unit(unit: UnitAttributes, steps: StepTable, code: UnitCode) -> ChangeUnit {
+    ChangeUnit::new(unit, steps, code, false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A unit's code. The registered `static` of a unit is read at every start, and every pointer
+// in it is a relocation the loader applies before `main`, writing to its page. So it holds
+// one pointer to code, and what only a run or a report needs (names, injection sites, the
+// constructor) is asked of that code.
+// ---------------------------------------------------------------------------------------------
+
+/// The generated function of a unit, answering each [`UnitCall`].
+pub type UnitCode = fn(UnitCall<'_, '_>);
+
+/// A request to a unit's generated code.
+pub enum UnitCall<'a, 'd> {
+    /// Fill in the unit's names.
+    Names(&'a mut UnitNames),
+    /// List the injection sites: the struct's fields', then each step's, in order.
+    Sites(&'a mut Vec<(Requirement, &'static str)>),
+    /// Build the unit.
+    Instantiate(&'a mut Instantiation<'d>),
+}
+
+/// The names a unit is recorded and reported with.
+#[derive(Clone, Copy, Default)]
+pub struct UnitNames {
+    /// The Rust path of the unit's type, or of a change set's change log.
+    pub type_path: &'static str,
+    /// The source file that declares the unit.
+    pub file: &'static str,
+    /// The `#[execution]` (or `#[change_set]`) method.
+    pub execution_method: &'static str,
+    /// The `#[before_execution]` method, if any.
+    pub before_method: Option<&'static str>,
+}
+
+impl UnitNames {
+    /// Sets every name. Taken one by one, each stays a constant of the caller's code rather
+    /// than a `static` of pointers.
+    pub fn set(
+        &mut self,
+        type_path: &'static str,
+        file: &'static str,
+        execution_method: &'static str,
+        before_method: Option<&'static str>,
+    ) {
+        *self = UnitNames {
+            type_path,
+            file,
+            execution_method,
+            before_method,
+        };
+    }
+}
+
+/// Adds the sites of a unit's fields, then of its four steps (in the order of [`Step`]'s
+/// variants), to `list`.
+///
+/// The groups come one by one, so that no `static` table of them is built.
+pub fn list_sites(
+    list: &mut Vec<(Requirement, &'static str)>,
+    fields: Requirements,
+    before: Requirements,
+    execution: Requirements,
+    rollback: Requirements,
+    rollback_before: Requirements,
+) {
+    let groups = [fields, before, execution, rollback, rollback_before];
+    list.extend(
+        groups
+            .iter()
+            .flat_map(|group| group.iter())
+            .map(RequirementSite::get),
+    );
+}
+
+/// A unit to build from a dependency map, for [`UnitCall::Instantiate`].
+pub struct Instantiation<'a> {
+    deps: &'a Dependencies,
+    unit: Option<Result<Box<dyn ChangeUnitInstance>, BoxError>>,
+}
+
+impl<'a> Instantiation<'a> {
+    pub(crate) fn new(deps: &'a Dependencies) -> Self {
+        Instantiation { deps, unit: None }
+    }
+
+    /// Builds the unit with `build`.
+    pub fn build(
+        &mut self,
+        build: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
+    ) {
+        self.unit = Some(build(self.deps));
+    }
+
+    /// What the unit's code built, or an error naming `unit_id` if it built nothing.
+    pub(crate) fn finish(self, unit_id: &str) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+        self.unit
+            .unwrap_or_else(|| Err(format!("change unit `{unit_id}` was not built").into()))
+    }
 }
 
 /// Builds `unit`, resolving its fields from `deps`.
@@ -145,15 +233,6 @@ impl RequirementSite {
 
 /// The injection sites of a struct or of one step.
 pub type Requirements = &'static [RequirementSite];
-
-/// Every site of `spec`: its fields', then each step's, in order.
-pub(crate) fn list_requirements(spec: &UnitSpec) -> Vec<(Requirement, &'static str)> {
-    std::iter::once(spec.fields)
-        .chain(spec.steps.requirements)
-        .flat_map(|group| group.iter())
-        .map(RequirementSite::get)
-        .collect()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Glue between `#[change_unit]` and the method markers (`#[execution]` and friends).
@@ -527,10 +606,16 @@ pub trait UnitType: Send + Sync + 'static {}
 impl<T: IsChangeLog> UnitType for T {}
 
 /// The runtime object of a unit built as `unit`, running its steps with `steps`.
+/// The steps come one by one, in the order of [`Step`]'s variants, so that no `static` table
+/// of them is built.
 pub fn instance<T: UnitType>(
     unit: T,
-    steps: Steps<T>,
+    before: StepRun<T>,
+    execution: StepRun<T>,
+    rollback: StepRun<T>,
+    rollback_before: StepRun<T>,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+    let steps = [before, execution, rollback, rollback_before];
     Ok(Box::new(Instance { unit, steps }))
 }
 
@@ -571,61 +656,86 @@ pub trait ChangeSetDef: 'static {
     const ID: &'static str;
     /// The method, as a step of the change log.
     const STEP: StepDef<Self::Log, Present>;
+    /// The source file of the `#[change_set]` attribute.
+    const FILE: &'static str;
 }
 
 /// What a change set declares in its attribute, besides its id.
 pub struct ChangeSetAttributes {
     /// From [`change_set_text`].
     pub text: &'static TextParts,
-    pub order: &'static str,
+    /// From [`change_set_extra`].
+    pub extra: &'static UnitExtra,
     pub run_always: bool,
-    pub profiles: &'static [&'static str],
     pub line: u32,
 }
 
-/// The strings of the change set `S`: its id, its change log's order and type path, and the
-/// author, system version and file of its attribute.
+/// The strings of the change set `S`: its id, its change log's order, and the author and
+/// system version of its attribute.
 pub const fn change_set_text<S: ChangeSetDef>(
     author: &'static str,
     system_version: &'static str,
-    file: &'static str,
 ) -> TextParts {
     TextParts {
         id: S::ID,
         order: <S::Log as IsChangeLog>::ORDER,
         author: Some(author),
         system_version,
-        type_path: <S::Log as IsChangeLog>::TYPE_PATH,
-        file,
     }
 }
 
-/// The parts of the change set `S`'s descriptor: its change log's order, type path and
-/// profiles, its own attributes, and no rollback. Generated code keeps them in a `static` and
-/// registers [`change_unit`] of it.
-pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> UnitSpec {
-    UnitSpec {
+/// What the change set `S` adds to a unit: its own order and profiles, and its change
+/// log's profiles.
+pub const fn change_set_extra<S: ChangeSetDef>(
+    order: &'static str,
+    profiles: &'static [&'static str],
+) -> UnitExtra {
+    UnitExtra {
+        profiles,
+        change_set: Some(ChangeSetSpec {
+            order,
+            change_log_profiles: <S::Log as IsChangeLog>::PROFILES,
+        }),
+    }
+}
+
+/// The registered descriptor of the change set `S`: its change log's order, type path and
+/// profiles, its own attributes, and no rollback.
+pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit {
+    let unit = UnitAttributes {
         text: UnitText::Parts(set.text),
         run_always: set.run_always,
         transactional: true,
         fail_fast: true,
-        profiles: set.profiles,
+        extra: Some(set.extra),
         line: set.line,
-        fields: <S::Log as IsChangeLog>::REQUIREMENTS,
-        steps: StepTable {
-            execution_method: S::STEP.method_name(),
-            before_method: None,
-            execution_takes_session: S::STEP.takes_session,
-            rollback_does_nothing: true,
-            checksum: Checksum::of_change_set(<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum),
-            requirements: [&[], S::STEP.requirements, &[], &[]],
-        },
-        instantiate: instantiate_change_set::<S>,
-        change_set: Some(ChangeSetSpec {
-            order: set.order,
-            change_log_profiles: <S::Log as IsChangeLog>::PROFILES,
-        }),
-        system: false,
+    };
+    let steps = StepTable {
+        execution_takes_session: S::STEP.takes_session,
+        rollback_does_nothing: true,
+        checksum: Checksum::of_change_set(<S::Log as IsChangeLog>::CHECKSUM, S::STEP.checksum),
+    };
+    ChangeUnit::new(unit, steps, change_set_code::<S>, false)
+}
+
+/// The code of the change set `S` (see [`UnitCall`]).
+fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) {
+    match call {
+        UnitCall::Names(names) => names.set(
+            <S::Log as IsChangeLog>::TYPE_PATH,
+            S::FILE,
+            S::STEP.method_name(),
+            None,
+        ),
+        UnitCall::Sites(list) => list_sites(
+            list,
+            <S::Log as IsChangeLog>::REQUIREMENTS,
+            &[],
+            S::STEP.requirements,
+            &[],
+            &[],
+        ),
+        UnitCall::Instantiate(unit) => unit.build(instantiate_change_set::<S>),
     }
 }
 
@@ -634,7 +744,11 @@ fn instantiate_change_set<S: ChangeSetDef>(
     deps: &Dependencies,
 ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let log = S::Log::build(deps, S::ID)?;
-    let mut steps: Steps<S::Log> = [StepRun::Absent; 4];
-    steps[Step::Execution as usize] = S::STEP.run;
-    instance(log, steps)
+    instance(
+        log,
+        StepRun::Absent,
+        S::STEP.run,
+        StepRun::Absent,
+        StepRun::Absent,
+    )
 }

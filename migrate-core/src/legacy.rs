@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::__private::{Checksum, StepTable, TextParts, UnitSpec, UnitText};
+use crate::__private::{Checksum, StepTable, TextParts, UnitAttributes, UnitCall, UnitText};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
 use crate::inject::{Dep, Dependencies};
@@ -235,27 +235,21 @@ pub struct LegacyCountMismatch {
 // The system unit, in Mongock's two forms: once, and on every run.
 // ---------------------------------------------------------------------------------------------
 
-const fn spec(run_always: bool) -> UnitSpec {
-    UnitSpec {
+const fn unit(run_always: bool) -> ChangeUnit {
+    let unit = UnitAttributes {
         text: UnitText::Parts(&TEXT),
         run_always,
         transactional: true,
         fail_fast: true,
-        profiles: &[],
+        extra: None,
         line: line!(),
-        fields: &[],
-        steps: StepTable {
-            execution_method: "import",
-            before_method: None,
-            execution_takes_session: true,
-            rollback_does_nothing: true,
-            checksum: Checksum::Fixed(0),
-            requirements: [&[]; 4],
-        },
-        instantiate,
-        change_set: None,
-        system: true,
-    }
+    };
+    let steps = StepTable {
+        execution_takes_session: true,
+        rollback_does_nothing: true,
+        checksum: Checksum::Fixed(0),
+    };
+    ChangeUnit::new(unit, steps, code, true)
 }
 
 const TEXT: TextParts = TextParts {
@@ -263,14 +257,19 @@ const TEXT: TextParts = TextParts {
     order: "",
     author: Some(LEGACY_MIGRATION_AUTHOR),
     system_version: "0",
-    type_path: "migrate::LegacyMigration",
-    file: file!(),
 };
 
-static RUN_ONCE_SPEC: UnitSpec = spec(false);
-static RUN_ALWAYS_SPEC: UnitSpec = spec(true);
-static RUN_ONCE: ChangeUnit = ChangeUnit::from_spec(&RUN_ONCE_SPEC);
-static RUN_ALWAYS: ChangeUnit = ChangeUnit::from_spec(&RUN_ALWAYS_SPEC);
+static RUN_ONCE: ChangeUnit = unit(false);
+static RUN_ALWAYS: ChangeUnit = unit(true);
+
+/// The system unit's code (see [`UnitCall`]).
+fn code(call: UnitCall<'_, '_>) {
+    match call {
+        UnitCall::Names(names) => names.set("migrate::LegacyMigration", file!(), "import", None),
+        UnitCall::Sites(_) => {}
+        UnitCall::Instantiate(unit) => unit.build(instantiate),
+    }
+}
 
 fn instantiate(deps: &Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
     let importer = deps.get_dep::<Importer>().ok_or_else(|| -> BoxError {

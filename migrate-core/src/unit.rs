@@ -5,7 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::__private::UnitSpec;
+use crate::__private::{
+    Checksum, Instantiation, StepTable, UnitAttributes, UnitCall, UnitCode, UnitExtra, UnitNames,
+    UnitText,
+};
 use crate::inject::{Dependencies, Requirement};
 
 pub use crate::rules::steps::Step;
@@ -82,8 +85,22 @@ pub trait ChangeUnitInstance: Send + Sync {
 }
 
 /// Static description of one change unit, registered by `#[change_unit]`.
+///
+/// It holds what every start reads of a unit and no pointer it can do without: each is a
+/// relocation the loader applies before `main`. Names, injection sites and the constructor
+/// come from the unit's generated code when asked for.
 pub struct ChangeUnit {
-    spec: &'static UnitSpec,
+    text: UnitText,
+    checksum: Checksum,
+    code: UnitCode,
+    extra: Option<&'static UnitExtra>,
+    line: u32,
+    run_always: bool,
+    transactional: bool,
+    fail_fast: bool,
+    system: bool,
+    execution_takes_session: bool,
+    rollback_does_nothing: bool,
 }
 
 /// The author recorded for units that do not name one and run without
@@ -91,38 +108,56 @@ pub struct ChangeUnit {
 pub const DEFAULT_AUTHOR: &str = "default-author";
 
 impl ChangeUnit {
-    pub(crate) const fn from_spec(spec: &'static UnitSpec) -> Self {
-        ChangeUnit { spec }
+    pub(crate) const fn new(
+        unit: UnitAttributes,
+        steps: StepTable,
+        code: UnitCode,
+        system: bool,
+    ) -> Self {
+        ChangeUnit {
+            text: unit.text,
+            checksum: steps.checksum,
+            code,
+            extra: unit.extra,
+            line: unit.line,
+            run_always: unit.run_always,
+            transactional: unit.transactional,
+            fail_fast: unit.fail_fast,
+            system,
+            execution_takes_session: steps.execution_takes_session,
+            rollback_does_nothing: steps.rollback_does_nothing,
+        }
     }
 
     /// The unit's id, unique together with its author.
     pub fn id(&self) -> &'static str {
-        self.spec.text.id()
+        self.text.id()
     }
 
     /// The order key, compared as a plain string. For a change set, its change log's order:
     /// where the change log runs among change units.
     pub fn order(&self) -> &'static str {
-        self.spec.text.order()
+        self.text.order()
     }
 
     /// Whether this is a `#[change_set]` method of a `#[change_log]` (the legacy model)
     /// rather than a `#[change_unit]`.
     pub fn is_change_set(&self) -> bool {
-        self.spec.change_set.is_some()
+        self.change_set_order().is_some()
     }
 
     /// A change set's own order within its change log (`""` when it declares none); `None`
     /// for a change unit.
     pub fn change_set_order(&self) -> Option<&'static str> {
-        self.spec.change_set.as_ref().map(|set| set.order)
+        let extra = self.extra?;
+        extra.change_set.as_ref().map(|set| set.order)
     }
 
     /// Whether this is one of the framework's own units (such as the import of earlier
     /// history), recorded with `systemChange: true`. System units run before every other
     /// unit, whatever the system version window and the profiles.
     pub fn is_system(&self) -> bool {
-        self.spec.system
+        self.system
     }
 
     /// Whether the unit has rollback code: change units do; change sets and system units do
@@ -136,107 +171,102 @@ impl ChangeUnit {
     pub(crate) fn sort_key(
         &self,
     ) -> (bool, &'static str, &'static str, &'static str, &'static str) {
-        let (group, within) = match &self.spec.change_set {
-            Some(set) => (self.spec.text.type_path(), set.order),
-            None => (self.spec.text.id(), ""),
+        let (group, within) = match self.change_set_order() {
+            Some(order) => (self.type_path(), order),
+            None => (self.id(), ""),
         };
-        (
-            !self.spec.system,
-            self.spec.text.order(),
-            group,
-            within,
-            self.spec.text.id(),
-        )
+        (!self.system, self.order(), group, within, self.id())
     }
 
     /// The author named in the attribute, if any.
     pub fn declared_author(&self) -> Option<&'static str> {
-        self.spec.text.author()
+        self.text.author()
     }
 
     /// The system version the unit belongs to (`"0"` unless set).
     pub fn system_version(&self) -> &'static str {
-        self.spec.text.system_version()
+        self.text.system_version()
     }
 
     /// Whether the unit runs on every run.
     pub fn run_always(&self) -> bool {
-        self.spec.run_always
+        self.run_always
     }
 
     /// Whether the unit's execution runs in a transaction when the store supports one.
     pub fn transactional(&self) -> bool {
-        self.spec.transactional
+        self.transactional
     }
 
     /// Whether a failure of this unit stops the run.
     pub fn fail_fast(&self) -> bool {
-        self.spec.fail_fast
+        self.fail_fast
     }
 
     /// Profile expressions: `"p"` requires an active profile, `"!p"` excludes one.
     pub fn profiles(&self) -> &'static [&'static str] {
-        self.spec.profiles
+        self.extra.map_or(&[], |extra| extra.profiles)
     }
 
     /// A change set's change log's profile expressions, which must match too; empty for a
     /// change unit.
     pub fn change_log_profiles(&self) -> &'static [&'static str] {
-        self.spec
-            .change_set
-            .as_ref()
+        self.extra
+            .and_then(|extra| extra.change_set.as_ref())
             .map_or(&[], |set| set.change_log_profiles)
     }
 
     /// The Rust path of the unit's type, or of a change set's change log (recorded as
     /// `changeLogClass`).
     pub fn type_path(&self) -> &'static str {
-        self.spec.text.type_path()
+        self.names().type_path
     }
 
     /// The name of the `#[execution]` method, or of the `#[change_set]` method (recorded as
     /// `changeSetMethod`).
     pub fn execution_method(&self) -> &'static str {
-        self.spec.steps.execution_method
+        self.names().execution_method
     }
 
     /// The name of the `#[before_execution]` method, if the unit has one.
     pub fn before_method(&self) -> Option<&'static str> {
-        self.spec.steps.before_method
+        self.names().before_method
     }
 
     /// Whether the `#[execution]` method takes the store session. In a transaction, writes
     /// made without it escape the transaction.
     pub fn execution_takes_session(&self) -> bool {
-        self.spec.steps.execution_takes_session
+        self.execution_takes_session
     }
 
     /// Whether the unit can be undone: its `#[rollback_execution]` method does something
     /// (an empty body or a lone `Ok(())` does not).
     pub fn can_undo(&self) -> bool {
-        !self.spec.steps.rollback_does_nothing
+        !self.rollback_does_nothing
     }
 
     /// A checksum of the unit's source tokens (whitespace and comments ignored), as 16 hex
     /// digits.
     pub fn checksum(&self) -> String {
-        format!("{:016x}", self.spec.steps.checksum.value())
+        format!("{:016x}", self.checksum.value())
     }
 
     /// Whether `recorded` (16 hex digits, as [`checksum`](Self::checksum) writes them) is
     /// this unit's checksum. Compares without formatting.
     pub(crate) fn has_checksum(&self, recorded: &str) -> bool {
-        parse_checksum(recorded) == Some(self.spec.steps.checksum.value())
+        parse_checksum(recorded) == Some(self.checksum.value())
     }
 
     /// Where the unit is declared, as `file:line`.
     pub fn location(&self) -> String {
-        format!("{}:{}", self.spec.text.file(), self.spec.line)
+        format!("{}:{}", self.names().file, self.line)
     }
 
     /// Every injection site of the unit, with a description of the site.
     pub fn requirements(&self) -> Vec<(Requirement, &'static str)> {
-        crate::__private::list_requirements(self.spec)
+        let mut sites = Vec::new();
+        (self.code)(UnitCall::Sites(&mut sites));
+        sites
     }
 
     /// Builds the unit, resolving its fields from `deps`.
@@ -244,7 +274,16 @@ impl ChangeUnit {
         &self,
         deps: &Dependencies,
     ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-        (self.spec.instantiate)(deps)
+        let mut unit = Instantiation::new(deps);
+        (self.code)(UnitCall::Instantiate(&mut unit));
+        unit.finish(self.id())
+    }
+
+    /// The unit's names, from its code.
+    fn names(&self) -> UnitNames {
+        let mut names = UnitNames::default();
+        (self.code)(UnitCall::Names(&mut names));
+        names
     }
 }
 
@@ -262,11 +301,11 @@ fn parse_checksum(text: &str) -> Option<u64> {
 impl fmt::Debug for ChangeUnit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChangeUnit")
-            .field("id", &self.spec.text.id())
-            .field("order", &self.spec.text.order())
-            .field("author", &self.spec.text.author())
-            .field("system_version", &self.spec.text.system_version())
-            .field("type_path", &self.spec.text.type_path())
+            .field("id", &self.id())
+            .field("order", &self.order())
+            .field("author", &self.declared_author())
+            .field("system_version", &self.system_version())
+            .field("type_path", &self.type_path())
             .field("change_set_order", &self.change_set_order())
             .finish_non_exhaustive()
     }

@@ -291,28 +291,24 @@ impl ChangeSet {
                     const ID: &'static str = #id;
                     const STEP: #private::StepDef<#self_ty, #private::Present> =
                         <#self_ty>::#step;
+                    const FILE: &'static str = ::core::file!();
                 }
 
                 static __MIGRATE_TEXT: #private::TextParts =
-                    #private::change_set_text::<__MigrateChangeSet>(
-                        #author,
-                        #system_version,
-                        ::core::file!(),
-                    );
+                    #private::change_set_text::<__MigrateChangeSet>(#author, #system_version);
 
-                static __MIGRATE_SPEC: #private::UnitSpec =
-                    #private::change_set::<__MigrateChangeSet>(#private::ChangeSetAttributes {
-                        text: &__MIGRATE_TEXT,
-                        order: #order,
-                        run_always: #run_always,
-                        profiles: &[#(#profiles),*],
-                        line: ::core::line!(),
-                    });
+                static __MIGRATE_EXTRA: #private::UnitExtra =
+                    #private::change_set_extra::<__MigrateChangeSet>(#order, &[#(#profiles),*]);
 
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
                 static __MIGRATE_UNIT: #private::ChangeUnit =
-                    #private::change_unit(&__MIGRATE_SPEC);
+                    #private::change_set::<__MigrateChangeSet>(#private::ChangeSetAttributes {
+                        text: &__MIGRATE_TEXT,
+                        extra: &__MIGRATE_EXTRA,
+                        run_always: #run_always,
+                        line: ::core::line!(),
+                    });
             };
         }
     }

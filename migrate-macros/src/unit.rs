@@ -81,17 +81,24 @@ impl Unit {
             ..
         } = self;
         let type_name = ident.unraw_name();
-        // The six strings in one, for one relocation instead of six (see `UnitText`).
+        // The four strings planning reads, in one, for one relocation (see `UnitText`).
         let author = self.author.as_deref().unwrap_or_default();
         let has_author = self.author.is_some();
-        let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
-        let lengths = [id.len(), order.len(), author.len(), system_version.len()];
+        let packed = format!("{id}{order}{author}{system_version}");
+        let lengths = [id.len(), order.len(), author.len()];
         let text = quote! {
-            #private::UnitText::packed(
-                ::core::concat!(#id, #order, #author, #system_version, #type_path, ::core::file!()),
-                [#(#lengths,)* #type_path.len()],
-                #has_author,
-            )
+            #private::UnitText::packed(#packed, [#(#lengths),*], #has_author)
+        };
+        let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
+        let extra = if profiles.is_empty() {
+            quote!(::core::option::Option::None)
+        } else {
+            quote! {
+                ::core::option::Option::Some(&#private::UnitExtra {
+                    profiles: &[#(#profiles),*],
+                    change_set: ::core::option::Option::None,
+                })
+            }
         };
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
@@ -115,16 +122,20 @@ impl Unit {
             impl #private::UnitType for #ident {}
         };
 
-        // A local interpolated with call-site hygiene, as in `step.rs`.
+        // Locals interpolated with call-site hygiene, as in `step.rs`.
         let deps = Ident::new("__migrate_deps", Span::call_site());
+        let call = Ident::new("__migrate_call", Span::call_site());
+        let answer = Ident::new("__migrate_answer", Span::call_site());
         let field_requirements = self.fields.iter().map(|f| f.requirement(&private));
         let unit_id = quote!(#id);
         let field_values = self
             .fields
             .iter()
             .map(|f| f.initializer(&private, &deps, &unit_id));
+        let before = Step::BeforeExecution.const_ident();
 
-        // The registered entry is one pointer to the unit's spec.
+        // One body: the code is a closure, type-checked with the registration. What it
+        // answers are constants of its code, not a table the loader would relocate.
         quote! {
             #item
 
@@ -138,34 +149,43 @@ impl Unit {
 
                 #unit_type
 
-                // One body: the constructor is a closure, type-checked with the spec.
-                static __MIGRATE_SPEC: #private::UnitSpec = {
-                    #required
-                    #private::UnitSpec {
-                        text: #text,
-                        run_always: #run_always,
-                        transactional: #transactional,
-                        fail_fast: #fail_fast,
-                        profiles: &[#(#profiles),*],
-                        line: ::core::line!(),
-                        fields: &[#(#field_requirements),*],
-                        steps: #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
-                        instantiate: |#deps| {
-                            #private::instance(
-                                #ident {
-                                    #(#field_values,)*
-                                },
-                                [#(#ident::#step_consts.run),*],
-                            )
-                        },
-                        change_set: ::core::option::Option::None,
-                        system: false,
-                    }
-                };
-
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
-                static __MIGRATE_UNIT: #private::ChangeUnit = #private::change_unit(&__MIGRATE_SPEC);
+                static __MIGRATE_UNIT: #private::ChangeUnit = {
+                    #required
+                    #private::change_unit(
+                        #private::UnitAttributes {
+                            text: #text,
+                            run_always: #run_always,
+                            transactional: #transactional,
+                            fail_fast: #fail_fast,
+                            extra: #extra,
+                            line: ::core::line!(),
+                        },
+                        #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
+                        |#call| match #call {
+                            #private::UnitCall::Names(#answer) => #answer.set(
+                                #type_path,
+                                ::core::file!(),
+                                #ident::#execution.method_name(),
+                                #ident::#before.method,
+                            ),
+                            #private::UnitCall::Sites(#answer) => #private::list_sites(
+                                #answer,
+                                const { &[#(#field_requirements),*] },
+                                #(#ident::#step_consts.requirements),*
+                            ),
+                            #private::UnitCall::Instantiate(#answer) => #answer.build(|#deps| {
+                                #private::instance(
+                                    #ident {
+                                        #(#field_values,)*
+                                    },
+                                    #(#ident::#step_consts.run),*
+                                )
+                            }),
+                        },
+                    )
+                };
 
                 impl #private::DescribeUnit for #ident {
                     fn change_unit() -> &'static #private::ChangeUnit {

@@ -87,8 +87,9 @@ pub const fn change_unit(unit: UnitAttributes, steps: StepTable, code: UnitCode)
 // constructor) is asked of that code.
 // ---------------------------------------------------------------------------------------------
 
-/// The generated function of a unit, answering each [`UnitCall`].
-pub type UnitCode = fn(UnitCall<'_, '_>);
+/// The generated function of a unit, answering each [`UnitCall`]. It fails only to build a
+/// unit whose fields cannot be resolved.
+pub type UnitCode = fn(UnitCall<'_, '_>) -> Result<(), BoxError>;
 
 /// A request to a unit's generated code.
 pub enum UnitCall<'a, 'd> {
@@ -96,8 +97,11 @@ pub enum UnitCall<'a, 'd> {
     Names(&'a mut UnitNames),
     /// List the injection sites: the struct's fields', then each step's, in order.
     Sites(&'a mut Vec<(Requirement, &'static str)>),
-    /// Build the unit.
-    Instantiate(&'a mut Instantiation<'d>),
+    /// Build the unit from the dependency map.
+    Instantiate(
+        &'d Dependencies,
+        &'a mut Option<Box<dyn ChangeUnitInstance>>,
+    ),
 }
 
 /// The names a unit is recorded and reported with.
@@ -151,32 +155,6 @@ pub fn list_sites(
             .flat_map(|group| group.iter())
             .map(RequirementSite::get),
     );
-}
-
-/// A unit to build from a dependency map, for [`UnitCall::Instantiate`].
-pub struct Instantiation<'a> {
-    deps: &'a Dependencies,
-    unit: Option<Result<Box<dyn ChangeUnitInstance>, BoxError>>,
-}
-
-impl<'a> Instantiation<'a> {
-    pub(crate) fn new(deps: &'a Dependencies) -> Self {
-        Instantiation { deps, unit: None }
-    }
-
-    /// Builds the unit with `build`.
-    pub fn build(
-        &mut self,
-        build: fn(&Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError>,
-    ) {
-        self.unit = Some(build(self.deps));
-    }
-
-    /// What the unit's code built, or an error naming `unit_id` if it built nothing.
-    pub(crate) fn finish(self, unit_id: &str) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-        self.unit
-            .unwrap_or_else(|| Err(format!("change unit `{unit_id}` was not built").into()))
-    }
 }
 
 /// Builds `unit`, resolving its fields from `deps`.
@@ -614,9 +592,9 @@ pub fn instance<T: UnitType>(
     execution: StepRun<T>,
     rollback: StepRun<T>,
     rollback_before: StepRun<T>,
-) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
+) -> Option<Box<dyn ChangeUnitInstance>> {
     let steps = [before, execution, rollback, rollback_before];
-    Ok(Box::new(Instance { unit, steps }))
+    Some(Box::new(Instance { unit, steps }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -719,7 +697,7 @@ pub const fn change_set<S: ChangeSetDef>(set: ChangeSetAttributes) -> ChangeUnit
 }
 
 /// The code of the change set `S` (see [`UnitCall`]).
-fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) {
+fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) -> Result<(), BoxError> {
     match call {
         UnitCall::Names(names) => names.set(
             <S::Log as IsChangeLog>::TYPE_PATH,
@@ -735,20 +713,11 @@ fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) {
             &[],
             &[],
         ),
-        UnitCall::Instantiate(unit) => unit.build(instantiate_change_set::<S>),
+        UnitCall::Instantiate(deps, unit) => {
+            let log = S::Log::build(deps, S::ID)?;
+            let none = StepRun::Absent;
+            *unit = instance(log, none, S::STEP.run, none, none);
+        }
     }
-}
-
-/// Builds the change log of `S` for it.
-fn instantiate_change_set<S: ChangeSetDef>(
-    deps: &Dependencies,
-) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-    let log = S::Log::build(deps, S::ID)?;
-    instance(
-        log,
-        StepRun::Absent,
-        S::STEP.run,
-        StepRun::Absent,
-        StepRun::Absent,
-    )
+    Ok(())
 }

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use crate::__private::{Checksum, StepTable, TextParts, UnitAttributes, UnitCall, UnitText};
 use crate::error::Error;
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State};
-use crate::inject::{Dep, Dependencies};
+use crate::inject::Dep;
 use crate::store::Store;
 use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
@@ -263,19 +263,18 @@ static RUN_ONCE: ChangeUnit = unit(false);
 static RUN_ALWAYS: ChangeUnit = unit(true);
 
 /// The system unit's code (see [`UnitCall`]).
-fn code(call: UnitCall<'_, '_>) {
+fn code(call: UnitCall<'_, '_>) -> Result<(), BoxError> {
     match call {
         UnitCall::Names(names) => names.set("migrate::LegacyMigration", file!(), "import", None),
         UnitCall::Sites(_) => {}
-        UnitCall::Instantiate(unit) => unit.build(instantiate),
+        UnitCall::Instantiate(deps, unit) => {
+            let importer = deps.get_dep::<Importer>().ok_or_else(|| -> BoxError {
+                "the import of earlier history runs only with `Runner::legacy_migration`".into()
+            })?;
+            *unit = Some(Box::new(ImportUnit { importer }));
+        }
     }
-}
-
-fn instantiate(deps: &Dependencies) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-    let importer = deps.get_dep::<Importer>().ok_or_else(|| -> BoxError {
-        "the import of earlier history runs only with `Runner::legacy_migration`".into()
-    })?;
-    Ok(Box::new(ImportUnit { importer }))
+    Ok(())
 }
 
 struct ImportUnit {

@@ -6,8 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::__private::{
-    Checksum, Instantiation, StepTable, UnitAttributes, UnitCall, UnitCode, UnitExtra, UnitNames,
-    UnitText,
+    Checksum, StepTable, UnitAttributes, UnitCall, UnitCode, UnitExtra, UnitNames, UnitText,
 };
 use crate::inject::{Dependencies, Requirement};
 
@@ -265,7 +264,8 @@ impl ChangeUnit {
     /// Every injection site of the unit, with a description of the site.
     pub fn requirements(&self) -> Vec<(Requirement, &'static str)> {
         let mut sites = Vec::new();
-        (self.code)(UnitCall::Sites(&mut sites));
+        // Listing sites cannot fail; only building a unit can.
+        let _ = (self.code)(UnitCall::Sites(&mut sites));
         sites
     }
 
@@ -274,15 +274,16 @@ impl ChangeUnit {
         &self,
         deps: &Dependencies,
     ) -> Result<Box<dyn ChangeUnitInstance>, BoxError> {
-        let mut unit = Instantiation::new(deps);
-        (self.code)(UnitCall::Instantiate(&mut unit));
-        unit.finish(self.id())
+        let mut unit = None;
+        (self.code)(UnitCall::Instantiate(deps, &mut unit))?;
+        unit.ok_or_else(|| format!("change unit `{}` was not built", self.id()).into())
     }
 
     /// The unit's names, from its code.
     fn names(&self) -> UnitNames {
         let mut names = UnitNames::default();
-        (self.code)(UnitCall::Names(&mut names));
+        // Naming cannot fail; only building a unit can.
+        let _ = (self.code)(UnitCall::Names(&mut names));
         names
     }
 }

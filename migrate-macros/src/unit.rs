@@ -163,26 +163,29 @@ impl Unit {
                             line: ::core::line!(),
                         },
                         #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
-                        |#call| match #call {
-                            #private::UnitCall::Names(#answer) => #answer.set(
-                                #type_path,
-                                ::core::file!(),
-                                #ident::#execution.method_name(),
-                                #ident::#before.method,
-                            ),
-                            #private::UnitCall::Sites(#answer) => #private::list_sites(
-                                #answer,
-                                const { &[#(#field_requirements),*] },
-                                #(#ident::#step_consts.requirements),*
-                            ),
-                            #private::UnitCall::Instantiate(#answer) => #answer.build(|#deps| {
-                                #private::instance(
-                                    #ident {
-                                        #(#field_values,)*
-                                    },
-                                    #(#ident::#step_consts.run),*
-                                )
-                            }),
+                        |#call| {
+                            match #call {
+                                #private::UnitCall::Names(#answer) => #answer.set(
+                                    #type_path,
+                                    ::core::file!(),
+                                    #ident::#execution.method_name(),
+                                    #ident::#before.method,
+                                ),
+                                #private::UnitCall::Sites(#answer) => #private::list_sites(
+                                    #answer,
+                                    const { &[#(#field_requirements),*] },
+                                    #(#ident::#step_consts.requirements),*
+                                ),
+                                #private::UnitCall::Instantiate(#deps, #answer) => {
+                                    *#answer = #private::instance(
+                                        #ident {
+                                            #(#field_values,)*
+                                        },
+                                        #(#ident::#step_consts.run),*
+                                    );
+                                }
+                            }
+                            ::core::result::Result::Ok(())
                         },
                     )
                 };

@@ -406,37 +406,30 @@ pub fn require_rollback_before_execution<T: ?Sized + HasRollbackBeforeExecution<
 pub fn require_before_execution<T: ?Sized + HasBeforeExecution<P>, P>(_step: &StepDef<T, P>) {}
 
 /// A unit's checksum: the token hashes of its struct and methods, combined (FNV-1a over the
-/// parts' bytes) when read. Combining them in the unit's const instead would make rustc
-/// interpret the hash once per unit, at every build.
+/// parts' bytes) in the unit's `static`, so that a start reads eight bytes and hashes nothing.
 #[derive(Clone, Copy)]
-pub enum Checksum {
-    /// Hashes to combine: the first `len` of `parts`.
-    Parts { parts: [u64; 5], len: usize },
-    /// A checksum recorded as it is (the framework's own units record `0`).
-    Fixed(u64),
-}
+pub struct Checksum(u64);
 
 impl Checksum {
     /// The checksum of a change unit: its struct's hash, then its steps' in the order of
     /// [`Step`]'s variants.
     pub const fn of(parts: [u64; 5]) -> Self {
-        Checksum::Parts { parts, len: 5 }
+        Checksum(crate::rules::checksum::combine(&parts))
     }
 
     /// The checksum of a change set: its change log's hash, then its method's.
     pub const fn of_change_set(change_log: u64, method: u64) -> Self {
-        Checksum::Parts {
-            parts: [change_log, method, 0, 0, 0],
-            len: 2,
-        }
+        Checksum(crate::rules::checksum::combine(&[change_log, method]))
+    }
+
+    /// A checksum recorded as it is (the framework's own units record `0`).
+    pub const fn fixed(value: u64) -> Self {
+        Checksum(value)
     }
 
     /// The combined checksum.
-    pub fn value(&self) -> u64 {
-        match self {
-            Checksum::Parts { parts, len } => crate::rules::checksum::combine(&parts[..*len]),
-            Checksum::Fixed(value) => *value,
-        }
+    pub fn value(self) -> u64 {
+        self.0
     }
 }
 

@@ -247,7 +247,7 @@ const fn unit(run_always: bool) -> ChangeUnit {
     let steps = StepTable {
         execution_takes_session: true,
         rollback_does_nothing: true,
-        checksum: Checksum::Fixed(0),
+        checksum: Checksum::fixed(0),
     };
     ChangeUnit::new(unit, steps, code, true)
 }

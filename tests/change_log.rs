@@ -268,6 +268,15 @@ fn change_sets_describe_themselves_as_such() {
     }
     assert_eq!(sets[1].change_set_order(), Some("001"));
     assert_eq!(sets[1].execution_method(), "important_work");
+    assert_eq!(sets[1].before_method(), None);
+    assert_eq!(sets[1].type_path(), "change_log::DatabaseChangelog");
+    assert!(sets[1].execution_takes_session());
+    assert!(sets[1].location().starts_with("tests/change_log.rs:"));
+    assert_ne!(sets[0].checksum(), sets[1].checksum());
+    // The change log's fields, then the method's parameters.
+    let sites: Vec<&str> = sets[2].requirements().iter().map(|(_, s)| *s).collect();
+    assert_eq!(sites.len(), 3, "{sites:?}");
+    assert!(sets[2].profiles().is_empty());
     assert_eq!(sets[2].system_version(), "1.1");
     assert!(sets[3].run_always());
     assert_eq!(LateChangelog::change_sets()[0].order(), "LateChangelog");
@@ -275,6 +284,7 @@ fn change_sets_describe_themselves_as_such() {
         DevChangelog::change_sets()[0].change_log_profiles(),
         ["dev"]
     );
+    assert_eq!(DevChangelog::change_sets()[0].profiles(), ["!prod"]);
     assert!(!Unit001::change_unit().is_change_set());
     assert!(Unit001::change_unit().has_rollback());
 }

@@ -576,9 +576,9 @@ pub trait UnitType: Send + Sync + 'static {}
 /// A change log is proven `Send + Sync + 'static` where its `IsChangeLog` impl is checked.
 impl<T: IsChangeLog> UnitType for T {}
 
-/// The runtime object of a unit built as `unit`, running its steps with `steps`.
-/// The steps come one by one, in the order of [`Step`]'s variants, so that no `static` table
-/// of them is built.
+/// The runtime object of a unit built as `unit`, running each step with its [`StepRun`], for
+/// [`UnitCall::Instantiate`]. The steps come one by one, so that no `static` table of them is
+/// built.
 pub fn instance<T: UnitType>(
     unit: T,
     before: StepRun<T>,

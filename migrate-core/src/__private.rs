@@ -510,9 +510,9 @@ pub fn instance<T: UnitType>(
     execution: StepRun<T>,
     rollback: StepRun<T>,
     rollback_before: StepRun<T>,
-) -> Option<Box<dyn ChangeUnitInstance>> {
+) -> Box<dyn ChangeUnitInstance> {
     let steps = [before, execution, rollback, rollback_before];
-    Some(Box::new(Instance { unit, steps }))
+    Box::new(Instance { unit, steps })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,7 +634,7 @@ fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) -> Result<(), BoxErr
         UnitCall::Instantiate(deps, unit) => {
             let log = S::Log::build(deps, S::ID)?;
             let none = StepRun::Absent;
-            *unit = instance(log, none, S::STEP.run, none, none);
+            *unit = Some(instance(log, none, S::STEP.run, none, none));
         }
     }
     Ok(())

@@ -314,7 +314,37 @@ impl fmt::Debug for ChangeUnit {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_checksum;
+    use super::*;
+
+    /// A unit whose code answers every request without building anything.
+    static SILENT: ChangeUnit = ChangeUnit::new(
+        UnitAttributes {
+            text: UnitText::packed("silent001", [6, 3, 0], false),
+            run_always: false,
+            transactional: true,
+            fail_fast: true,
+            extra: None,
+            line: 1,
+        },
+        StepTable {
+            execution_takes_session: false,
+            rollback_does_nothing: true,
+            checksum: Checksum::fixed(0),
+        },
+        |_| Ok(()),
+        false,
+    );
+
+    #[test]
+    fn code_that_builds_nothing_is_an_error_naming_the_unit() {
+        let error = match SILENT.instantiate(&Dependencies::new()) {
+            Ok(_) => panic!("a unit was built"),
+            Err(error) => error,
+        };
+        assert_eq!(error.to_string(), "change unit `silent` was not built");
+        assert_eq!(SILENT.execution_method(), "");
+        assert!(SILENT.requirements().is_empty());
+    }
 
     #[test]
     fn checksums_read_as_sixteen_hex_digits() {

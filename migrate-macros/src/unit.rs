@@ -177,12 +177,12 @@ impl Unit {
                                     #(#ident::#step_consts.requirements),*
                                 ),
                                 #private::UnitCall::Instantiate(#deps, #answer) => {
-                                    *#answer = #private::instance(
+                                    *#answer = ::core::option::Option::Some(#private::instance(
                                         #ident {
                                             #(#field_values,)*
                                         },
                                         #(#ident::#step_consts.run),*
-                                    );
+                                    ));
                                 }
                             }
                             ::core::result::Result::Ok(())

@@ -71,29 +71,60 @@ struct Param {
 /// Parses the method a marker is on, keeping its body as written rather than parsing it: the
 /// marker reads only the signature, and parsing a body and printing it back cost more than
 /// the rest of the expansion. The body's tokens come out exactly as they went in, so the
-/// method's checksum is that of the parsed method.
+/// method's checksum is that of the parsed method. The body group is split off before syn
+/// sees the tokens, so that its tokens are not buffered either.
 pub(crate) fn parse_method(tokens: TokenStream) -> syn::Result<ImplItemFn> {
-    let parser = |input: ParseStream<'_>| -> syn::Result<ImplItemFn> {
-        let attrs = input.call(Attribute::parse_outer)?;
-        let vis: Visibility = input.parse()?;
-        let mut modifiers = FnModifiers::default();
-        modifiers.defaultness = input.parse::<Option<Token![default]>>()?;
-        let sig: Signature = input.parse()?;
-        let body;
-        let brace_token = braced!(body in input);
-        let body: TokenStream = body.parse()?;
-        Ok(ImplItemFn {
-            attrs,
-            vis,
-            modifiers,
-            sig,
-            block: Block {
-                brace_token,
-                stmts: vec![Stmt::Item(Item::Verbatim(body))],
-            },
-        })
+    let mut trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let body = match trees.pop() {
+        Some(TokenTree::Group(body)) if body.delimiter() == Delimiter::Brace => body,
+        last => {
+            // No body: syn reports what is missing where a parsed method would.
+            trees.extend(last);
+            return parse_method_with_body.parse2(trees.into_iter().collect());
+        }
     };
-    parser.parse2(tokens)
+    let head: TokenStream = trees.iter().cloned().collect();
+    match parse_method_head.parse2(head) {
+        Ok(mut method) => {
+            method.block.brace_token = syn::token::Brace(body.delim_span());
+            method.block.stmts = vec![Stmt::Item(Item::Verbatim(body.stream()))];
+            Ok(method)
+        }
+        // Something between the signature and the body: syn's error for the whole method.
+        Err(_) => {
+            trees.push(TokenTree::Group(body));
+            parse_method_with_body.parse2(trees.into_iter().collect())
+        }
+    }
+}
+
+/// Everything before the body: attributes, visibility, `default` and the signature, with an
+/// empty block.
+fn parse_method_head(input: ParseStream<'_>) -> syn::Result<ImplItemFn> {
+    let attrs = input.call(Attribute::parse_outer)?;
+    let vis: Visibility = input.parse()?;
+    let mut modifiers = FnModifiers::default();
+    modifiers.defaultness = input.parse::<Option<Token![default]>>()?;
+    let sig: Signature = input.parse()?;
+    Ok(ImplItemFn {
+        attrs,
+        vis,
+        modifiers,
+        sig,
+        block: Block {
+            brace_token: Default::default(),
+            stmts: Vec::new(),
+        },
+    })
+}
+
+/// A whole method whose last token is not its body, parsed for syn's error.
+fn parse_method_with_body(input: ParseStream<'_>) -> syn::Result<ImplItemFn> {
+    let mut method = parse_method_head(input)?;
+    let body;
+    method.block.brace_token = braced!(body in input);
+    method.block.stmts = vec![Stmt::Item(Item::Verbatim(body.parse()?))];
+    Ok(method)
 }
 
 /// Builds the model of a marked method, recording every mistake in `errors`.
@@ -621,6 +652,23 @@ mod tests {
                 is_empty_body(&parsed.block),
                 "{tokens}"
             );
+        }
+    }
+
+    #[test]
+    fn a_method_that_is_not_one_fails_as_syn_fails_it() {
+        let broken = [
+            quote!(
+                async fn execute(&self) -> anyhow::Result<()>;
+            ),
+            quote!(async fn execute(&self) -> anyhow::Result<()> extra {}),
+            quote!(async fn execute(&self) -> {}),
+            quote!(async fn execute(&self, {}) {}),
+        ];
+        for tokens in broken {
+            let kept = parse_method(tokens.clone()).unwrap_err();
+            let parsed = syn::parse2::<ImplItemFn>(tokens.clone()).unwrap_err();
+            assert_eq!(kept.to_string(), parsed.to_string(), "{tokens}");
         }
     }
 

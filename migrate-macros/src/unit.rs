@@ -135,7 +135,9 @@ impl Unit {
         let before = Step::BeforeExecution.const_ident();
 
         // One body: the code is a closure, type-checked with the registration. What it
-        // answers are constants of its code, not a table the loader would relocate.
+        // answers are constants of its code, not a table the loader would relocate. The
+        // registration is a const that the `static` names, so that linkme's attribute parses
+        // and re-emits a path instead of the whole body.
         quote! {
             #item
 
@@ -151,7 +153,9 @@ impl Unit {
 
                 #[#private::linkme::distributed_slice(#private::CHANGE_UNITS)]
                 #[linkme(crate = #private::linkme)]
-                static __MIGRATE_UNIT: #private::ChangeUnit = {
+                static __MIGRATE_UNIT: #private::ChangeUnit = __MIGRATE_UNIT_DEF;
+
+                const __MIGRATE_UNIT_DEF: #private::ChangeUnit = {
                     #required
                     #private::change_unit(
                         #private::UnitAttributes {

@@ -14,7 +14,7 @@ mod code;
 mod text;
 
 pub use code::{list_sites, UnitCall, UnitCode, UnitNames};
-pub use text::{TextParts, UnitText};
+pub use text::{InlineText, TextParts, UnitText, INLINE_CAPACITY};
 
 /// What a unit declares in its attribute, besides what its steps contribute.
 pub struct UnitAttributes {

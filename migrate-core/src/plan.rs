@@ -309,9 +309,9 @@ fn sorted(units: &[&'static ChangeUnit]) -> Vec<&'static ChangeUnit> {
 
 /// The first eight bytes of `order` as a big-endian number, zero-padded: comparing two
 /// prefixes orders the strings as comparing them does, or ties.
-fn order_prefix(order: &str) -> u64 {
+fn order_prefix(order: &[u8]) -> u64 {
     let mut word = [0; 8];
-    let bytes = &order.as_bytes()[..order.len().min(8)];
+    let bytes = &order[..order.len().min(8)];
     word[..bytes.len()].copy_from_slice(bytes);
     u64::from_be_bytes(word)
 }
@@ -358,7 +358,7 @@ mod tests {
         ];
         for a in orders {
             for b in orders {
-                let (pa, pb) = (order_prefix(a), order_prefix(b));
+                let (pa, pb) = (order_prefix(a.as_bytes()), order_prefix(b.as_bytes()));
                 assert!(pa == pb || pa.cmp(&pb) == a.cmp(b), "{a:?} {b:?}");
             }
         }

@@ -129,13 +129,13 @@ impl ChangeUnit {
     }
 
     /// The unit's id, unique together with its author.
-    pub fn id(&self) -> &'static str {
+    pub fn id(&self) -> &str {
         self.text.id()
     }
 
     /// The order key, compared as a plain string. For a change set, its change log's order:
     /// where the change log runs among change units.
-    pub fn order(&self) -> &'static str {
+    pub fn order(&self) -> &str {
         self.text.order()
     }
 
@@ -166,24 +166,24 @@ impl ChangeUnit {
     }
 
     /// The key runs are ordered by: system units first; then `order` as a plain string; then
-    /// a change log's change sets together, by their own order; ties broken by id.
-    pub(crate) fn sort_key(
-        &self,
-    ) -> (bool, &'static str, &'static str, &'static str, &'static str) {
+    /// a change log's change sets together, by their own order; ties broken by id. Strings
+    /// are compared as their bytes, which order them as strings do.
+    pub(crate) fn sort_key(&self) -> (bool, &[u8], &[u8], &[u8], &[u8]) {
+        let id = self.text.id_bytes();
         let (group, within) = match self.change_set_order() {
-            Some(order) => (self.type_path(), order),
-            None => (self.id(), ""),
+            Some(order) => (self.type_path().as_bytes(), order.as_bytes()),
+            None => (id, &b""[..]),
         };
-        (!self.system, self.order(), group, within, self.id())
+        (!self.system, self.text.order_bytes(), group, within, id)
     }
 
     /// The author named in the attribute, if any.
-    pub fn declared_author(&self) -> Option<&'static str> {
+    pub fn declared_author(&self) -> Option<&str> {
         self.text.author()
     }
 
     /// The system version the unit belongs to (`"0"` unless set).
-    pub fn system_version(&self) -> &'static str {
+    pub fn system_version(&self) -> &str {
         self.text.system_version()
     }
 

@@ -188,7 +188,7 @@ fn deps() -> (Dependencies, Dep<Calls>) {
 }
 
 async fn run(
-    unit: &ChangeUnit,
+    unit: &'static ChangeUnit,
     deps: &Dependencies,
     step: Step,
     session: Option<&mut MemorySession>,

@@ -30,6 +30,10 @@ pub(crate) struct Unit {
 
 const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
 
+/// `migrate::__private::INLINE_CAPACITY`: texts this long or shorter are written into the
+/// descriptor. The byte string is written at this length, so a mismatch does not compile.
+const INLINE_CAPACITY: usize = 34;
+
 /// Builds the model of a unit, recording every mistake in `errors`.
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
     if let Some(message) = values::missing(&args, &["id", "order"], "change_unit", SYNTAX) {
@@ -81,13 +85,24 @@ impl Unit {
             ..
         } = self;
         let type_name = ident.unraw_name();
-        // The four strings planning reads, in one, for one relocation (see `UnitText`).
+        // The four strings planning reads, in the descriptor when they fit, else in one
+        // string for one relocation (see `UnitText`).
         let author = self.author.as_deref().unwrap_or_default();
         let has_author = self.author.is_some();
         let packed = format!("{id}{order}{author}{system_version}");
         let lengths = [id.len(), order.len(), author.len()];
-        let text = quote! {
-            #private::UnitText::packed(#packed, [#(#lengths),*], #has_author)
+        let text = if packed.len() <= INLINE_CAPACITY {
+            let mut bytes = packed.clone().into_bytes();
+            bytes.resize(INLINE_CAPACITY, 0);
+            let bytes = proc_macro2::Literal::byte_string(&bytes);
+            let len = packed.len();
+            quote! {
+                #private::UnitText::inline(*#bytes, #len, [#(#lengths),*], #has_author)
+            }
+        } else {
+            quote! {
+                #private::UnitText::packed(#packed, [#(#lengths),*], #has_author)
+            }
         };
         let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
         let extra = if profiles.is_empty() {

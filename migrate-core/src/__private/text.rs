@@ -1,11 +1,16 @@
-//! The strings every start reads of a unit, packed for one relocation.
+//! The strings every start reads of a unit, kept in its descriptor or packed for one
+//! relocation.
 
 /// A unit's id, order, author and system version: what planning reads of every unit.
 ///
-/// Every pointer in a registered `static` is a relocation the loader applies at start-up, so
-/// `#[change_unit]` writes the four as one string ([`UnitText::packed`]).
+/// Every pointer in a registered `static` is a relocation the loader applies at start-up, and
+/// every string it points to is read from a page of `.rodata` that a start would otherwise not
+/// touch. `#[change_unit]` writes the four into the descriptor itself when they fit
+/// ([`UnitText::inline`]), and as one string otherwise ([`UnitText::packed`]).
 #[derive(Clone, Copy)]
 pub enum UnitText {
+    /// The four, one after the other, in the descriptor.
+    Inline(InlineText),
     /// One string, each part ending where `ends` says; the system version is the rest.
     Packed {
         all: &'static str,
@@ -14,6 +19,20 @@ pub enum UnitText {
     },
     /// Each string on its own, for descriptors assembled from other constants.
     Parts(&'static TextParts),
+}
+
+/// The bytes a [`UnitText::Inline`] holds: as many as fit beside its tag in the space a
+/// [`UnitText::Packed`] takes, so that inline text does not grow the descriptor.
+pub const INLINE_CAPACITY: usize = 34;
+
+/// The text of a [`UnitText::Inline`]: valid UTF-8, split at character boundaries, both
+/// checked by [`UnitText::inline`], its only constructor.
+#[derive(Clone, Copy)]
+pub struct InlineText {
+    bytes: [u8; INLINE_CAPACITY],
+    len: u8,
+    ends: [u8; 3],
+    has_author: bool,
 }
 
 /// The strings of a [`UnitText::Parts`].
@@ -28,8 +47,39 @@ pub struct TextParts {
 const ID: usize = 0;
 const ORDER: usize = 1;
 const AUTHOR: usize = 2;
+const SYSTEM_VERSION: usize = 3;
 
 impl UnitText {
+    /// The first `len` bytes of `bytes` are the id, order, author (empty when `has_author` is
+    /// false) and system version, one after the other; `lengths` are the byte lengths of the
+    /// first three. Fails to evaluate unless they are UTF-8 split at character boundaries.
+    pub const fn inline(
+        bytes: [u8; INLINE_CAPACITY],
+        len: usize,
+        lengths: [usize; 3],
+        has_author: bool,
+    ) -> Self {
+        assert!(len <= INLINE_CAPACITY);
+        let Ok(text) = core::str::from_utf8(bytes.split_at(len).0) else {
+            panic!("inline unit text is not UTF-8");
+        };
+        let mut ends = [0; 3];
+        let mut end = 0;
+        let mut part = 0;
+        while part < 3 {
+            end += lengths[part];
+            assert!(end <= len && text.is_char_boundary(end));
+            ends[part] = end as u8;
+            part += 1;
+        }
+        UnitText::Inline(InlineText {
+            bytes,
+            len: len as u8,
+            ends,
+            has_author,
+        })
+    }
+
     /// `all` is the id, order, author (empty when `has_author` is false) and system version,
     /// one after the other; `lengths` are the byte lengths of the first three.
     pub const fn packed(all: &'static str, lengths: [usize; 3], has_author: bool) -> Self {
@@ -59,36 +109,74 @@ impl UnitText {
         &all[start..end]
     }
 
-    pub(crate) fn id(self) -> &'static str {
-        match self {
-            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, ID),
-            UnitText::Parts(parts) => parts.id,
+    /// The bytes of part `part`; the last part, the system version, runs to the end.
+    fn part_bytes(&self, part: usize) -> &[u8] {
+        match *self {
+            UnitText::Inline(ref text) => {
+                let start = match part {
+                    0 => 0,
+                    _ => text.ends[part - 1] as usize,
+                };
+                let end = text
+                    .ends
+                    .get(part)
+                    .map_or(text.len as usize, |&end| end as usize);
+                &text.bytes[start..end]
+            }
+            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, part).as_bytes(),
+            UnitText::Parts(parts) => match part {
+                ID => parts.id.as_bytes(),
+                ORDER => parts.order.as_bytes(),
+                AUTHOR => parts.author.unwrap_or_default().as_bytes(),
+                _ => parts.system_version.as_bytes(),
+            },
         }
     }
 
-    pub(crate) fn order(self) -> &'static str {
-        match self {
-            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, ORDER),
-            UnitText::Parts(parts) => parts.order,
+    /// Part `part` as a string.
+    fn part(&self, part: usize) -> &str {
+        match *self {
+            UnitText::Inline(_) => core::str::from_utf8(self.part_bytes(part))
+                .expect("`UnitText::inline` checks that every part is UTF-8"),
+            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, part),
+            UnitText::Parts(parts) => match part {
+                ID => parts.id,
+                ORDER => parts.order,
+                AUTHOR => parts.author.unwrap_or_default(),
+                _ => parts.system_version,
+            },
         }
     }
 
-    pub(crate) fn author(self) -> Option<&'static str> {
-        match self {
-            UnitText::Packed {
-                all,
-                ends,
-                has_author,
-            } => has_author.then(|| Self::packed_part(all, ends, AUTHOR)),
-            UnitText::Parts(parts) => parts.author,
-        }
+    pub(crate) fn id(&self) -> &str {
+        self.part(ID)
     }
 
-    pub(crate) fn system_version(self) -> &'static str {
-        match self {
-            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, ends.len()),
-            UnitText::Parts(parts) => parts.system_version,
-        }
+    pub(crate) fn order(&self) -> &str {
+        self.part(ORDER)
+    }
+
+    /// The id's bytes, which compare as the id does, read without a UTF-8 check.
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        self.part_bytes(ID)
+    }
+
+    /// The order's bytes, which compare as the order does, read without a UTF-8 check.
+    pub(crate) fn order_bytes(&self) -> &[u8] {
+        self.part_bytes(ORDER)
+    }
+
+    pub(crate) fn author(&self) -> Option<&str> {
+        let has_author = match *self {
+            UnitText::Inline(ref text) => text.has_author,
+            UnitText::Packed { has_author, .. } => has_author,
+            UnitText::Parts(parts) => parts.author.is_some(),
+        };
+        has_author.then(|| self.part(AUTHOR))
+    }
+
+    pub(crate) fn system_version(&self) -> &str {
+        self.part(SYSTEM_VERSION)
     }
 }
 
@@ -96,7 +184,7 @@ impl UnitText {
 mod tests {
     use super::*;
 
-    fn parts(text: UnitText) -> [Option<&'static str>; 4] {
+    fn parts(text: &UnitText) -> [Option<&str>; 4] {
         [
             Some(text.id()),
             Some(text.order()),
@@ -105,11 +193,18 @@ mod tests {
         ]
     }
 
+    /// `text` padded to an inline text's bytes.
+    fn padded(text: &str) -> [u8; INLINE_CAPACITY] {
+        let mut bytes = [0; INLINE_CAPACITY];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        bytes
+    }
+
     #[test]
     fn packed_text_splits_where_the_lengths_say() {
         let text = UnitText::packed("idé001team1.2", ["idé".len(), 3, 4], true);
         assert_eq!(
-            parts(text),
+            parts(&text),
             [Some("idé"), Some("001"), Some("team"), Some("1.2")]
         );
         let anonymous = UnitText::packed("a10", [1, 1, 0], false);
@@ -126,6 +221,51 @@ mod tests {
             system_version: "1.2",
         };
         let packed = UnitText::packed("idé001team1.2", ["idé".len(), 3, 4], true);
-        assert_eq!(parts(UnitText::Parts(&PARTS)), parts(packed));
+        assert_eq!(parts(&UnitText::Parts(&PARTS)), parts(&packed));
+        assert_eq!(UnitText::Parts(&PARTS).order_bytes(), packed.order_bytes());
+    }
+
+    #[test]
+    fn inline_text_reads_as_packed_text() {
+        for (all, lengths, has_author) in [
+            ("idé001team1.2", ["idé".len(), 3, 4], true),
+            ("a10", [1, 1, 0], false),
+            ("", [0, 0, 0], false),
+            ("an-id-of-twenty-chars001team1.2.3", [21, 3, 4], true),
+        ] {
+            let inline = UnitText::inline(padded(all), all.len(), lengths, has_author);
+            let packed = UnitText::packed(all, lengths, has_author);
+            assert!(matches!(inline, UnitText::Inline(_)));
+            assert_eq!(parts(&inline), parts(&packed), "{all}");
+            assert_eq!(inline.id_bytes(), packed.id_bytes());
+            assert_eq!(inline.order_bytes(), packed.order_bytes());
+        }
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn inline_text_takes_no_more_room_than_packed_text() {
+        // A tag and the largest payload, a `&str` and three ends.
+        assert_eq!(size_of::<UnitText>(), 40);
+    }
+
+    #[test]
+    #[should_panic]
+    fn inline_text_cannot_split_a_character() {
+        UnitText::inline(padded("é01"), 4, [1, 2, 0], false);
+    }
+
+    #[test]
+    #[should_panic]
+    fn inline_text_must_be_utf8() {
+        let mut bytes = padded("a01");
+        bytes[0] = 0xff;
+        UnitText::inline(bytes, 3, [1, 1, 0], false);
+    }
+
+    #[test]
+    #[should_panic]
+    fn inline_text_cannot_end_past_its_length() {
+        UnitText::inline(padded("a01"), 3, [1, 1, 2], false);
     }
 }

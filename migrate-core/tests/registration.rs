@@ -173,6 +173,37 @@ mod steps {
     }
 }
 
+/// A unit whose texts are too long to sit in its descriptor: they are one packed string.
+#[change_unit(
+    id = "a-unit-whose-texts-do-not-fit-in-its-descriptor",
+    order = "005",
+    author = "the-platform-team",
+    system_version = "3.10.2"
+)]
+struct LongTexts;
+
+/// A unit whose texts sit in its descriptor, with characters of more than one byte.
+#[change_unit(id = "einführung", order = "006-ü", author = "zoë")]
+struct ShortTexts;
+
+macro_rules! does_nothing {
+    ($($unit:ident),*) => {$(
+        impl $unit {
+            #[execution]
+            async fn execute(&self) -> anyhow::Result<()> {
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> anyhow::Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+does_nothing!(LongTexts, ShortTexts);
+
 fn unit(id: &str) -> &'static ChangeUnit {
     migrate::registered()
         .iter()
@@ -229,6 +260,20 @@ fn descriptor_carries_every_key() {
     assert!(unit
         .location()
         .starts_with("migrate-core/tests/registration.rs:"));
+}
+
+#[test]
+fn texts_read_back_whether_they_sit_in_the_descriptor_or_not() {
+    let long = unit("a-unit-whose-texts-do-not-fit-in-its-descriptor");
+    assert_eq!(long.order(), "005");
+    assert_eq!(long.declared_author(), Some("the-platform-team"));
+    assert_eq!(long.system_version(), "3.10.2");
+    let short = unit("einführung");
+    assert_eq!(short.order(), "006-ü");
+    assert_eq!(short.declared_author(), Some("zoë"));
+    assert_eq!(short.system_version(), "0");
+    assert!(std::ptr::eq(ShortTexts::change_unit(), short));
+    assert!(std::ptr::eq(LongTexts::change_unit(), long));
 }
 
 #[test]

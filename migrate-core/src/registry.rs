@@ -45,13 +45,16 @@ pub(crate) fn validate(units: &[&'static ChangeUnit], default_author: &str) -> R
     if units.is_empty() {
         return Err(Error::NoChangeUnits);
     }
-    let mut seen: FxHashMap<(&str, &str), &ChangeUnit> = hash::map_with_capacity(units.len());
+    // Keyed by bytes, which compare as the strings do, so that no text is re-checked as UTF-8.
+    let mut seen: FxHashMap<(&[u8], &[u8]), &ChangeUnit> = hash::map_with_capacity(units.len());
     for unit in units {
-        let author = unit.declared_author().unwrap_or(default_author);
-        if let Some(first) = seen.insert((unit.id(), author), unit) {
+        let author = unit
+            .declared_author_bytes()
+            .unwrap_or(default_author.as_bytes());
+        if let Some(first) = seen.insert((unit.id_bytes(), author), unit) {
             return Err(Error::DuplicateChangeUnit {
                 id: unit.id().to_owned(),
-                author: author.to_owned(),
+                author: unit.declared_author().unwrap_or(default_author).to_owned(),
                 first: first.type_path(),
                 second: unit.type_path(),
             });

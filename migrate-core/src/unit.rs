@@ -182,6 +182,16 @@ impl ChangeUnit {
         self.text.author()
     }
 
+    /// The id's bytes, read without a UTF-8 check.
+    pub(crate) fn id_bytes(&self) -> &[u8] {
+        self.text.id_bytes()
+    }
+
+    /// The declared author's bytes, read without a UTF-8 check.
+    pub(crate) fn declared_author_bytes(&self) -> Option<&[u8]> {
+        self.text.author_bytes()
+    }
+
     /// The system version the unit belongs to (`"0"` unless set).
     pub fn system_version(&self) -> &str {
         self.text.system_version()

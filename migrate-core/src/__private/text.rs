@@ -167,12 +167,20 @@ impl UnitText {
     }
 
     pub(crate) fn author(&self) -> Option<&str> {
-        let has_author = match *self {
+        self.has_author().then(|| self.part(AUTHOR))
+    }
+
+    /// The author's bytes, read without a UTF-8 check.
+    pub(crate) fn author_bytes(&self) -> Option<&[u8]> {
+        self.has_author().then(|| self.part_bytes(AUTHOR))
+    }
+
+    fn has_author(&self) -> bool {
+        match *self {
             UnitText::Inline(ref text) => text.has_author,
             UnitText::Packed { has_author, .. } => has_author,
             UnitText::Parts(parts) => parts.author.is_some(),
-        };
-        has_author.then(|| self.part(AUTHOR))
+        }
     }
 
     pub(crate) fn system_version(&self) -> &str {
@@ -239,6 +247,12 @@ mod tests {
             assert_eq!(parts(&inline), parts(&packed), "{all}");
             assert_eq!(inline.id_bytes(), packed.id_bytes());
             assert_eq!(inline.order_bytes(), packed.order_bytes());
+            assert_eq!(inline.author_bytes(), packed.author_bytes());
+            assert_eq!(
+                inline.author_bytes(),
+                inline.author().map(str::as_bytes),
+                "{all}"
+            );
         }
     }
 

@@ -32,7 +32,7 @@ const SYNTAX: &str = "#[change_unit(id = \"...\", order = \"...\")]";
 
 /// `migrate::__private::INLINE_CAPACITY`: texts this long or shorter are written into the
 /// descriptor. The byte string is written at this length, so a mismatch does not compile.
-const INLINE_CAPACITY: usize = 34;
+const INLINE_CAPACITY: usize = 26;
 
 /// Builds the model of a unit, recording every mistake in `errors`.
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {

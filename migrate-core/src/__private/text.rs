@@ -21,9 +21,9 @@ pub enum UnitText {
     Parts(&'static TextParts),
 }
 
-/// The bytes a [`UnitText::Inline`] holds: as many as fit beside its tag in the space a
-/// [`UnitText::Packed`] takes, so that inline text does not grow the descriptor.
-pub const INLINE_CAPACITY: usize = 34;
+/// The bytes a [`UnitText::Inline`] holds: as many as keep a [`UnitText`] as small as a
+/// [`UnitText::Packed`] alone would be, so that inline text does not grow the descriptor.
+pub const INLINE_CAPACITY: usize = 26;
 
 /// The text of a [`UnitText::Inline`]: valid UTF-8, split at character boundaries, both
 /// checked by [`UnitText::inline`], its only constructor.
@@ -239,7 +239,8 @@ mod tests {
             ("idé001team1.2", ["idé".len(), 3, 4], true),
             ("a10", [1, 1, 0], false),
             ("", [0, 0, 0], false),
-            ("an-id-of-twenty-chars001team1.2.3", [21, 3, 4], true),
+            // Exactly the capacity.
+            ("id-of-sixteen-ch001team1.2", [16, 3, 4], true),
         ] {
             let inline = UnitText::inline(padded(all), all.len(), lengths, has_author);
             let packed = UnitText::packed(all, lengths, has_author);
@@ -259,8 +260,9 @@ mod tests {
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn inline_text_takes_no_more_room_than_packed_text() {
-        // A tag and the largest payload, a `&str` and three ends.
-        assert_eq!(size_of::<UnitText>(), 40);
+        // A `&str`, three ends and a flag, whose spare values tell the variants apart.
+        assert_eq!(size_of::<UnitText>(), 32);
+        assert_eq!(size_of::<crate::ChangeUnit>(), 72);
     }
 
     #[test]

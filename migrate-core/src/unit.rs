@@ -169,7 +169,7 @@ impl ChangeUnit {
     /// a change log's change sets together, by their own order; ties broken by id. Strings
     /// are compared as their bytes, which order them as strings do.
     pub(crate) fn sort_key(&self) -> (bool, &[u8], &[u8], &[u8], &[u8]) {
-        let id = self.text.id_bytes();
+        let id = self.id_bytes();
         let (group, within) = match self.change_set_order() {
             Some(order) => (self.type_path().as_bytes(), order.as_bytes()),
             None => (id, &b""[..]),

@@ -1,6 +1,8 @@
 //! The strings every start reads of a unit, kept in its descriptor or packed for one
 //! relocation.
 
+use std::ops::Range;
+
 /// A unit's id, order, author and system version: what planning reads of every unit.
 ///
 /// Every pointer in a registered `static` is a relocation the loader applies at start-up, and
@@ -99,37 +101,24 @@ impl UnitText {
         }
     }
 
-    /// Part `part` of a packed text; the last part, the system version, runs to the end.
-    fn packed_part(all: &'static str, ends: [u32; 3], part: usize) -> &'static str {
+    /// Where part `part` sits in a text of `len` bytes whose first three parts end at `ends`;
+    /// the last part, the system version, runs to the end.
+    fn span(ends: [u32; 3], len: usize, part: usize) -> Range<usize> {
         let start = match part {
             0 => 0,
             _ => ends[part - 1] as usize,
         };
-        let end = ends.get(part).map_or(all.len(), |&end| end as usize);
-        &all[start..end]
+        let end = ends.get(part).map_or(len, |&end| end as usize);
+        start..end
     }
 
-    /// The bytes of part `part`; the last part, the system version, runs to the end.
+    /// The bytes of part `part`, read without a UTF-8 check.
     fn part_bytes(&self, part: usize) -> &[u8] {
         match *self {
             UnitText::Inline(ref text) => {
-                let start = match part {
-                    0 => 0,
-                    _ => text.ends[part - 1] as usize,
-                };
-                let end = text
-                    .ends
-                    .get(part)
-                    .map_or(text.len as usize, |&end| end as usize);
-                &text.bytes[start..end]
+                &text.bytes[Self::span(text.ends.map(u32::from), text.len as usize, part)]
             }
-            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, part).as_bytes(),
-            UnitText::Parts(parts) => match part {
-                ID => parts.id.as_bytes(),
-                ORDER => parts.order.as_bytes(),
-                AUTHOR => parts.author.unwrap_or_default().as_bytes(),
-                _ => parts.system_version.as_bytes(),
-            },
+            _ => self.part(part).as_bytes(),
         }
     }
 
@@ -138,7 +127,7 @@ impl UnitText {
         match *self {
             UnitText::Inline(_) => core::str::from_utf8(self.part_bytes(part))
                 .expect("`UnitText::inline` checks that every part is UTF-8"),
-            UnitText::Packed { all, ends, .. } => Self::packed_part(all, ends, part),
+            UnitText::Packed { all, ends, .. } => &all[Self::span(ends, all.len(), part)],
             UnitText::Parts(parts) => match part {
                 ID => parts.id,
                 ORDER => parts.order,

@@ -464,15 +464,20 @@ pub(super) fn compile(options: &Options, programs: &Programs, results: &mut Resu
             Programs::cargo(&all)
         };
         // A crate of one unit has every dependency of the crate of units, and the support
-        // crate every dependency of the plain one, with the same features.
-        run(
-            &format!(
-                "building the dependencies of the compile case ({}; the first build compiles \
-                 the MongoDB driver)",
-                profile.name()
-            ),
-            &mut with(&["build", "-p", &programs.smallest, "-p", "bench-support"]),
-        )?;
+        // crate every dependency of the plain one, with the same features. Each is built on
+        // its own: one `cargo build` of both would unify their features, and the driver the
+        // plain crate links (without the features `migrate` enables) would then be compiled
+        // inside the plain crate's first measured build.
+        for package in [programs.smallest.as_str(), "bench-support"] {
+            run(
+                &format!(
+                    "building the dependencies of the compile case ({}, {package}; the first \
+                     build compiles the MongoDB driver)",
+                    profile.name()
+                ),
+                &mut with(&["build", "-p", package]),
+            )?;
+        }
         let mut row = CompileRow {
             profile,
             units: options.units,

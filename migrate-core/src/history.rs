@@ -2,6 +2,7 @@
 
 use std::collections::hash_map::Entry;
 use std::fmt;
+use std::hash::Hash;
 use std::time::SystemTime;
 
 use crate::hash::{self, FxHashMap};
@@ -161,12 +162,20 @@ pub(crate) const BEFORE_SUFFIX: &str = "_before";
 pub(crate) fn newest_by_key<'h, E: Recorded<'h>>(
     entries: impl Iterator<Item = E>,
 ) -> FxHashMap<(&'h str, &'h str), E> {
+    newest_by(entries, |entry| (entry.change_id(), entry.author()))
+}
+
+/// The newest of `entries` (by timestamp) for every key `key` gives them.
+fn newest_by<'h, E: Recorded<'h>, K: Eq + Hash>(
+    entries: impl Iterator<Item = E>,
+    key: impl Fn(&E) -> K,
+) -> FxHashMap<K, E> {
     // At most one key per entry; usually about that many.
     let (fewest, most) = entries.size_hint();
-    let mut newest: FxHashMap<(&str, &str), E> = hash::map_with_capacity(most.unwrap_or(fewest));
+    let mut newest: FxHashMap<K, E> = hash::map_with_capacity(most.unwrap_or(fewest));
     for entry in entries {
         // One hash and probe per entry; of two entries with one timestamp, the later wins.
-        match newest.entry((entry.change_id(), entry.author())) {
+        match newest.entry(key(&entry)) {
             Entry::Occupied(mut seen) => {
                 if seen.get().timestamp() <= entry.timestamp() {
                     seen.insert(entry);
@@ -184,10 +193,11 @@ pub(crate) fn newest_by_key<'h, E: Recorded<'h>>(
 ///
 /// Entries in IGNORED, FAILED or ROLLBACK_FAILED state do not change whether a step counts as
 /// executed; of the others, the newest by timestamp decides, so a later ROLLED_BACK makes the
-/// step pending again.
+/// step pending again. Keyed by bytes, so that a unit's id is looked up without a UTF-8 check
+/// (`ChangeUnit::id_bytes`).
 #[derive(Debug)]
 pub(crate) struct ExecutedSet<'h, E> {
-    latest: FxHashMap<(&'h str, &'h str), E>,
+    latest: FxHashMap<(&'h [u8], &'h [u8]), E>,
 }
 
 impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
@@ -200,7 +210,9 @@ impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
             )
         });
         ExecutedSet {
-            latest: newest_by_key(effective),
+            latest: newest_by(effective, |entry| {
+                (entry.change_id().as_bytes(), entry.author().as_bytes())
+            }),
         }
     }
 
@@ -211,6 +223,11 @@ impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
 
     /// The entry that makes `change_id` by `author` count as executed, if it does.
     pub(crate) fn executed(&self, change_id: &str, author: &str) -> Option<E> {
+        self.executed_bytes(change_id.as_bytes(), author.as_bytes())
+    }
+
+    /// [`executed`](Self::executed), for an id and author as bytes.
+    pub(crate) fn executed_bytes(&self, change_id: &[u8], author: &[u8]) -> Option<E> {
         self.latest
             .get(&(change_id, author))
             .copied()

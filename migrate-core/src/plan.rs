@@ -95,14 +95,16 @@ impl Plan {
         };
         let mut units = Vec::with_capacity(input.units.len());
         // Neighbours usually share a system version: each text is parsed once per run of it.
-        let mut last_version: Option<(&str, bool)> = None;
+        // Texts are compared and looked up as bytes: only a text that is parsed or kept is
+        // read as a `str`, which checks its UTF-8.
+        let mut last_version: Option<(&[u8], bool)> = None;
         for (position, unit) in sorted.into_iter().enumerate() {
             let author = match unit.declared_author() {
                 Some(author) => Cow::Borrowed(author),
                 None => Cow::Owned(input.default_author.to_owned()),
             };
             let in_window = match last_version {
-                Some((text, inside)) if text == unit.system_version() => inside,
+                Some((text, inside)) if text == unit.system_version_bytes() => inside,
                 _ => {
                     let version = Version::parse(unit.system_version()).map_err(|e| {
                         Error::InvalidChangeUnit {
@@ -112,11 +114,11 @@ impl Plan {
                         }
                     })?;
                     let inside = input.window.contains(&version);
-                    last_version = Some((unit.system_version(), inside));
+                    last_version = Some((unit.system_version_bytes(), inside));
                     inside
                 }
             };
-            let applied = executed.executed(unit.id(), &author);
+            let applied = executed.executed_bytes(unit.id_bytes(), author.as_bytes());
             let drift = applied
                 .and_then(|entry| entry.checksum())
                 .filter(|recorded| !unit.has_checksum(recorded))
@@ -251,7 +253,7 @@ pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
     history: impl IntoIterator<Item = E>,
 ) -> Result<(), Error> {
     let mut known = hash::set_with_capacity(units.len());
-    known.extend(units.iter().map(|u| u.id()));
+    known.extend(units.iter().map(|u| u.id_bytes()));
     let mut unknown: Vec<String> = history
         .into_iter()
         .filter(|e| {
@@ -260,7 +262,7 @@ pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
         .filter(|e| {
             let id = e.change_id();
             let unit = id.strip_suffix(BEFORE_SUFFIX).unwrap_or(id);
-            !known.contains(unit) && !known.contains(id)
+            !known.contains(unit.as_bytes()) && !known.contains(id.as_bytes())
         })
         .map(|e| format!("`{}` ({})", e.change_id(), e.change_log_class()))
         .collect();

@@ -197,6 +197,11 @@ impl ChangeUnit {
         self.text.system_version()
     }
 
+    /// The system version's bytes, read without a UTF-8 check.
+    pub(crate) fn system_version_bytes(&self) -> &[u8] {
+        self.text.system_version_bytes()
+    }
+
     /// Whether the unit runs on every run.
     pub fn run_always(&self) -> bool {
         self.run_always

@@ -175,6 +175,11 @@ impl UnitText {
     pub(crate) fn system_version(&self) -> &str {
         self.part(SYSTEM_VERSION)
     }
+
+    /// The system version's bytes, read without a UTF-8 check.
+    pub(crate) fn system_version_bytes(&self) -> &[u8] {
+        self.part_bytes(SYSTEM_VERSION)
+    }
 }
 
 #[cfg(test)]

@@ -118,3 +118,86 @@ pub(crate) fn change_set(args: TokenStream, item: TokenStream) -> TokenStream {
     let errors = errors.to_compile_errors();
     quote!(#item #errors)
 }
+
+#[cfg(test)]
+mod tests {
+    //! How much code a typical change unit expands to. rustc's work for a unit grows with the
+    //! tokens its macros generate (the macros build them one by one through the proc-macro
+    //! bridge, and rustc parses, resolves and type-checks what they form), so these budgets
+    //! catch an expansion that grows by accident. Lower a budget when the expansion shrinks.
+
+    use proc_macro2::{TokenStream, TokenTree};
+    use quote::quote;
+
+    use crate::rules::steps::Step;
+
+    /// Tokens in `tokens`, counting a group's delimiters as one token and its contents.
+    fn count(tokens: TokenStream) -> usize {
+        tokens
+            .into_iter()
+            .map(|token| match token {
+                TokenTree::Group(group) => 1 + count(group.stream()),
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// The tokens `expand` adds to `item`, after checking that it emits no error.
+    fn generated(item: TokenStream, expand: impl FnOnce(TokenStream) -> TokenStream) -> usize {
+        let input = count(item.clone());
+        let output = expand(item);
+        assert!(
+            !output.to_string().contains("compile_error"),
+            "the reference expansion reported an error: {output}"
+        );
+        count(output) - input
+    }
+
+    #[test]
+    fn a_typical_unit_expands_within_its_token_budget() {
+        let unit = generated(
+            quote!(
+                pub struct AddIndex {
+                    db: Database,
+                }
+            ),
+            |item| {
+                super::change_unit(
+                    quote!(id = "add-index", order = "0001", author = "ops"),
+                    item,
+                )
+            },
+        );
+        let execution = generated(
+            quote! {
+                async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+                    self.db.collection::<Document>("c").insert_one(doc! { "k": 1 }).session(session).await?;
+                    Ok(())
+                }
+            },
+            |item| super::step(Step::Execution, TokenStream::new(), item),
+        );
+        let rollback = generated(
+            quote!(
+                async fn rollback(&self) -> mongodb::error::Result<()> {
+                    Ok(())
+                }
+            ),
+            |item| super::step(Step::RollbackExecution, TokenStream::new(), item),
+        );
+        for (part, tokens, budget) in [
+            ("#[change_unit] on a struct with one field", unit, 589),
+            ("#[execution] taking the session", execution, 263),
+            (
+                "#[rollback_execution] whose body is `Ok(())`",
+                rollback,
+                155,
+            ),
+        ] {
+            assert!(
+                tokens <= budget,
+                "{part} generates {tokens} tokens, over its budget of {budget}"
+            );
+        }
+    }
+}

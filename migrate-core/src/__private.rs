@@ -13,7 +13,7 @@ pub use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step,
 mod code;
 mod text;
 
-pub use code::{list_sites, UnitCall, UnitCode, UnitNames};
+pub use code::{list_sites, CodeResult, UnitCall, UnitCode, UnitNames};
 pub use text::{InlineText, TextParts, UnitText, INLINE_CAPACITY};
 
 /// What a unit declares in its attribute, besides what its steps contribute.
@@ -481,10 +481,17 @@ impl<T: UnitType> ChangeUnitInstance for Instance<T> {
     ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
         match self.steps[step as usize] {
             StepRun::Method(run) => run(&self.unit, cx),
-            StepRun::Nothing => Some(Box::pin(std::future::ready(Ok(())))),
+            StepRun::Nothing => succeeded(),
             StepRun::Absent => None,
         }
     }
+}
+
+/// The future of a step that does nothing. Not generic and never inlined, so that every
+/// unit's [`Instance`] shares its code instead of boxing a future of its own.
+#[inline(never)]
+fn succeeded<'a>() -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+    Some(Box::pin(std::future::ready(Ok(()))))
 }
 
 /// The type of a change unit or of a change log. `#[change_unit]` implements it for its

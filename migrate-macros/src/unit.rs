@@ -149,10 +149,11 @@ impl Unit {
             .map(|f| f.initializer(&private, &deps, &unit_id));
         let before = Step::BeforeExecution.const_ident();
 
-        // One body: the code is a closure, type-checked with the registration. What it
-        // answers are constants of its code, not a table the loader would relocate. The
-        // registration is a const that the `static` names, so that linkme's attribute parses
-        // and re-emits a path instead of the whole body.
+        // The unit's code is one function: what it answers are constants of its code, not a
+        // table the loader would relocate. A fn item rather than a closure, so that no
+        // `FnOnce` shim is generated for its coercion to a fn pointer. The registration is a
+        // const that the `static` names, so that linkme's attribute parses and re-emits a
+        // path instead of the whole body.
         quote! {
             #item
 
@@ -170,6 +171,31 @@ impl Unit {
                 #[linkme(crate = #private::linkme)]
                 static __MIGRATE_UNIT: #private::ChangeUnit = __MIGRATE_UNIT_DEF;
 
+                fn __migrate_code(#call: #private::UnitCall<'_, '_>) -> #private::CodeResult {
+                    match #call {
+                        #private::UnitCall::Names(#answer) => #answer.set(
+                            #type_path,
+                            ::core::file!(),
+                            #ident::#execution.method_name(),
+                            #ident::#before.method,
+                        ),
+                        #private::UnitCall::Sites(#answer) => #private::list_sites(
+                            #answer,
+                            const { &[#(#field_requirements),*] },
+                            #(#ident::#step_consts.requirements),*
+                        ),
+                        #private::UnitCall::Instantiate(#deps, #answer) => {
+                            *#answer = ::core::option::Option::Some(#private::instance(
+                                #ident {
+                                    #(#field_values,)*
+                                },
+                                #(#ident::#step_consts.run),*
+                            ));
+                        }
+                    }
+                    ::core::result::Result::Ok(())
+                }
+
                 const __MIGRATE_UNIT_DEF: #private::ChangeUnit = {
                     #required
                     #private::change_unit(
@@ -182,30 +208,7 @@ impl Unit {
                             line: ::core::line!(),
                         },
                         #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
-                        |#call| {
-                            match #call {
-                                #private::UnitCall::Names(#answer) => #answer.set(
-                                    #type_path,
-                                    ::core::file!(),
-                                    #ident::#execution.method_name(),
-                                    #ident::#before.method,
-                                ),
-                                #private::UnitCall::Sites(#answer) => #private::list_sites(
-                                    #answer,
-                                    const { &[#(#field_requirements),*] },
-                                    #(#ident::#step_consts.requirements),*
-                                ),
-                                #private::UnitCall::Instantiate(#deps, #answer) => {
-                                    *#answer = ::core::option::Option::Some(#private::instance(
-                                        #ident {
-                                            #(#field_values,)*
-                                        },
-                                        #(#ident::#step_consts.run),*
-                                    ));
-                                }
-                            }
-                            ::core::result::Result::Ok(())
-                        },
+                        __migrate_code,
                     )
                 };
 

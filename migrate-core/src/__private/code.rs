@@ -9,7 +9,10 @@ use crate::unit::{BoxError, ChangeUnitInstance};
 
 /// The generated function of a unit, answering each [`UnitCall`]. It fails only to build a
 /// unit whose fields cannot be resolved.
-pub type UnitCode = fn(UnitCall<'_, '_>) -> Result<(), BoxError>;
+pub type UnitCode = fn(UnitCall<'_, '_>) -> CodeResult;
+
+/// What a unit's generated function returns (see [`UnitCode`]).
+pub type CodeResult = Result<(), BoxError>;
 
 /// A request to a unit's generated code.
 pub enum UnitCall<'a, 'd> {

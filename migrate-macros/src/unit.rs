@@ -181,7 +181,7 @@ impl Unit {
                         ),
                         #private::UnitCall::Sites(#answer) => #private::list_sites(
                             #answer,
-                            const { &[#(#field_requirements),*] },
+                            &[#(#field_requirements),*],
                             #(#ident::#step_consts.requirements),*
                         ),
                         #private::UnitCall::Instantiate(#deps, #answer) => {

@@ -120,7 +120,8 @@ where
 }
 
 /// What one injection site needs, listed without resolving anything: the requirement of the
-/// site's type and the site's description. Generated code lists a step's sites in its `StepDef` and a struct's fields' in its code.
+/// site's type and the site's description. Generated code lists a step's sites in its
+/// `StepDef` and a struct's fields' in the unit's code.
 #[derive(Clone, Copy)]
 pub struct RequirementSite {
     name: &'static str,

@@ -120,8 +120,7 @@ where
 }
 
 /// What one injection site needs, listed without resolving anything: the requirement of the
-/// site's type and the site's description. Generated code lists a step's sites in its
-/// `StepDef` and a struct's fields' in the unit's code.
+/// site's type and the site's description. Generated code lists a unit's sites in consts.
 #[derive(Clone, Copy)]
 pub struct RequirementSite {
     name: &'static str,
@@ -381,7 +380,7 @@ where
 }
 
 impl<'a, T> Site<'a, T> {
-    /// What the site needs, with its description, for a list of sites.
+    /// What the site needs, with its description, for a const list.
     pub const fn requirement(&self) -> RequirementSite {
         RequirementSite {
             name: self.name,
@@ -415,7 +414,7 @@ where
 }
 
 impl<S> SessionSite<S> {
-    /// What the site needs, with its description, for a list of sites.
+    /// What the site needs, with its description, for a const list.
     pub const fn requirement(&self) -> RequirementSite {
         RequirementSite {
             name: self.name,

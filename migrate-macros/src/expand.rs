@@ -186,7 +186,7 @@ mod tests {
             |item| super::step(Step::RollbackExecution, TokenStream::new(), item),
         );
         for (part, tokens, budget) in [
-            ("#[change_unit] on a struct with one field", unit, 617),
+            ("#[change_unit] on a struct with one field", unit, 619),
             ("#[execution] taking the session", execution, 263),
             (
                 "#[rollback_execution] whose body is `Ok(())`",

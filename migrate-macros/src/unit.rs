@@ -181,7 +181,7 @@ impl Unit {
                         ),
                         #private::UnitCall::Sites(#answer) => #private::list_sites(
                             #answer,
-                            &[#(#field_requirements),*],
+                            const { &[#(#field_requirements),*] },
                             #(#ident::#step_consts.requirements),*
                         ),
                         #private::UnitCall::Instantiate(#deps, #answer) => {

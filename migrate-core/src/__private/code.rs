@@ -65,7 +65,7 @@ impl UnitNames {
 /// The groups come one by one, so that no `static` table of them is built.
 pub fn list_sites(
     list: &mut Vec<(Requirement, &'static str)>,
-    fields: &[RequirementSite],
+    fields: Requirements,
     before: Requirements,
     execution: Requirements,
     rollback: Requirements,

@@ -37,6 +37,7 @@
 
 #[doc(hidden)]
 pub use migrate_core::__private;
+pub use migrate_core::registered;
 pub use migrate_core::{
     AcceptedChecksum, BoxError, ChangeUnit, ChecksumPolicy, Decision, Dep, Dependencies,
     DescribeChangeLog, DescribeUnit, Drift, EntryType, Error, Event, ExecutionError, Finding,

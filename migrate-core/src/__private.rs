@@ -11,9 +11,14 @@ pub use crate::registry::{DescribeChangeLog, DescribeUnit, CHANGE_UNITS};
 pub use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
 mod code;
+mod function;
 mod text;
 
 pub use code::{list_sites, CodeResult, UnitCall, UnitCode, UnitNames};
+pub use function::{
+    function_instance, function_unit, list_function_sites, rollback, FunctionStep, RollbackCall,
+    RollbackFn, RollbackStep,
+};
 pub use text::{InlineText, TextParts, UnitText, INLINE_CAPACITY};
 
 /// What a unit declares in its attribute, besides what its steps contribute.
@@ -128,6 +133,11 @@ pub struct RequirementSite {
 }
 
 impl RequirementSite {
+    /// The site `name`, needing what `requirement` returns.
+    pub(crate) const fn new(name: &'static str, requirement: fn() -> Requirement) -> Self {
+        RequirementSite { name, requirement }
+    }
+
     /// The site's requirement, with its description.
     pub fn get(&self) -> (Requirement, &'static str) {
         ((self.requirement)(), self.name)

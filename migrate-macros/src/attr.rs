@@ -34,6 +34,8 @@ const UNIT_KEYS: &[&str] = &[
     "fail_fast",
     "profiles",
     "crate",
+    "rollback",
+    "no_rollback",
 ];
 
 /// The arguments of `#[change_unit(...)]`, `#[change_log(...)]` or `#[change_set(...)]`, each
@@ -49,6 +51,10 @@ pub(crate) struct UnitArgs {
     pub(crate) fail_fast: Option<LitBool>,
     pub(crate) profiles: Option<Vec<LitStr>>,
     pub(crate) krate: Option<Path>,
+    /// A function unit's rollback function.
+    pub(crate) rollback: Option<Path>,
+    /// A function unit that has nothing to undo.
+    pub(crate) no_rollback: Option<LitBool>,
     /// Every key written, valid value or not.
     pub(crate) written: HashSet<String>,
     /// Whether the list failed to parse, so that what is missing is unknown.
@@ -155,6 +161,8 @@ pub(crate) fn keyed_args(
             "fail_fast" => parsed.fail_fast = boolean(&key, value, errors),
             "profiles" => parsed.profiles = strings(&key, value, errors),
             "crate" => parsed.krate = crate_path(&key, value, errors),
+            "rollback" => parsed.rollback = function_path(&key, value, errors),
+            "no_rollback" => parsed.no_rollback = boolean(&key, value, errors),
             _ => unreachable!("every accepted key is handled"),
         }
     }
@@ -259,6 +267,21 @@ fn strings(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Vec<
         }
     }
     ok.then_some(out)
+}
+
+fn function_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Path> {
+    let expected = format!("`{key}` expects the path of an `async fn`, e.g. `{key} = drop_index`");
+    match value {
+        Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path),
+        Some(other) => {
+            errors.error_spanned(other, expected);
+            None
+        }
+        None => {
+            errors.error(key.span(), expected);
+            None
+        }
+    }
 }
 
 fn crate_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Path> {

@@ -8,7 +8,7 @@ use syn::{Item, ItemStruct, Path};
 use crate::change_log as log;
 use crate::errors::Errors;
 use crate::rules::steps::Step;
-use crate::{attr, step, unit};
+use crate::{attr, function, step, unit};
 
 /// The path generated code uses when the attribute does not say `crate = ...`.
 pub(crate) fn default_crate() -> Path {
@@ -22,10 +22,21 @@ pub(crate) fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
     let krate = args.krate.clone().unwrap_or_else(default_crate);
     let item: ItemStruct = match syn::parse2(item.clone()) {
         Ok(item) => item,
+        Err(_) if is_function(&item) => {
+            return match step::parse_method(item.clone()) {
+                Ok(function) => change_unit_function(args, function, &krate, errors),
+                Err(error) => {
+                    errors.push(error);
+                    let errors = errors.to_compile_errors();
+                    quote!(#item #errors)
+                }
+            };
+        }
         Err(_) => {
             errors.error(
                 Span::call_site(),
-                "`#[change_unit]` goes on a struct, e.g. `pub struct CreateIndexes { db: Database }`",
+                "`#[change_unit]` goes on a struct, e.g. `pub struct CreateIndexes { db: Database }`, \
+                 or on an `async fn`",
             );
             let errors = errors.to_compile_errors();
             return quote!(#item #errors);
@@ -36,6 +47,32 @@ pub(crate) fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
         unit.generate(&item, &krate)
     } else {
         let rejected = unit.generate_rejected(&item, &krate);
+        let errors = errors.to_compile_errors();
+        quote!(#rejected #errors)
+    }
+}
+
+/// Whether `item` is a function: `fn` comes before any braces, after attributes, visibility
+/// and qualifiers.
+fn is_function(item: &TokenStream) -> bool {
+    item.clone()
+        .into_iter()
+        .take_while(|tree| !matches!(tree, proc_macro2::TokenTree::Group(group) if group.delimiter() == proc_macro2::Delimiter::Brace))
+        .any(|tree| matches!(tree, proc_macro2::TokenTree::Ident(ident) if ident == "fn"))
+}
+
+/// Expands `#[change_unit(args)]` on a function.
+fn change_unit_function(
+    args: attr::UnitArgs,
+    function: syn::ImplItemFn,
+    krate: &Path,
+    mut errors: Errors,
+) -> TokenStream {
+    let unit = function::model(args, function, &mut errors);
+    if errors.is_empty() {
+        unit.generate(krate)
+    } else {
+        let rejected = unit.generate_rejected();
         let errors = errors.to_compile_errors();
         quote!(#rejected #errors)
     }

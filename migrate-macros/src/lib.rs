@@ -1,7 +1,8 @@
 //! Attribute macros of the `migrate` framework. Use them through the `migrate` crate, which
 //! re-exports them next to the runtime items the generated code needs.
 //!
-//! `#[change_unit(...)]` goes on the struct of a change unit; `#[execution]`,
+//! `#[change_unit(...)]` goes on the struct of a change unit, or on an `async fn` that is a
+//! whole unit; `#[execution]`,
 //! `#[rollback_execution]`, `#[before_execution]` and `#[rollback_before_execution]` go on
 //! `async fn(&self, ...)` methods in a plain `impl` block of that struct. The struct macro
 //! registers the unit; each method marker adds hidden items to the impl that the struct macro
@@ -21,6 +22,7 @@ mod checksum;
 mod errors;
 mod expand;
 mod fields;
+mod function;
 mod respan;
 mod rules;
 mod step;
@@ -47,6 +49,21 @@ mod values;
 /// The struct must not be generic. Its impl must mark one `#[execution]` and one
 /// `#[rollback_execution]` method, and may mark a `#[before_execution]` method together with a
 /// `#[rollback_before_execution]` one.
+///
+/// On an `async fn`, the function is the unit's execution, its parameters injected like an
+/// `#[execution]` method's, and the attribute takes one more key: `rollback = path`, an
+/// `async fn` whose parameters (up to four) are owned injectable values such as `Database`,
+/// `Client` or `Dep<T>`, or the flag `no_rollback` for a change whose failed run leaves
+/// nothing to undo. The unit is recorded with the function's path as its type and the
+/// function's name as its method. A unit that needs a `#[before_execution]` step, or a
+/// rollback taking references or the session, is written as a struct.
+///
+/// ```ignore
+/// #[change_unit(id = "add-clients-index", order = "002", rollback = drop_clients_index)]
+/// async fn add_clients_index(db: Database) -> anyhow::Result<()> { .. }
+///
+/// async fn drop_clients_index(db: Database) -> anyhow::Result<()> { .. }
+/// ```
 #[proc_macro_attribute]
 pub fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::change_unit(args.into(), item.into()).into()

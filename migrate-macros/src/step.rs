@@ -38,6 +38,8 @@ impl Step {
 pub(crate) enum Marker {
     Step(Step),
     ChangeSet,
+    /// `#[change_unit]` on an `async fn`: the function is the unit's execution.
+    Function,
 }
 
 impl Marker {
@@ -46,6 +48,15 @@ impl Marker {
         match self {
             Marker::Step(step) => step.attribute(),
             Marker::ChangeSet => "change_set",
+            Marker::Function => "change_unit",
+        }
+    }
+
+    /// What the attribute goes on, in the plural, for messages.
+    fn items(self) -> &'static str {
+        match self {
+            Marker::Function => "functions",
+            Marker::Step(_) | Marker::ChangeSet => "methods",
         }
     }
 }
@@ -59,11 +70,11 @@ pub(crate) struct StepMethod {
 }
 
 /// One injected parameter of a marked method.
-struct Param {
+pub(crate) struct Param {
     /// `&mut S` takes the store session; anything else is injected from the dependency map.
-    session: bool,
+    pub(crate) session: bool,
     /// The type to resolve: `S` for a session, the parameter's type otherwise.
-    ty: Type,
+    pub(crate) ty: Type,
     /// Describes the parameter in runtime error messages.
     site: String,
 }
@@ -169,38 +180,39 @@ fn strip_other_markers(kind: Marker, method: &mut ImplItemFn, errors: &mut Error
 }
 
 /// Checks everything but the parameters: `async`, not generic, a return type, `&self`.
-fn check_signature(kind: Marker, sig: &Signature, errors: &mut Errors) {
+pub(crate) fn check_signature(kind: Marker, sig: &Signature, errors: &mut Errors) {
     let attribute = kind.attribute();
+    let items = kind.items();
     let name = sig.ident.unraw_name();
     if sig.asyncness.is_none() {
         errors.error(
             sig.fn_token.span(),
-            format!("`#[{attribute}]` methods must be `async`: write `async fn {name}`"),
+            format!("`#[{attribute}]` {items} must be `async`: write `async fn {name}`"),
         );
     }
     if let Some(constness) = &sig.constness {
         errors.error(
             constness.span(),
-            format!("`#[{attribute}]` methods cannot be `const`"),
+            format!("`#[{attribute}]` {items} cannot be `const`"),
         );
     }
     if let Safety::Unsafe(token) = &sig.safety {
         errors.error(
             token.span(),
-            format!("`#[{attribute}]` methods cannot be `unsafe`"),
+            format!("`#[{attribute}]` {items} cannot be `unsafe`"),
         );
     }
     if let Some(abi) = &sig.abi {
         errors.error_spanned(
             abi,
-            format!("`#[{attribute}]` methods cannot declare an ABI"),
+            format!("`#[{attribute}]` {items} cannot declare an ABI"),
         );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         errors.error_spanned(
             &sig.generics,
             format!(
-                "`#[{attribute}]` methods cannot be generic: each parameter is injected by its \
+                "`#[{attribute}]` {items} cannot be generic: each parameter is injected by its \
                  concrete type"
             ),
         );
@@ -212,14 +224,24 @@ fn check_signature(kind: Marker, sig: &Signature, errors: &mut Errors) {
         errors.error(
             sig.paren_token.span.close(),
             format!(
-                "`#[{attribute}]` methods return `Result<(), E>`: add a return type such as \
+                "`#[{attribute}]` {items} return `Result<(), E>`: add a return type such as \
                  `-> anyhow::Result<()>`"
             ),
         );
     }
 
+    if kind == Marker::Function {
+        if let Some(FnArg::Receiver(receiver)) = sig.inputs.first() {
+            errors.error_spanned(
+                receiver,
+                "a change unit written as a function takes no `self`: put the method in an \
+                 impl of a `#[change_unit]` struct and mark it `#[execution]`, or remove `self`",
+            );
+        }
+        return;
+    }
     let help =
-        format!("`#[{attribute}]` methods take `&self`: write `async fn {name}(&self, ...)`");
+        format!("`#[{attribute}]` {items} take `&self`: write `async fn {name}(&self, ...)`");
     match sig.inputs.first() {
         Some(FnArg::Receiver(receiver)) => {
             let shared = matches!(receiver.kind, ReceiverKind::Reference(_, _, None))
@@ -234,7 +256,7 @@ fn check_signature(kind: Marker, sig: &Signature, errors: &mut Errors) {
 }
 
 /// The parameters after the receiver, each to be injected.
-fn params(kind: Marker, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+pub(crate) fn params(kind: Marker, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
     let name = sig.ident.unraw_name();
     let mut params = Vec::new();
     let mut session_seen = false;
@@ -255,9 +277,10 @@ fn params(kind: Marker, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
             errors.error_spanned(
                 &arg.ty,
                 format!(
-                    "`#[{}]` methods cannot be generic: name a concrete type instead of \
+                    "`#[{}]` {} cannot be generic: name a concrete type instead of \
                      `impl Trait`",
-                    kind.attribute()
+                    kind.attribute(),
+                    kind.items()
                 ),
             );
             continue;
@@ -265,10 +288,17 @@ fn params(kind: Marker, sig: &Signature, errors: &mut Errors) -> Vec<Param> {
         let param = match without_groups(&arg.ty) {
             Type::Reference(reference) if reference.mutability.is_some() => {
                 if session_seen {
+                    let what = if kind == Marker::Function {
+                        "function"
+                    } else {
+                        "method"
+                    };
                     errors.error_spanned(
                         arg,
-                        "a change unit method takes at most one `&mut` parameter: the store's \
-                         session, such as `&mut ClientSession`",
+                        format!(
+                            "a change unit {what} takes at most one `&mut` parameter: the \
+                             store's session, such as `&mut ClientSession`"
+                        ),
                     );
                     continue;
                 }
@@ -300,7 +330,7 @@ impl StepMethod {
     fn const_ident(&self) -> Ident {
         match self.kind {
             Marker::Step(step) => step.const_ident(),
-            Marker::ChangeSet => change_set_const(&self.method.sig.ident),
+            Marker::ChangeSet | Marker::Function => change_set_const(&self.method.sig.ident),
         }
     }
 
@@ -375,24 +405,8 @@ impl StepMethod {
         let args: Vec<Ident> = (0..self.params.len())
             .map(|i| format_ident!("__migrate_arg{}", i))
             .collect();
-        let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
-            let site = param.site(private);
-            let resolve = if param.session {
-                quote_spanned!(param.ty.span()=> #site.take(&mut #cx))
-            } else {
-                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #cx.unit_id()))
-            };
-            quote! {
-                let #arg = match #resolve {
-                    ::core::result::Result::Ok(value) => value,
-                    ::core::result::Result::Err(error) => return #private::step_failed(error),
-                };
-            }
-        });
-        let requirement_list = self.params.iter().map(|param| {
-            let site = param.site(private);
-            quote_spanned!(param.ty.span()=> #site.requirement())
-        });
+        let resolutions = resolutions(&self.params, &args, &cx, private);
+        let requirement_list = requirements(&self.params, private);
         let output_span = output_span(&method.sig);
         // Only the helper's path is moved: the arguments keep the spans they were bound with.
         let step_future = respan(quote!(#private::step_future), output_span);
@@ -468,8 +482,47 @@ impl StepMethod {
     }
 }
 
+/// `let argN = ...;` for each parameter, resolved from the step context `cx`; a step whose
+/// parameter cannot be resolved returns a failed step.
+pub(crate) fn resolutions(
+    params: &[Param],
+    args: &[Ident],
+    cx: &Ident,
+    private: &TokenStream,
+) -> Vec<TokenStream> {
+    params
+        .iter()
+        .zip(args)
+        .map(|(param, arg)| {
+            let site = param.site(private);
+            let resolve = if param.session {
+                quote_spanned!(param.ty.span()=> #site.take(&mut #cx))
+            } else {
+                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #cx.unit_id()))
+            };
+            quote! {
+                let #arg = match #resolve {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(error) => return #private::step_failed(error),
+                };
+            }
+        })
+        .collect()
+}
+
+/// What each parameter needs, as expressions for a const list.
+pub(crate) fn requirements(params: &[Param], private: &TokenStream) -> Vec<TokenStream> {
+    params
+        .iter()
+        .map(|param| {
+            let site = param.site(private);
+            quote_spanned!(param.ty.span()=> #site.requirement())
+        })
+        .collect()
+}
+
 /// Where rustc points when the method's result does not fit: its return type.
-fn output_span(sig: &Signature) -> Span {
+pub(crate) fn output_span(sig: &Signature) -> Span {
     match &sig.output {
         ReturnType::Type(_, ty) => ty.span(),
         ReturnType::Default => sig.ident.span(),
@@ -486,7 +539,7 @@ impl Param {
     /// Builds the site's checked descriptor. Listing requirements and resolving the value
     /// both start from this same call, so rustc reports a type that cannot be injected once,
     /// at the parameter's type.
-    fn site(&self, private: &TokenStream) -> TokenStream {
+    pub(crate) fn site(&self, private: &TokenStream) -> TokenStream {
         let Param { session, ty, site } = self;
         if *session {
             quote_spanned!(ty.span()=> #private::session_site::<#ty, _>(#site))

@@ -3,7 +3,8 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
-use syn::{Ident, ItemStruct, Path};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemStruct, LitBool, Path};
 
 use crate::attr::UnitArgs;
 use crate::errors::Errors;
@@ -36,7 +37,31 @@ const INLINE_CAPACITY: usize = 26;
 
 /// Builds the model of a unit, recording every mistake in `errors`.
 pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> Unit {
-    if let Some(message) = values::missing(&args, &["id", "order"], "change_unit", SYNTAX) {
+    for (key, written) in [
+        ("rollback", args.rollback.as_ref().map(Spanned::span)),
+        ("no_rollback", args.no_rollback.as_ref().map(LitBool::span)),
+    ] {
+        if let Some(span) = written {
+            errors.error(
+                span,
+                format!(
+                    "`{key}` is for a change unit written as a function; a struct's rollback \
+                     is the method marked `#[rollback_execution]`"
+                ),
+            );
+        }
+    }
+    values::not_generic(&item.generics, ("change units", "unit"), errors);
+    let mut unit = model_attributes(&args, &item.ident, errors);
+    unit.fields = fields::sites(&item.fields);
+    unit.checksum = checksum::of_tokens(item.to_token_stream());
+    unit
+}
+
+/// Builds the model of what a unit's attribute declares, for a struct or a function; the
+/// caller fills in the fields and the checksum.
+pub(crate) fn model_attributes(args: &UnitArgs, ident: &Ident, errors: &mut Errors) -> Unit {
+    if let Some(message) = values::missing(args, &["id", "order"], "change_unit", SYNTAX) {
         errors.error(Span::call_site(), message);
     }
     let id = values::not_empty(args.id.as_ref(), "id", SYNTAX, errors);
@@ -52,20 +77,19 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
     });
     let system_version = values::system_version(args.system_version.as_ref(), errors);
     let profiles = values::profiles(args.profiles.as_deref(), errors);
-    values::not_generic(&item.generics, ("change units", "unit"), errors);
 
     Unit {
-        ident: item.ident.clone(),
+        ident: ident.clone(),
         id,
         order,
         author,
         system_version,
-        run_always: args.run_always.is_some_and(|b| b.value()),
-        transactional: args.transactional.is_none_or(|b| b.value()),
-        fail_fast: args.fail_fast.is_none_or(|b| b.value()),
+        run_always: args.run_always.as_ref().is_some_and(LitBool::value),
+        transactional: args.transactional.as_ref().is_none_or(LitBool::value),
+        fail_fast: args.fail_fast.as_ref().is_none_or(LitBool::value),
         profiles,
-        fields: fields::sites(&item.fields),
-        checksum: checksum::of_tokens(item.to_token_stream()),
+        fields: Vec::new(),
+        checksum: 0,
     }
 }
 
@@ -74,47 +98,10 @@ impl Unit {
     pub(crate) fn generate(&self, item: &ItemStruct, krate: &Path) -> TokenStream {
         let private = quote!(#krate::__private);
         let ident = &self.ident;
-        let Unit {
-            id,
-            order,
-            system_version,
-            run_always,
-            transactional,
-            fail_fast,
-            profiles,
-            ..
-        } = self;
+        let id = &self.id;
+        let attributes = self.attributes(&private);
         let type_name = ident.unraw_name();
-        // The four strings planning reads, in the descriptor when they fit, else in one
-        // string for one relocation (see `UnitText`).
-        let author = self.author.as_deref().unwrap_or_default();
-        let has_author = self.author.is_some();
-        let packed = format!("{id}{order}{author}{system_version}");
-        let lengths = [id.len(), order.len(), author.len()];
-        let text = if packed.len() <= INLINE_CAPACITY {
-            let mut bytes = packed.clone().into_bytes();
-            bytes.resize(INLINE_CAPACITY, 0);
-            let bytes = proc_macro2::Literal::byte_string(&bytes);
-            let len = packed.len();
-            quote! {
-                #private::UnitText::inline(*#bytes, #len, [#(#lengths),*], #has_author)
-            }
-        } else {
-            quote! {
-                #private::UnitText::packed(#packed, [#(#lengths),*], #has_author)
-            }
-        };
         let type_path = quote!(::core::concat!(::core::module_path!(), "::", #type_name));
-        let extra = if profiles.is_empty() {
-            quote!(::core::option::Option::None)
-        } else {
-            quote! {
-                ::core::option::Option::Some(&#private::UnitExtra {
-                    profiles: &[#(#profiles),*],
-                    change_set: ::core::option::Option::None,
-                })
-            }
-        };
         let struct_checksum = proc_macro2::Literal::u64_suffixed(self.checksum);
 
         // In the order of `Step`'s variants, which index `Steps`. A path to a step resolves the
@@ -199,14 +186,7 @@ impl Unit {
                 const __MIGRATE_UNIT_DEF: #private::ChangeUnit = {
                     #required
                     #private::change_unit(
-                        #private::UnitAttributes {
-                            text: #text,
-                            run_always: #run_always,
-                            transactional: #transactional,
-                            fail_fast: #fail_fast,
-                            extra: #extra,
-                            line: ::core::line!(),
-                        },
+                        #attributes,
                         #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
                         __migrate_code,
                     )
@@ -218,6 +198,59 @@ impl Unit {
                     }
                 }
             };
+        }
+    }
+
+    /// What the unit's attribute declares, as a `UnitAttributes` expression.
+    pub(crate) fn attributes(&self, private: &TokenStream) -> TokenStream {
+        let Unit {
+            id,
+            order,
+            system_version,
+            run_always,
+            transactional,
+            fail_fast,
+            profiles,
+            ..
+        } = self;
+        // The four strings planning reads, in the descriptor when they fit, else in one
+        // string for one relocation (see `UnitText`).
+        let author = self.author.as_deref().unwrap_or_default();
+        let has_author = self.author.is_some();
+        let packed = format!("{id}{order}{author}{system_version}");
+        let lengths = [id.len(), order.len(), author.len()];
+        let text = if packed.len() <= INLINE_CAPACITY {
+            let mut bytes = packed.clone().into_bytes();
+            bytes.resize(INLINE_CAPACITY, 0);
+            let bytes = proc_macro2::Literal::byte_string(&bytes);
+            let len = packed.len();
+            quote! {
+                #private::UnitText::inline(*#bytes, #len, [#(#lengths),*], #has_author)
+            }
+        } else {
+            quote! {
+                #private::UnitText::packed(#packed, [#(#lengths),*], #has_author)
+            }
+        };
+        let extra = if profiles.is_empty() {
+            quote!(::core::option::Option::None)
+        } else {
+            quote! {
+                ::core::option::Option::Some(&#private::UnitExtra {
+                    profiles: &[#(#profiles),*],
+                    change_set: ::core::option::Option::None,
+                })
+            }
+        };
+        quote! {
+            #private::UnitAttributes {
+                text: #text,
+                run_always: #run_always,
+                transactional: #transactional,
+                fail_fast: #fail_fast,
+                extra: #extra,
+                line: ::core::line!(),
+            }
         }
     }
 

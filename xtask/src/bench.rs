@@ -231,6 +231,8 @@ struct Programs {
     plain: Option<String>,
     /// `units-<n>` of the compile case.
     compile_units: Option<String>,
+    /// `compile-functions-<n>`: the compile case's units written as functions.
+    compile_functions: Option<String>,
     /// `units-1`, whose build builds every dependency of the crates of units.
     smallest: String,
     /// `batch`, for the batch case.
@@ -257,18 +259,20 @@ impl Programs {
         for n in sizes {
             units.push((n, generate::units_crate("units", n)?));
         }
-        let (plain, compile_units) = if options.cases.contains(&Case::Compile) {
+        let (plain, compile_units, compile_functions) = if options.cases.contains(&Case::Compile) {
             (
                 Some(generate::plain_crate(options.units)?),
                 Some(generate::units_crate("compile-units", options.units)?),
+                Some(generate::functions_crate(options.units)?),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         Ok(Programs {
             units,
             plain,
             compile_units,
+            compile_functions,
             smallest: generate::units_crate("units", 1)?,
             batch: if options.cases.contains(&Case::Batch) {
                 Some(generate::batch_crate()?)

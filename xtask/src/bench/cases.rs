@@ -452,6 +452,10 @@ pub(super) fn compile(options: &Options, programs: &Programs, results: &mut Resu
         .plain
         .as_deref()
         .expect("generated for the compile case");
+    let functions = programs
+        .compile_functions
+        .as_deref()
+        .expect("generated for the compile case");
     let edited = options.units / 2 + 1;
     for profile in [Profile::Debug, Profile::Release] {
         let flags: &[&str] = match profile {
@@ -483,14 +487,16 @@ pub(super) fn compile(options: &Options, programs: &Programs, results: &mut Resu
             units: options.units,
             migrate_clean: Vec::new(),
             migrate_edit: Vec::new(),
+            function_clean: Vec::new(),
+            function_edit: Vec::new(),
             plain_clean: Vec::new(),
             plain_edit: Vec::new(),
         };
         for run in 1..=options.compile_runs {
             let order = if run % 2 == 1 {
-                [units, plain]
+                [units, functions, plain]
             } else {
-                [plain, units]
+                [plain, functions, units]
             };
             for package in order {
                 stop_requested()?;
@@ -517,6 +523,8 @@ pub(super) fn compile(options: &Options, programs: &Programs, results: &mut Resu
                 );
                 let (clean_samples, edit_samples) = if package == units {
                     (&mut row.migrate_clean, &mut row.migrate_edit)
+                } else if package == functions {
+                    (&mut row.function_clean, &mut row.function_edit)
                 } else {
                     (&mut row.plain_clean, &mut row.plain_edit)
                 };

@@ -89,6 +89,16 @@ pub(super) fn units_crate(kind: &str, n: usize) -> Result<String> {
 }
 
 /// Writes the crate of the batch case and returns its package name.
+/// Writes the crate `bench-compile-functions-<n>`: `n` change units written as functions,
+/// each the plain crate's function plus its attribute, run like the units crate.
+pub(super) fn functions_crate(n: usize) -> Result<String> {
+    let name = format!("bench-compile-functions-{n}");
+    let dir = migrate_crate(&name, UNITS_MAIN)?;
+    unit_files(&dir, n, function_source)?;
+    write(&dir.join("src/units.rs"), &mod_lines(n))?;
+    Ok(name)
+}
+
 pub(super) fn batch_crate() -> Result<String> {
     let name = "bench-batch".to_owned();
     migrate_crate(&name, BATCH_MAIN)?;
@@ -160,6 +170,8 @@ pub(super) fn toggle_unit(package: &str, k: usize) -> Result {
     };
     let source = if package.starts_with("bench-plain-") {
         plain_source(k, body)
+    } else if package.starts_with("bench-compile-functions-") {
+        function_source(k, body)
     } else {
         unit_source(k, body)
     };
@@ -231,6 +243,24 @@ fn plain_source(k: usize, body: Body) -> String {
 use mongodb::{{ClientSession, Database}};
 
 pub(super) async fn run(db: &Database, session: &mut ClientSession) -> mongodb::error::Result<()> {{
+    db.collection::<Document>(bench_support::UNIT_COLLECTION)
+        .insert_one({document})
+        .session(session)
+        .await?;
+    Ok(())
+}}
+"
+    )
+}
+
+fn function_source(k: usize, body: Body) -> String {
+    let document = inserted(k, body);
+    format!(
+        "use mongodb::bson::{{doc, Document}};
+use mongodb::{{ClientSession, Database}};
+
+#[migrate::change_unit(id = \"u{k:05}\", order = \"{k:05}\", author = \"bench\", no_rollback)]
+async fn run(db: Database, session: &mut ClientSession) -> mongodb::error::Result<()> {{
     db.collection::<Document>(bench_support::UNIT_COLLECTION)
         .insert_one({document})
         .session(session)

@@ -69,6 +69,9 @@ pub(super) struct CompileRow {
     pub(super) units: usize,
     pub(super) migrate_clean: Vec<Sample>,
     pub(super) migrate_edit: Vec<Sample>,
+    /// The same units written as functions (`#[change_unit]` on an `async fn`).
+    pub(super) function_clean: Vec<Sample>,
+    pub(super) function_edit: Vec<Sample>,
     pub(super) plain_clean: Vec<Sample>,
     pub(super) plain_edit: Vec<Sample>,
 }
@@ -280,6 +283,22 @@ impl Results {
                 optional(peak(&[&row.plain_clean, &row.plain_edit]), bytes),
                 ratio(mc, pc),
                 ratio(me, pe),
+            );
+            let fc = wall(&row.function_clean);
+            let fe = wall(&row.function_edit);
+            let _ = writeln!(
+                out,
+                "| {} build, {} function units vs plain async fns / after editing one | {} / {}, peak {} | {} / {}, peak {} | {} / {} |",
+                row.profile.name(),
+                thousands(row.units),
+                duration(fc),
+                duration(fe),
+                optional(peak(&[&row.function_clean, &row.function_edit]), bytes),
+                duration(pc),
+                duration(pe),
+                optional(peak(&[&row.plain_clean, &row.plain_edit]), bytes),
+                ratio(fc, pc),
+                ratio(fe, pe),
             );
         }
         if !self.compile.is_empty() {

@@ -2,11 +2,10 @@
 //! re-exports them next to the runtime items the generated code needs.
 //!
 //! `#[change_unit(...)]` goes on the struct of a change unit, or on an `async fn` that is a
-//! whole unit; `#[execution]`,
-//! `#[rollback_execution]`, `#[before_execution]` and `#[rollback_before_execution]` go on
-//! `async fn(&self, ...)` methods in a plain `impl` block of that struct. The struct macro
-//! registers the unit; each method marker adds hidden items to the impl that the struct macro
-//! finds by name.
+//! whole unit; `#[execution]`, `#[rollback_execution]`, `#[before_execution]` and
+//! `#[rollback_before_execution]` go on `async fn(&self, ...)` methods in a plain `impl` block
+//! of that struct. The struct macro registers the unit; each method marker adds hidden items
+//! to the impl that the struct macro finds by name.
 //!
 //! The legacy model of mongobee and Mongock 3: `#[change_log]` goes on a struct and on its
 //! impl block, whose `async fn(&self, ...)` methods marked `#[change_set(...)]` it registers,

@@ -17,7 +17,7 @@ mod text;
 pub use code::{list_sites, CodeResult, UnitCall, UnitCode, UnitNames};
 pub use function::{
     function_instance, function_unit, list_function_sites, rollback, FunctionStep, RollbackCall,
-    RollbackFn, RollbackStep,
+    RollbackFn, RollbackStep, StepOutput,
 };
 pub use text::{InlineText, TextParts, UnitText, INLINE_CAPACITY};
 

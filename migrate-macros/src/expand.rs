@@ -166,7 +166,9 @@ mod tests {
     use proc_macro2::{TokenStream, TokenTree};
     use quote::quote;
 
+    use crate::errors::Errors;
     use crate::rules::steps::Step;
+    use crate::{attr, function, step};
 
     /// Tokens in `tokens`, counting a group's delimiters as one token and its contents.
     fn count(tokens: TokenStream) -> usize {
@@ -236,5 +238,69 @@ mod tests {
                 "{part} generates {tokens} tokens, over its budget of {budget}"
             );
         }
+    }
+
+    #[test]
+    fn a_typical_function_unit_expands_within_its_token_budget() {
+        let generated = generated(
+            quote! {
+                async fn add_index(db: Database, session: &mut ClientSession) -> mongodb::error::Result<()> {
+                    db.collection::<Document>("c").insert_one(doc! { "k": 1 }).session(session).await?;
+                    Ok(())
+                }
+            },
+            |item| {
+                super::change_unit(
+                    quote!(
+                        id = "add-index",
+                        order = "0001",
+                        author = "ops",
+                        no_rollback
+                    ),
+                    item,
+                )
+            },
+        );
+        let budget = 666;
+        assert!(
+            generated <= budget,
+            "#[change_unit] on a function taking two parameters generates {generated} tokens, \
+             over its budget of {budget}"
+        );
+    }
+
+    #[test]
+    fn a_function_units_checksum_covers_its_function_and_its_rollbacks_path() {
+        let checksum = |args: TokenStream, body: TokenStream| {
+            let mut errors = Errors::default();
+            let args = attr::unit_args(args, &mut errors);
+            let item = quote!(async fn add_index(db: Database) -> anyhow::Result<()> { #body });
+            let function = step::parse_method(item).unwrap();
+            let checksum = function::model(args, function, &mut errors).checksum;
+            assert!(errors.is_empty());
+            checksum
+        };
+        let base = checksum(
+            quote!(id = "a", order = "1", rollback = undo),
+            quote!(Ok(())),
+        );
+        let same = checksum(
+            quote!(id = "a", order = "2", author = "me", rollback = undo),
+            quote!(Ok(())),
+        );
+        let other_body = checksum(
+            quote!(id = "a", order = "1", rollback = undo),
+            quote!(db.drop().await?; Ok(())),
+        );
+        let other_rollback = checksum(
+            quote!(id = "a", order = "1", rollback = undo_differently),
+            quote!(Ok(())),
+        );
+        assert_eq!(
+            base, same,
+            "the attribute's other keys are not the unit's code"
+        );
+        assert_ne!(base, other_body);
+        assert_ne!(base, other_rollback);
     }
 }

@@ -23,7 +23,8 @@ pub(crate) struct FunctionUnit {
     function: ImplItemFn,
     params: Vec<Param>,
     rollback: Option<Path>,
-    checksum: u64,
+    /// Hash of the function's tokens and of the rollback's path.
+    pub(crate) checksum: u64,
 }
 
 /// Builds the model of a function unit, recording every mistake in `errors`.
@@ -109,12 +110,7 @@ impl FunctionUnit {
                     quote! {
                         fn __migrate_rollback<'a>(
                             #rollback_call: #private::RollbackCall<'a, '_>,
-                        ) -> ::core::option::Option<
-                            #private::BoxFuture<
-                                'a,
-                                ::core::result::Result<(), #private::BoxError>,
-                            >,
-                        > {
+                        ) -> #private::StepOutput<'a> {
                             #rollback(#path, #rollback_call, #site)
                         }
                     },
@@ -134,9 +130,7 @@ impl FunctionUnit {
 
                 fn __migrate_execution<'a>(
                     #cx_pattern: #private::StepContext<'a>,
-                ) -> ::core::option::Option<
-                    #private::BoxFuture<'a, ::core::result::Result<(), #private::BoxError>>,
-                > {
+                ) -> #private::StepOutput<'a> {
                     #(#resolutions)*
                     #execution
                 }

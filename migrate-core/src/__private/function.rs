@@ -12,6 +12,9 @@ use super::{Checksum, RequirementSite};
 use crate::inject::{Dependencies, Inject, Requirement};
 use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
+/// What a step function returns: the step's future, or `None` for a step the unit lacks.
+pub type StepOutput<'a> = Option<BoxFuture<'a, Result<(), BoxError>>>;
+
 /// The step function a function unit's macro generates for its execution, or
 /// [`rollback`] makes for its rollback: resolves the parameters, then calls the function.
 pub type FunctionStep = for<'a> fn(StepContext<'a>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;

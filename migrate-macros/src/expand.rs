@@ -20,18 +20,18 @@ pub(crate) fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = attr::unit_args(args, &mut errors);
     let krate = args.krate.clone().unwrap_or_else(default_crate);
+    if is_function(&item) {
+        return match step::parse_method(item.clone()) {
+            Ok(function) => change_unit_function(args, function, &krate, errors),
+            Err(error) => {
+                errors.push(error);
+                let errors = errors.to_compile_errors();
+                quote!(#item #errors)
+            }
+        };
+    }
     let item: ItemStruct = match syn::parse2(item.clone()) {
         Ok(item) => item,
-        Err(_) if is_function(&item) => {
-            return match step::parse_method(item.clone()) {
-                Ok(function) => change_unit_function(args, function, &krate, errors),
-                Err(error) => {
-                    errors.push(error);
-                    let errors = errors.to_compile_errors();
-                    quote!(#item #errors)
-                }
-            };
-        }
         Err(_) => {
             errors.error(
                 Span::call_site(),

@@ -56,39 +56,32 @@ impl ClientInitializer {
     }
 }
 
-/// Release 1.1: every client gets a `status`.
+/// Release 1.1: every client gets a `status`. A unit with one step can be a function; its
+/// rollback is another function, named in the attribute.
 #[change_unit(
     id = "client-status",
     order = "002",
     author = "client-team",
-    system_version = "1.1"
+    system_version = "1.1",
+    rollback = remove_status
 )]
-pub(crate) struct ClientStatus {
-    db: Database,
+async fn add_status(db: Database, session: &mut ClientSession) -> mongodb::error::Result<()> {
+    db.collection::<Document>(CLIENTS)
+        .update_many(
+            doc! { "status": { "$exists": false } },
+            doc! { "$set": { "status": "active" } },
+        )
+        .session(session)
+        .await?;
+    Ok(())
 }
 
-impl ClientStatus {
-    #[execution]
-    async fn add_status(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
-        self.db
-            .collection::<Document>(CLIENTS)
-            .update_many(
-                doc! { "status": { "$exists": false } },
-                doc! { "$set": { "status": "active" } },
-            )
-            .session(session)
-            .await?;
-        Ok(())
-    }
-
-    #[rollback_execution]
-    async fn remove_status(&self) -> mongodb::error::Result<()> {
-        self.db
-            .collection::<Document>(CLIENTS)
-            .update_many(doc! {}, doc! { "$unset": { "status": "" } })
-            .await?;
-        Ok(())
-    }
+/// Undoes `add_status`.
+async fn remove_status(db: Database) -> mongodb::error::Result<()> {
+    db.collection::<Document>(CLIENTS)
+        .update_many(doc! {}, doc! { "$unset": { "status": "" } })
+        .await?;
+    Ok(())
 }
 
 /// Release 2: loyalty tiers. Runs only once the service reports system version 2.

@@ -16,8 +16,8 @@ mod text;
 
 pub use code::{list_sites, CodeResult, UnitCall, UnitCode, UnitNames};
 pub use function::{
-    function_instance, function_unit, list_function_sites, rollback, FunctionStep, RollbackCall,
-    RollbackFn, RollbackStep, StepOutput,
+    function_code, function_unit, rollback, FunctionStep, RollbackCall, RollbackFn, RollbackStep,
+    StepOutput, StepResult,
 };
 pub use text::{InlineText, TextParts, UnitText, INLINE_CAPACITY};
 
@@ -445,7 +445,14 @@ impl<S> SessionSite<S> {
 pub fn step_future<'a, E: Into<BoxError> + 'a>(
     method: Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>,
 ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
-    Some(Box::pin(StepFuture { method }))
+    Some(step_boxed(method))
+}
+
+/// [`step_future`] for a function unit's execution (see [`StepResult`]).
+pub fn step_boxed<'a, E: Into<BoxError> + 'a>(
+    method: Pin<Box<dyn Future<Output = Result<(), E>> + Send + 'a>>,
+) -> BoxFuture<'a, Result<(), BoxError>> {
+    Box::pin(StepFuture { method })
 }
 
 /// Checks, without calling it, the future of a method whose step does nothing (see

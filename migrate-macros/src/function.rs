@@ -72,7 +72,6 @@ impl FunctionUnit {
         // Locals interpolated with call-site hygiene, as in `step.rs`.
         let cx = Ident::new("__migrate_cx", Span::call_site());
         let call = Ident::new("__migrate_call", Span::call_site());
-        let answer = Ident::new("__migrate_answer", Span::call_site());
         let cx_pattern = if takes_session {
             quote!(mut #cx)
         } else if self.params.is_empty() {
@@ -83,15 +82,19 @@ impl FunctionUnit {
         let args: Vec<Ident> = (0..self.params.len())
             .map(|i| format_ident!("__migrate_arg{}", i))
             .collect();
-        let resolutions = step::resolutions(&self.params, &args, &cx, &private);
+        // A parameter that cannot be resolved fails the step (see `StepResult`).
+        let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
+            let resolve = param.resolve(&cx, &private);
+            quote!(let #arg = #resolve?;)
+        });
         let requirements = step::requirements(&self.params, &private);
         // What the function returns is reported at its return type, as for a method.
         let output_span = step::output_span(&function.sig);
-        let step_future = respan(quote!(#private::step_future), output_span);
+        let step_boxed = respan(quote!(#private::step_boxed), output_span);
         let mut function_at_output = ident.clone();
         function_at_output.set_span(ident.span().located_at(output_span));
         let execution = quote_spanned! {output_span=>
-            #step_future(::std::boxed::Box::pin(#function_at_output(#(#args),*)))
+            #step_boxed(::std::boxed::Box::pin(#function_at_output(#(#args),*)))
         };
 
         let (rollback_item, rollback_step) = match &self.rollback {
@@ -130,33 +133,21 @@ impl FunctionUnit {
 
                 fn __migrate_execution<'a>(
                     #cx_pattern: #private::StepContext<'a>,
-                ) -> #private::StepOutput<'a> {
+                ) -> #private::StepResult<'a> {
                     #(#resolutions)*
-                    #execution
+                    ::core::result::Result::Ok(#execution)
                 }
 
                 #rollback_item
 
                 fn __migrate_code(#call: #private::UnitCall<'_, '_>) -> #private::CodeResult {
-                    match #call {
-                        #private::UnitCall::Names(#answer) => #answer.set(
-                            ::core::concat!(::core::module_path!(), "::", #name),
-                            ::core::file!(),
-                            #name,
-                            ::core::option::Option::None,
-                        ),
-                        #private::UnitCall::Sites(#answer) => #private::list_function_sites(
-                            #answer,
-                            const { &[#(#requirements),*] },
-                            #rollback_step,
-                        ),
-                        #private::UnitCall::Instantiate(_, #answer) => {
-                            *#answer = ::core::option::Option::Some(
-                                #private::function_instance(__migrate_execution, #rollback_step),
-                            );
-                        }
-                    }
-                    ::core::result::Result::Ok(())
+                    #private::function_code(
+                        #call,
+                        (::core::concat!(::core::module_path!(), "::", #name), ::core::file!(), #name),
+                        const { &[#(#requirements),*] },
+                        __migrate_execution,
+                        #rollback_step,
+                    )
                 }
 
                 const __MIGRATE_UNIT_DEF: #private::ChangeUnit = #private::function_unit(

@@ -494,12 +494,7 @@ pub(crate) fn resolutions(
         .iter()
         .zip(args)
         .map(|(param, arg)| {
-            let site = param.site(private);
-            let resolve = if param.session {
-                quote_spanned!(param.ty.span()=> #site.take(&mut #cx))
-            } else {
-                quote_spanned!(param.ty.span()=> #site.resolve(#cx.deps(), #cx.unit_id()))
-            };
+            let resolve = param.resolve(cx, private);
             quote! {
                 let #arg = match #resolve {
                     ::core::result::Result::Ok(value) => value,
@@ -536,6 +531,16 @@ pub(crate) fn change_set_const(method: &Ident) -> Ident {
 }
 
 impl Param {
+    /// Resolves the parameter from the step context `cx`: a `Result` of its value.
+    pub(crate) fn resolve(&self, cx: &Ident, private: &TokenStream) -> TokenStream {
+        let site = self.site(private);
+        if self.session {
+            quote_spanned!(self.ty.span()=> #site.take(&mut #cx))
+        } else {
+            quote_spanned!(self.ty.span()=> #site.resolve(#cx.deps(), #cx.unit_id()))
+        }
+    }
+
     /// Builds the site's checked descriptor. Listing requirements and resolving the value
     /// both start from this same call, so rustc reports a type that cannot be injected once,
     /// at the parameter's type.

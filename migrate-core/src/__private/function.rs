@@ -6,7 +6,8 @@
 use std::future::Future;
 
 use super::{
-    list_sites, step_future, succeeded, Requirements, StepTable, UnitAttributes, UnitCode,
+    list_sites, step_failed, step_future, succeeded, CodeResult, Requirements, StepTable,
+    UnitAttributes, UnitCall, UnitCode,
 };
 use super::{Checksum, RequirementSite};
 use crate::inject::{Dependencies, Inject, Requirement};
@@ -15,9 +16,13 @@ use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, Ste
 /// What a step function returns: the step's future, or `None` for a step the unit lacks.
 pub type StepOutput<'a> = Option<BoxFuture<'a, Result<(), BoxError>>>;
 
-/// The step function a function unit's macro generates for its execution, or
-/// [`rollback`] makes for its rollback: resolves the parameters, then calls the function.
-pub type FunctionStep = for<'a> fn(StepContext<'a>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
+/// What a function unit's execution step returns: the function's future, or why its
+/// parameters could not be resolved.
+pub type StepResult<'a> = Result<BoxFuture<'a, Result<(), BoxError>>, BoxError>;
+
+/// The step function a function unit's macro generates for its execution: resolves the
+/// parameters, then calls the function.
+pub type FunctionStep = for<'a> fn(StepContext<'a>) -> StepResult<'a>;
 
 /// The step function a function unit's macro generates for its rollback, which hands the
 /// call to [`rollback`]: one generic call for both running the rollback and listing its
@@ -51,7 +56,7 @@ pub const fn function_unit(
 }
 
 /// Adds a function unit's injection sites to `list`: its execution's, then its rollback's.
-pub fn list_function_sites(
+fn list_function_sites(
     list: &mut Vec<(Requirement, &'static str)>,
     execution: Requirements,
     rollback: Option<RollbackStep>,
@@ -62,15 +67,29 @@ pub fn list_function_sites(
     }
 }
 
-/// The runtime object of a function unit, for [`UnitCall::Instantiate`](super::UnitCall).
-pub fn function_instance(
+/// Answers `call` for a function unit: the function `name` at `type_path` in `file`, whose
+/// parameters have the injection sites `sites`, run by `execution` and undone by `rollback`.
+///
+/// Not generic: every function unit's generated code is one call of it, with the unit's
+/// names as constants of that code.
+pub fn function_code(
+    call: UnitCall<'_, '_>,
+    (type_path, file, name): (&'static str, &'static str, &'static str),
+    sites: Requirements,
     execution: FunctionStep,
     rollback: Option<RollbackStep>,
-) -> Box<dyn ChangeUnitInstance> {
-    Box::new(FunctionUnit {
-        execution,
-        rollback,
-    })
+) -> CodeResult {
+    match call {
+        UnitCall::Names(names) => names.set(type_path, file, name, None),
+        UnitCall::Sites(list) => list_function_sites(list, sites, rollback),
+        UnitCall::Instantiate(_, unit) => {
+            *unit = Some(Box::new(FunctionUnit {
+                execution,
+                rollback,
+            }));
+        }
+    }
+    Ok(())
 }
 
 struct FunctionUnit {
@@ -85,7 +104,10 @@ impl ChangeUnitInstance for FunctionUnit {
         cx: StepContext<'a>,
     ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
         match step {
-            Step::Execution => (self.execution)(cx),
+            Step::Execution => match (self.execution)(cx) {
+                Ok(future) => Some(future),
+                Err(error) => step_failed(error),
+            },
             Step::RollbackExecution => match self.rollback {
                 Some(rollback) => rollback(RollbackCall::Run(cx)),
                 None => succeeded(),
@@ -162,7 +184,7 @@ macro_rules! rollback_fn {
                 $(
                     let $arg = match resolve::<$arg, $marker>(cx.deps(), cx.unit_id(), name) {
                         Ok(value) => value,
-                        Err(error) => return super::step_failed(error),
+                        Err(error) => return step_failed(error),
                     };
                 )*
                 step_future(Box::pin(self($($arg),*)))

@@ -60,6 +60,24 @@ async fn undo_failing(db: Database, probe: Dep<Recorder>) -> Result {
     Ok(())
 }
 
+#[change_unit(id = "fn-tagged", order = "004", author = "functions", rollback = untag)]
+async fn tag(db: Database, session: &mut ClientSession) -> Result {
+    db.collection::<Document>("tagged")
+        .insert_one(doc! { "tag": "fn-tagged" })
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+/// Undoes `tag`.
+async fn untag(db: Database, probe: Dep<Recorder>) -> Result {
+    probe.push("untag");
+    db.collection::<Document>("tagged")
+        .delete_many(doc! { "tag": "fn-tagged" })
+        .await?;
+    Ok(())
+}
+
 /// Registered by no test's runner.
 struct Unregistered;
 
@@ -255,5 +273,78 @@ async fn a_rollback_functions_missing_dependency_is_reported_before_anything_run
         "`fn-seed` comes first but did not run"
     );
     assert!(t.history().await.is_empty());
+    t.finish().await;
+}
+
+async fn undo_runs_a_function_units_rollback_function(mode: Mode, name: &str) {
+    let t = test_db(mode, name).await;
+    let probe = Recorder::default();
+    runner(&t, &probe)
+        .units([unit("fn-tagged")])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(count(&t, "tagged").await, 1);
+
+    let report = runner(&t, &probe)
+        .units([unit("fn-tagged")])
+        .undo_all()
+        .await
+        .unwrap();
+
+    assert_eq!(report.units.len(), 1);
+    assert_eq!(report.units[0].outcome, Outcome::RolledBack);
+    assert_eq!(probe.lines(), ["untag"]);
+    assert_eq!(count(&t, "tagged").await, 0, "the rollback function ran");
+    let history = t.history().await;
+    let states: Vec<&str> = history
+        .iter()
+        .map(|entry| entry.get_str("state").unwrap())
+        .collect();
+    assert_eq!(states, ["EXECUTED", "ROLLED_BACK"], "{history:?}");
+
+    // Pending again: the next run applies it again.
+    runner(&t, &probe)
+        .units([unit("fn-tagged")])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(count(&t, "tagged").await, 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn undo_runs_a_function_units_rollback_function_in_a_replica_set() {
+    undo_runs_a_function_units_rollback_function(Mode::ReplicaSet, "fn_undo_rs").await;
+}
+
+#[tokio::test]
+async fn undo_runs_a_function_units_rollback_function_on_a_standalone_server() {
+    undo_runs_a_function_units_rollback_function(Mode::Standalone, "fn_undo_sa").await;
+}
+
+#[tokio::test]
+async fn undo_refuses_a_function_unit_without_rollback() {
+    let t = test_db(Mode::ReplicaSet, "fn_undo_none").await;
+    let probe = Recorder::default();
+    runner(&t, &probe)
+        .units([unit("fn-seed")])
+        .run()
+        .await
+        .unwrap();
+    let before = t.history().await;
+
+    let error = runner(&t, &probe)
+        .units([unit("fn-seed")])
+        .undo_all()
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, Error::NoRollback { units } if units == &["fn-seed"]),
+        "{error}"
+    );
+    assert_eq!(t.history().await, before, "nothing recorded");
+    assert_eq!(count(&t, "things").await, 1, "nothing undone");
     t.finish().await;
 }

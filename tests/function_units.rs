@@ -3,7 +3,7 @@
 
 mod support;
 
-use migrate::{change_unit, ChangeUnit, Dep, Error, Outcome, Runner};
+use migrate::{change_unit, ChangeUnit, Dep, Error, Outcome, Report, Runner};
 use mongodb::bson::{doc, Document};
 use mongodb::{ClientSession, Database};
 use support::recorder::Recorder;
@@ -19,8 +19,15 @@ fn unit(id: &str) -> &'static ChangeUnit {
         .unwrap_or_else(|| panic!("no unit `{id}` is registered"))
 }
 
-fn runner(t: &TestDb, probe: &Recorder) -> Runner {
-    Runner::new(&t.db).dependency(probe.clone())
+fn runner(t: &TestDb, probe: &Recorder, ids: &[&str]) -> Runner {
+    Runner::new(&t.db)
+        .dependency(probe.clone())
+        .units(ids.iter().map(|id| unit(id)))
+}
+
+/// Runs the units `ids`, which must succeed.
+async fn apply(t: &TestDb, probe: &Recorder, ids: &[&str]) -> Report {
+    runner(t, probe, ids).run().await.unwrap()
 }
 
 async fn count(t: &TestDb, collection: &str) -> u64 {
@@ -99,11 +106,7 @@ async fn a_function_unit_runs_with_its_parameters_injected_and_is_recorded_like_
     };
     let probe = Recorder::default();
 
-    let report = runner(&t, &probe)
-        .units([unit("fn-seed")])
-        .run()
-        .await
-        .unwrap();
+    let report = apply(&t, &probe, &["fn-seed"]).await;
 
     assert_eq!(report.units.len(), 1);
     assert_eq!(report.units[0].outcome, Outcome::Executed);
@@ -127,11 +130,7 @@ async fn a_function_unit_runs_with_its_parameters_injected_and_is_recorded_like_
     );
 
     // Applied once: a second start finds it executed.
-    let report = runner(&t, &probe)
-        .units([unit("fn-seed")])
-        .run()
-        .await
-        .unwrap();
+    let report = apply(&t, &probe, &["fn-seed"]).await;
     assert!(matches!(report.units[0].outcome, Outcome::Skipped(_)));
     assert_eq!(count(&t, "things").await, 1);
     t.finish().await;
@@ -188,8 +187,7 @@ async fn a_failed_function_unit_runs_its_rollback_function_without_a_transaction
     let t = test_db(Mode::Standalone, "fn_rollback").await;
     let probe = Recorder::default();
 
-    let error = runner(&t, &probe)
-        .units([unit("fn-failing")])
+    let error = runner(&t, &probe, &["fn-failing"])
         .transactional(false)
         .run()
         .await
@@ -223,11 +221,7 @@ async fn a_failed_function_unit_in_a_transaction_leaves_no_writes() {
     };
     let probe = Recorder::default();
 
-    let error = runner(&t, &probe)
-        .units([unit("fn-failing")])
-        .run()
-        .await
-        .unwrap_err();
+    let error = runner(&t, &probe, &["fn-failing"]).run().await.unwrap_err();
 
     assert!(
         error
@@ -252,8 +246,7 @@ async fn a_rollback_functions_missing_dependency_is_reported_before_anything_run
     let t = test_db(Mode::ReplicaSet, "fn_missing").await;
     let probe = Recorder::default();
 
-    let error = runner(&t, &probe)
-        .units([unit("fn-seed"), unit("fn-needy")])
+    let error = runner(&t, &probe, &["fn-seed", "fn-needy"])
         .run()
         .await
         .unwrap_err();
@@ -279,18 +272,10 @@ async fn a_rollback_functions_missing_dependency_is_reported_before_anything_run
 async fn undo_runs_a_function_units_rollback_function(mode: Mode, name: &str) {
     let t = test_db(mode, name).await;
     let probe = Recorder::default();
-    runner(&t, &probe)
-        .units([unit("fn-tagged")])
-        .run()
-        .await
-        .unwrap();
+    apply(&t, &probe, &["fn-tagged"]).await;
     assert_eq!(count(&t, "tagged").await, 1);
 
-    let report = runner(&t, &probe)
-        .units([unit("fn-tagged")])
-        .undo_all()
-        .await
-        .unwrap();
+    let report = runner(&t, &probe, &["fn-tagged"]).undo_all().await.unwrap();
 
     assert_eq!(report.units.len(), 1);
     assert_eq!(report.units[0].outcome, Outcome::RolledBack);
@@ -304,11 +289,7 @@ async fn undo_runs_a_function_units_rollback_function(mode: Mode, name: &str) {
     assert_eq!(states, ["EXECUTED", "ROLLED_BACK"], "{history:?}");
 
     // Pending again: the next run applies it again.
-    runner(&t, &probe)
-        .units([unit("fn-tagged")])
-        .run()
-        .await
-        .unwrap();
+    apply(&t, &probe, &["fn-tagged"]).await;
     assert_eq!(count(&t, "tagged").await, 1);
     t.finish().await;
 }
@@ -327,15 +308,10 @@ async fn undo_runs_a_function_units_rollback_function_on_a_standalone_server() {
 async fn undo_refuses_a_function_unit_without_rollback() {
     let t = test_db(Mode::ReplicaSet, "fn_undo_none").await;
     let probe = Recorder::default();
-    runner(&t, &probe)
-        .units([unit("fn-seed")])
-        .run()
-        .await
-        .unwrap();
+    apply(&t, &probe, &["fn-seed"]).await;
     let before = t.history().await;
 
-    let error = runner(&t, &probe)
-        .units([unit("fn-seed")])
+    let error = runner(&t, &probe, &["fn-seed"])
         .undo_all()
         .await
         .unwrap_err();

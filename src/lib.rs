@@ -34,6 +34,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A unit with one step can also be an `async fn`, which costs less to compile; its
+//! attribute names the rollback function, or says `no_rollback`:
+//!
+//! ```no_run
+//! use migrate::change_unit;
+//! use mongodb::{bson::doc, Database};
+//!
+//! #[change_unit(id = "archive-inactive", order = "002", author = "platform", rollback = unarchive)]
+//! async fn archive_inactive(db: Database) -> mongodb::error::Result<()> {
+//!     let clients = db.collection::<mongodb::bson::Document>("clients");
+//!     clients
+//!         .update_many(doc! { "active": false }, doc! { "$set": { "archived": true } })
+//!         .await?;
+//!     Ok(())
+//! }
+//!
+//! async fn unarchive(db: Database) -> mongodb::error::Result<()> {
+//!     let clients = db.collection::<mongodb::bson::Document>("clients");
+//!     clients
+//!         .update_many(doc! {}, doc! { "$unset": { "archived": "" } })
+//!         .await?;
+//!     Ok(())
+//! }
+//! # fn main() {}
+//! ```
 
 #[doc(hidden)]
 pub use migrate_core::__private;

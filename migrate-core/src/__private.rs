@@ -137,11 +137,6 @@ pub struct RequirementSite {
 }
 
 impl RequirementSite {
-    /// The site `name`, needing what `requirement` returns.
-    pub(crate) const fn new(name: &'static str, requirement: fn() -> Requirement) -> Self {
-        RequirementSite { name, requirement }
-    }
-
     /// The site's requirement, with its description.
     pub fn get(&self) -> (Requirement, &'static str) {
         ((self.requirement)(), self.name)

@@ -271,6 +271,11 @@ fn strings(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Vec<
 
 fn function_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Path> {
     let expected = format!("`{key}` expects the path of an `async fn`, e.g. `{key} = drop_index`");
+    path(key, value, &expected, errors)
+}
+
+/// A plain path, or `expected` as the error.
+fn path(key: &Ident, value: Option<Expr>, expected: &str, errors: &mut Errors) -> Option<Path> {
     match value {
         Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path),
         Some(other) => {
@@ -287,7 +292,6 @@ fn function_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Optio
 fn crate_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<Path> {
     let expected = "`crate` expects a path to the `migrate` crate, e.g. `crate = ::migrate`";
     match value {
-        Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path.path),
         // `crate = "..."`, as serde and tokio spell it.
         Some(Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
@@ -298,14 +302,7 @@ fn crate_path(key: &Ident, value: Option<Expr>, errors: &mut Errors) -> Option<P
                 None
             }
         },
-        Some(other) => {
-            errors.error_spanned(other, expected);
-            None
-        }
-        None => {
-            errors.error(key.span(), expected);
-            None
-        }
+        value => path(key, value, expected, errors),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The pipeline of each macro: parse the attribute, build and validate the model, generate.
 //! On any error the user's item is still emitted, next to one `compile_error!` per mistake.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::{Item, ItemStruct, Path};
 
@@ -57,8 +57,10 @@ pub(crate) fn change_unit(args: TokenStream, item: TokenStream) -> TokenStream {
 fn is_function(item: &TokenStream) -> bool {
     item.clone()
         .into_iter()
-        .take_while(|tree| !matches!(tree, proc_macro2::TokenTree::Group(group) if group.delimiter() == proc_macro2::Delimiter::Brace))
-        .any(|tree| matches!(tree, proc_macro2::TokenTree::Ident(ident) if ident == "fn"))
+        .take_while(
+            |tree| !matches!(tree, TokenTree::Group(g) if g.delimiter() == Delimiter::Brace),
+        )
+        .any(|tree| matches!(tree, TokenTree::Ident(ident) if ident == "fn"))
 }
 
 /// Expands `#[change_unit(args)]` on a function.

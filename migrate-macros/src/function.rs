@@ -6,7 +6,7 @@
 //! function unit is built as is one non-generic type in `__private`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned, ToTokens};
+use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, ImplItemFn, Path};
 
@@ -72,16 +72,7 @@ impl FunctionUnit {
         // Locals interpolated with call-site hygiene, as in `step.rs`.
         let cx = Ident::new("__migrate_cx", Span::call_site());
         let call = Ident::new("__migrate_call", Span::call_site());
-        let cx_pattern = if takes_session {
-            quote!(mut #cx)
-        } else if self.params.is_empty() {
-            quote!(_)
-        } else {
-            quote!(#cx)
-        };
-        let args: Vec<Ident> = (0..self.params.len())
-            .map(|i| format_ident!("__migrate_arg{}", i))
-            .collect();
+        let (cx_pattern, args) = step::bindings(&self.params, &cx);
         // A parameter that cannot be resolved fails the step (see `StepResult`).
         let resolutions = self.params.iter().zip(&args).map(|(param, arg)| {
             let resolve = param.resolve(&cx, &private);

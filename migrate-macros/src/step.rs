@@ -395,16 +395,7 @@ impl StepMethod {
             "__migrate_self",
             Span::call_site().located_at(receiver_span),
         );
-        let cx_pattern = if self.params.iter().any(|p| p.session) {
-            quote!(mut #cx)
-        } else if self.params.is_empty() {
-            quote!(_)
-        } else {
-            quote!(#cx)
-        };
-        let args: Vec<Ident> = (0..self.params.len())
-            .map(|i| format_ident!("__migrate_arg{}", i))
-            .collect();
+        let (cx_pattern, args) = bindings(&self.params, &cx);
         let resolutions = resolutions(&self.params, &args, &cx, private);
         let requirement_list = requirements(&self.params, private);
         let output_span = output_span(&method.sig);
@@ -480,6 +471,22 @@ impl StepMethod {
                 #krate::__private::StepDef::rejected(#name);
         }
     }
+}
+
+/// How a step function binds its context `cx` (mutable when a parameter takes the session,
+/// unused when there are no parameters), and the locals its parameters are resolved into.
+pub(crate) fn bindings(params: &[Param], cx: &Ident) -> (TokenStream, Vec<Ident>) {
+    let pattern = if params.iter().any(|p| p.session) {
+        quote!(mut #cx)
+    } else if params.is_empty() {
+        quote!(_)
+    } else {
+        quote!(#cx)
+    };
+    let args = (0..params.len())
+        .map(|i| format_ident!("__migrate_arg{}", i))
+        .collect();
+    (pattern, args)
 }
 
 /// `let argN = ...;` for each parameter, resolved from the step context `cx`; a step whose

@@ -1,16 +1,15 @@
 //! Function change units: `#[change_unit(...)]` on an `async fn`. The function is the unit's
 //! execution; its rollback is another function named in the attribute, or none. Every unit
-//! of this form runs through the one non-generic [`FunctionUnit`], so a unit generates one
-//! step function for its execution and nothing else that is monomorphized.
+//! of this form runs through the one non-generic [`FunctionUnit`], so a unit generates a step
+//! function for its execution and, when it has one, a call of [`rollback`] for its rollback.
 
 use std::future::Future;
 
 use super::{
-    list_sites, step_failed, step_future, succeeded, CodeResult, Requirements, StepTable,
-    UnitAttributes, UnitCall, UnitCode,
+    inject, list_sites, step_failed, step_future, succeeded, Checksum, CodeResult, Requirements,
+    StepTable, UnitAttributes, UnitCall, UnitCode,
 };
-use super::{Checksum, RequirementSite};
-use crate::inject::{Dependencies, Inject, Requirement};
+use crate::inject::{Inject, Requirement};
 use crate::unit::{BoxError, BoxFuture, ChangeUnit, ChangeUnitInstance, Step, StepContext};
 
 /// What a step function returns: the step's future, or `None` for a step the unit lacks.
@@ -27,8 +26,7 @@ pub type FunctionStep = for<'a> fn(StepContext<'a>) -> StepResult<'a>;
 /// The step function a function unit's macro generates for its rollback, which hands the
 /// call to [`rollback`]: one generic call for both running the rollback and listing its
 /// injection sites, so that a function that cannot be a rollback is one compile error.
-pub type RollbackStep =
-    for<'a, 'l> fn(RollbackCall<'a, 'l>) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
+pub type RollbackStep = for<'a, 'l> fn(RollbackCall<'a, 'l>) -> StepOutput<'a>;
 
 /// A request to a function unit's rollback step.
 pub enum RollbackCall<'a, 'l> {
@@ -98,11 +96,7 @@ struct FunctionUnit {
 }
 
 impl ChangeUnitInstance for FunctionUnit {
-    fn run_step<'a>(
-        &'a self,
-        step: Step,
-        cx: StepContext<'a>,
-    ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+    fn run_step<'a>(&'a self, step: Step, cx: StepContext<'a>) -> StepOutput<'a> {
         match step {
             Step::Execution => match (self.execution)(cx) {
                 Ok(future) => Some(future),
@@ -131,11 +125,7 @@ impl ChangeUnitInstance for FunctionUnit {
 pub trait RollbackFn<Args>: Copy + Send + Sync + 'static {
     /// Resolves the parameters from `cx` and calls the function; `name` describes the
     /// function in error messages.
-    fn call<'a>(
-        self,
-        cx: StepContext<'a>,
-        name: &'static str,
-    ) -> Option<BoxFuture<'a, Result<(), BoxError>>>;
+    fn call<'a>(self, cx: StepContext<'a>, name: &'static str) -> StepOutput<'a>;
 
     /// The function's injection sites, each described as `site`.
     fn sites(site: &'static str) -> Vec<(Requirement, &'static str)>;
@@ -147,7 +137,7 @@ pub fn rollback<'a, F: RollbackFn<Args>, Args>(
     f: F,
     call: RollbackCall<'a, '_>,
     name: &'static str,
-) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+) -> StepOutput<'a> {
     match call {
         RollbackCall::Run(cx) => f.call(cx, name),
         RollbackCall::Sites(list) => {
@@ -155,15 +145,6 @@ pub fn rollback<'a, F: RollbackFn<Args>, Args>(
             None
         }
     }
-}
-
-/// Resolves one owned parameter of a rollback function.
-fn resolve<T: for<'d> Inject<'d, M>, M>(
-    deps: &Dependencies,
-    unit_id: &'static str,
-    site: &'static str,
-) -> Result<T, BoxError> {
-    super::inject::<T, M>(deps, unit_id, site)
 }
 
 macro_rules! rollback_fn {
@@ -176,13 +157,9 @@ macro_rules! rollback_fn {
             $($arg: for<'d> Inject<'d, $marker>,)*
         {
             #[allow(unused_variables, non_snake_case)]
-            fn call<'a>(
-                self,
-                cx: StepContext<'a>,
-                name: &'static str,
-            ) -> Option<BoxFuture<'a, Result<(), BoxError>>> {
+            fn call<'a>(self, cx: StepContext<'a>, name: &'static str) -> StepOutput<'a> {
                 $(
-                    let $arg = match resolve::<$arg, $marker>(cx.deps(), cx.unit_id(), name) {
+                    let $arg = match inject::<$arg, $marker>(cx.deps(), cx.unit_id(), name) {
                         Ok(value) => value,
                         Err(error) => return step_failed(error),
                     };
@@ -192,8 +169,7 @@ macro_rules! rollback_fn {
 
             #[allow(unused_variables)]
             fn sites(site: &'static str) -> Vec<(Requirement, &'static str)> {
-                let sites: &[RequirementSite] = &[$(RequirementSite::new(site, <$arg as Inject<'static, $marker>>::requirement)),*];
-                sites.iter().map(RequirementSite::get).collect()
+                vec![$((<$arg as Inject<'static, $marker>>::requirement(), site)),*]
             }
         }
     };

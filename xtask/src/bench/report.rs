@@ -266,40 +266,29 @@ impl Results {
             );
         }
         for row in &self.compile {
-            let mc = wall(&row.migrate_clean);
-            let me = wall(&row.migrate_edit);
             let pc = wall(&row.plain_clean);
             let pe = wall(&row.plain_edit);
-            let _ = writeln!(
-                out,
-                "| {} build, {} units vs plain async fns / after editing one | {} / {}, peak {} | {} / {}, peak {} | {} / {} |",
-                row.profile.name(),
-                thousands(row.units),
-                duration(mc),
-                duration(me),
-                optional(peak(&[&row.migrate_clean, &row.migrate_edit]), bytes),
-                duration(pc),
-                duration(pe),
-                optional(peak(&[&row.plain_clean, &row.plain_edit]), bytes),
-                ratio(mc, pc),
-                ratio(me, pe),
-            );
-            let fc = wall(&row.function_clean);
-            let fe = wall(&row.function_edit);
-            let _ = writeln!(
-                out,
-                "| {} build, {} function units vs plain async fns / after editing one | {} / {}, peak {} | {} / {}, peak {} | {} / {} |",
-                row.profile.name(),
-                thousands(row.units),
-                duration(fc),
-                duration(fe),
-                optional(peak(&[&row.function_clean, &row.function_edit]), bytes),
-                duration(pc),
-                duration(pe),
-                optional(peak(&[&row.plain_clean, &row.plain_edit]), bytes),
-                ratio(fc, pc),
-                ratio(fe, pe),
-            );
+            let forms = [
+                ("units", &row.migrate_clean, &row.migrate_edit),
+                ("function units", &row.function_clean, &row.function_edit),
+            ];
+            for (form, clean, edit) in forms {
+                let (c, e) = (wall(clean), wall(edit));
+                let _ = writeln!(
+                    out,
+                    "| {} build, {} {form} vs plain async fns / after editing one | {} / {}, peak {} | {} / {}, peak {} | {} / {} |",
+                    row.profile.name(),
+                    thousands(row.units),
+                    duration(c),
+                    duration(e),
+                    optional(peak(&[clean, edit]), bytes),
+                    duration(pc),
+                    duration(pe),
+                    optional(peak(&[&row.plain_clean, &row.plain_edit]), bytes),
+                    ratio(c, pc),
+                    ratio(e, pe),
+                );
+            }
         }
         if !self.compile.is_empty() {
             let _ = writeln!(

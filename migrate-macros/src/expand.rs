@@ -227,12 +227,12 @@ mod tests {
             |item| super::step(Step::RollbackExecution, TokenStream::new(), item),
         );
         for (part, tokens, budget) in [
-            ("#[change_unit] on a struct with one field", unit, 619),
-            ("#[execution] taking the session", execution, 263),
+            ("#[change_unit] on a struct with one field", unit, 595),
+            ("#[execution] taking the session", execution, 312),
             (
                 "#[rollback_execution] whose body is `Ok(())`",
                 rollback,
-                155,
+                172,
             ),
         ] {
             assert!(

@@ -343,21 +343,28 @@ impl StepMethod {
         let is_unit = quote_spanned! {marker=>
             let _ = #private::unit_id::<Self>;
         };
+        // The check of the companion step is a closure that is never called: a step that
+        // does nothing makes its checks in its const, where reading the companion's const
+        // directly would be a cycle between the two consts.
         let companion = match self.kind {
             Marker::Step(Step::BeforeExecution) => {
                 let other = Step::RollbackBeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
-                    #[allow(unused_imports)]
-                    use #private::StepFallback as _;
-                    #private::require_rollback_before_execution(&Self::#other);
+                    let _ = || {
+                        #[allow(unused_imports)]
+                        use #private::StepFallback as _;
+                        #private::require_rollback_before_execution(&Self::#other);
+                    };
                 })
             }
             Marker::Step(Step::RollbackBeforeExecution) => {
                 let other = Step::BeforeExecution.const_ident();
                 Some(quote_spanned! {marker=>
-                    #[allow(unused_imports)]
-                    use #private::StepFallback as _;
-                    #private::require_before_execution(&Self::#other);
+                    let _ = || {
+                        #[allow(unused_imports)]
+                        use #private::StepFallback as _;
+                        #private::require_before_execution(&Self::#other);
+                    };
                 })
             }
             _ => None,
@@ -409,36 +416,50 @@ impl StepMethod {
             #step_future(::std::boxed::Box::pin(#this_at_output.#ident(#(#args),*)))
         };
         // A method with nothing to inject whose body is only `Ok(())` is never called: the
-        // step succeeds at once. A closure that is never called still names the method (so it
-        // is not dead code), makes the checks and checks the method's result, like the call
-        // above minus the `Send` future, which is what costs compile time.
-        let run = if does_nothing && self.params.is_empty() {
+        // step succeeds at once. The const still names the method (so it is not dead code),
+        // makes the checks, and checks the method's declared result as the call above would,
+        // without building its future, which is what costs compile time.
+        let (run, step_fn) = if does_nothing && self.params.is_empty() {
+            let output = match &method.sig.output {
+                ReturnType::Type(_, ty) => quote!(#ty),
+                ReturnType::Default => quote!(()),
+            };
             let step_output = respan(quote!(#private::step_output), output_span);
             let check = quote_spanned! {output_span=>
-                #step_output(#this_at_output.#ident())
+                #step_output(::core::marker::PhantomData::<#output>)
             };
-            quote! {{
-                let _ = |#this: &Self| {
-                    #checks
-                    #check
-                };
+            let run = quote! {{
+                #checks
+                let _ = Self::#ident;
+                #check;
                 #private::StepRun::Nothing
-            }}
+            }};
+            (run, TokenStream::new())
         } else {
-            quote! {
-                #private::StepRun::Method(|#this, #cx_pattern| {
+            // A fn item rather than a closure: its coercion to a fn pointer needs no
+            // `FnOnce` shim. Named after the method, which is unique in the type, so that a
+            // second marker for the step is reported once, at the const.
+            let step_fn = format_ident!("__migrate_step_{}", name);
+            let item = quote! {
+                #[doc(hidden)]
+                fn #step_fn<'a>(
+                    #this: &'a Self,
+                    #cx_pattern: #private::StepContext<'a>,
+                ) -> #private::StepOutput<'a> {
                     #checks
                     #(#resolutions)*
                     #call
-                })
-            }
+                }
+            };
+            (quote!(#private::StepRun::Method(Self::#step_fn)), item)
         };
 
         // One item only: a second marker for the same step is then one "duplicate
         // definitions" error, and a marker in a trait impl one "not a member of trait" error.
-        // The closures coerce to the `StepDef`'s fn pointers, which fixes their signatures.
         quote! {
             #method
+
+            #step_fn
 
             #[doc(hidden)]
             #[allow(non_upper_case_globals)]

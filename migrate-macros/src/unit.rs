@@ -107,16 +107,10 @@ impl Unit {
         // In the order of `Step`'s variants, which index `Steps`. A path to a step resolves the
         // marker's const or its fallback.
         let step_consts = Step::ALL.map(Step::const_ident);
-        // Missing required steps are reported at the struct's name.
         let execution = Step::Execution.const_ident();
-        let rollback = Step::RollbackExecution.const_ident();
-        let required = respan(
-            quote! {
-                #private::require_execution(&#ident::#execution);
-                #private::require_rollback_execution(&#ident::#rollback);
-            },
-            ident.span(),
-        );
+        // `step_table` requires the execution and rollback steps: a missing one is reported
+        // at the struct's name.
+        let step_table = respan(quote!(#private::step_table), ident.span());
 
         // Spanned at the struct's name: a unit that is not `Send + Sync + 'static` is reported
         // there.
@@ -163,7 +157,7 @@ impl Unit {
                         #private::UnitCall::Names(#answer) => #answer.set(
                             #type_path,
                             ::core::file!(),
-                            #ident::#execution.method_name(),
+                            #private::method_name(#ident::#execution.method),
                             #ident::#before.method,
                         ),
                         #private::UnitCall::Sites(#answer) => #private::list_sites(
@@ -183,14 +177,11 @@ impl Unit {
                     ::core::result::Result::Ok(())
                 }
 
-                const __MIGRATE_UNIT_DEF: #private::ChangeUnit = {
-                    #required
-                    #private::change_unit(
-                        #attributes,
-                        #private::step_table(#struct_checksum, #(#ident::#step_consts),*),
-                        __migrate_code,
-                    )
-                };
+                const __MIGRATE_UNIT_DEF: #private::ChangeUnit = #private::change_unit(
+                    #attributes,
+                    #step_table(#struct_checksum, #(#ident::#step_consts),*),
+                    __migrate_code,
+                );
 
                 impl #private::DescribeUnit for #ident {
                     fn change_unit() -> &'static #private::ChangeUnit {

@@ -3,8 +3,8 @@
 //! log's fields and running only that method.
 
 use super::{
-    instance, list_sites, ChangeSetSpec, Checksum, Present, Requirements, StepDef, StepRun,
-    StepTable, TextParts, UnitAttributes, UnitCall, UnitExtra, UnitText,
+    instance, list_sites, method_name, ChangeSetSpec, Checksum, Present, Requirements, StepDef,
+    StepRun, StepTable, TextParts, UnitAttributes, UnitCall, UnitExtra, UnitText,
 };
 use crate::inject::Dependencies;
 use crate::unit::{BoxError, ChangeUnit};
@@ -107,7 +107,7 @@ fn change_set_code<S: ChangeSetDef>(call: UnitCall<'_, '_>) -> Result<(), BoxErr
         UnitCall::Names(names) => names.set(
             <S::Log as IsChangeLog>::TYPE_PATH,
             S::FILE,
-            S::STEP.method_name(),
+            method_name(S::STEP.method),
             None,
         ),
         UnitCall::Sites(list) => list_sites(

@@ -31,18 +31,26 @@ pub(crate) const fn combine(parts: &[u64]) -> u64 {
     let mut hash = OFFSET_BASIS;
     let mut i = 0;
     while i < parts.len() {
-        // `extend` over the part's little-endian bytes, by shifts: rustc interprets this
-        // in every unit's `static`, and shifts cost it a third of bytes and indexing.
-        let part = parts[i];
-        let mut shift = 0;
-        while shift < 64 {
-            hash ^= (part >> shift) & 0xff;
-            hash = hash.wrapping_mul(PRIME);
-            shift += 8;
-        }
+        hash = extend_part(hash, parts[i]);
         i += 1;
     }
     hash
+}
+
+/// Continues `hash` over the eight little-endian bytes of `part`. rustc interprets this in
+/// every unit's `static`, so it is written for its interpreter: unrolled, with shifts rather
+/// than bytes and indexing, and multiplying in `u128` (which cannot overflow) rather than
+/// calling `wrapping_mul`; each call costs the interpreter a frame.
+const fn extend_part(hash: u64, part: u64) -> u64 {
+    const P: u128 = PRIME as u128;
+    let hash = ((hash ^ (part & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 8) & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 16) & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 24) & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 32) & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 40) & 0xff)) as u128 * P) as u64;
+    let hash = ((hash ^ ((part >> 48) & 0xff)) as u128 * P) as u64;
+    ((hash ^ (part >> 56)) as u128 * P) as u64
 }
 
 // Pure and fast, so running once in each crate that compiles this file is harmless.
@@ -70,6 +78,15 @@ mod tests {
     fn combine_hashes_the_parts_in_order() {
         let bytes: Vec<u8> = [7u64, 9].iter().flat_map(|p| p.to_le_bytes()).collect();
         assert_eq!(combine(&[7, 9]), extend(OFFSET_BASIS, &bytes));
+        let parts = [
+            u64::MAX,
+            0x0123_4567_89ab_cdef,
+            0,
+            0xfedc_ba98_7654_3210,
+            1 << 63,
+        ];
+        let bytes: Vec<u8> = parts.iter().flat_map(|p| p.to_le_bytes()).collect();
+        assert_eq!(combine(&parts), extend(OFFSET_BASIS, &bytes));
         assert_ne!(combine(&[7, 9]), combine(&[9, 7]));
     }
 }

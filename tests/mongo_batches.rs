@@ -1,10 +1,11 @@
 //! Resumable batch updates against a real server: a run killed at random points and started
 //! again finishes the work with every document changed exactly once; the checkpoint goes
-//! when the work is done; the lock is checked between batches.
+//! when the unit is recorded, and a run stopped before that changes nothing again; a batch
+//! never commits over a checkpoint another run moved; the lock is checked between batches.
 
 mod support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,18 +65,21 @@ struct BumpCounters {
     db: Database,
 }
 
+/// The checkpointed update the counter units share: `$inc` on every counter.
+fn bump_every_counter(db: &Database) -> BatchUpdate {
+    BatchUpdate::new(
+        &db.collection::<Document>("counters"),
+        doc! {},
+        doc! { "$inc": { "changes": 1 } },
+    )
+    .checkpointed()
+    .batch_size(BATCH)
+}
+
 impl BumpCounters {
     #[execution]
     async fn execute(&self, context: &RunContext) -> Result {
-        BatchUpdate::new(
-            &self.db.collection::<Document>("counters"),
-            doc! {},
-            doc! { "$inc": { "changes": 1 } },
-        )
-        .checkpointed()
-        .batch_size(BATCH)
-        .run(context)
-        .await?;
+        bump_every_counter(&self.db).run(context).await?;
         Ok(())
     }
 
@@ -83,6 +87,117 @@ impl BumpCounters {
     async fn rollback(&self) -> Result {
         Ok(())
     }
+}
+
+/// Set while [`BumpThenStall`] should stop after its batches, before it returns.
+static STALL: AtomicBool = AtomicBool::new(true);
+/// Set once [`BumpThenStall`] has finished its batches and stalls.
+static STALLED: AtomicBool = AtomicBool::new(false);
+
+/// Increments every counter once, then stalls (while [`STALL`] is set) as if the process
+/// stopped after the work but before the history records it.
+#[change_unit(
+    id = "bump-then-stall",
+    order = "001",
+    author = "batches",
+    transactional = false
+)]
+struct BumpThenStall {
+    db: Database,
+}
+
+impl BumpThenStall {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        bump_every_counter(&self.db).run(context).await?;
+        if STALL.load(Ordering::SeqCst) {
+            STALLED.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// The server [`BumpBesideAnotherRun`]'s other run connects to.
+static OTHER_RUN_URI: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// Documents [`BumpBesideAnotherRun`] changed itself.
+static CHANGED_BY_RUN: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Increments every counter once while, after its first batch, another run (a thread of the
+/// test) commits the next four batches and moves the checkpoint past them.
+#[change_unit(
+    id = "bump-beside-another-run",
+    order = "001",
+    author = "batches",
+    transactional = false
+)]
+struct BumpBesideAnotherRun {
+    db: Database,
+}
+
+impl BumpBesideAnotherRun {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        let uri = OTHER_RUN_URI.get().expect("set by the test").clone();
+        let db = self.db.name().to_owned();
+        let report = bump_every_counter(&self.db)
+            .checkpoint_name("beside")
+            .on_progress(move |p: &Progress| {
+                if p.done_now == BATCH as u64 {
+                    let (uri, db) = (uri.clone(), db.clone());
+                    std::thread::spawn(move || commit_four_batches_elsewhere(&uri, &db))
+                        .join()
+                        .unwrap();
+                }
+            })
+            .run(context)
+            .await?;
+        CHANGED_BY_RUN.store(report.changed, Ordering::SeqCst);
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// What a second run would commit after the first batch: the next four batches, with the
+/// checkpoint `beside` moved to their last `_id`.
+fn commit_four_batches_elsewhere(uri: &str, db: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = mongodb::Client::with_uri_str(uri).await.unwrap();
+        let db = client.database(db);
+        let (first, last) = (BATCH as i64, 5 * BATCH as i64 - 1);
+        db.collection::<Document>("counters")
+            .update_many(
+                doc! { "_id": { "$gte": first, "$lte": last } },
+                doc! { "$inc": { "changes": 1 } },
+            )
+            .await
+            .unwrap();
+        let moved = db
+            .collection::<Document>(CHECKPOINT_COLLECTION)
+            .update_one(
+                doc! { "_id": "beside", "lastId": first - 1 },
+                doc! { "$set": { "lastId": last }, "$inc": { "done": last - first + 1 } },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            moved.modified_count, 1,
+            "the checkpoint was where the run left it"
+        );
+    });
 }
 
 async fn seed(t: &TestDb, collection: &str) {
@@ -139,7 +254,31 @@ async fn assert_each_changed_once(t: &TestDb, collection: &str) {
         .await
         .unwrap();
     assert_eq!(all, DOCUMENTS as u64);
-    assert_eq!(once, all, "every document changed exactly once");
+    if once != all {
+        let mut counts = std::collections::BTreeMap::new();
+        for d in t.documents(collection).await {
+            *counts
+                .entry(d.get("changes").map(|c| c.to_string()))
+                .or_insert(0) += 1;
+        }
+        let history: Vec<String> = t
+            .history()
+            .await
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.get_str("changeId").unwrap_or("?"),
+                    e.get_str("state").unwrap_or("?")
+                )
+            })
+            .collect();
+        panic!(
+            "every document changed exactly once: {counts:?} documents by `changes`; \
+             history {history:?}; checkpoints {:?}",
+            t.documents(CHECKPOINT_COLLECTION).await
+        );
+    }
 }
 
 async fn executed_rows(t: &TestDb, id: &str) -> usize {
@@ -199,9 +338,75 @@ async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
     assert_each_changed_once(&t, "counters").await;
     assert!(
         t.documents(CHECKPOINT_COLLECTION).await.is_empty(),
-        "the checkpoint is removed when the work is done"
+        "the checkpoint is removed once the unit is recorded"
     );
     assert_eq!(executed_rows(&t, "bump-counters").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_after_its_batches_but_before_its_record_changes_nothing_again() -> Result {
+    let Some(t) = transactional_db("batch_stop_before_record").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    let unit = BumpThenStall::change_unit();
+    let run = tokio::spawn(
+        Runner::new(&t.db)
+            .units([unit])
+            .lock_lease(Duration::from_secs(3))
+            .run(),
+    );
+    while !STALLED.load(Ordering::SeqCst) {
+        assert!(!run.is_finished(), "the run ended before it stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let checkpoints = t.documents(CHECKPOINT_COLLECTION).await;
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert_eq!(
+        checkpoints[0].get_bool("complete"),
+        Ok(true),
+        "the checkpoint outlives the stop, marked complete: {checkpoints:?}"
+    );
+    assert_eq!(executed_rows(&t, "bump-then-stall").await, 0);
+    let unlocked = Runner::new(&t.db).units([unit]).unlock(false).await?;
+    assert!(!unlocked.is_held(), "{unlocked}");
+
+    STALL.store(false, Ordering::SeqCst);
+    let report = Runner::new(&t.db).units([unit]).run().await?;
+    assert_eq!(report.executed().len(), 1);
+    assert_each_changed_once(&t, "counters").await;
+    assert!(
+        t.documents(CHECKPOINT_COLLECTION).await.is_empty(),
+        "the checkpoint goes once the unit is recorded"
+    );
+    assert_eq!(executed_rows(&t, "bump-then-stall").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_on_from_a_checkpoint_another_run_moved() -> Result {
+    let Some(t) = transactional_db("batch_moved_checkpoint").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    OTHER_RUN_URI.get_or_init(|| t.uri.clone());
+    Runner::new(&t.db)
+        .units([BumpBesideAnotherRun::change_unit()])
+        .run()
+        .await?;
+    assert_each_changed_once(&t, "counters").await;
+    assert_eq!(
+        CHANGED_BY_RUN.load(Ordering::SeqCst),
+        DOCUMENTS as u64 - 4 * BATCH as u64,
+        "the run skipped the batches the other run committed"
+    );
+    assert!(t.documents(CHECKPOINT_COLLECTION).await.is_empty());
+    assert_eq!(executed_rows(&t, "bump-beside-another-run").await, 1);
     t.finish().await;
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use migrate::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
-    BoxError, ChangeUnit, Dep, DescribeUnit, EntryType, Error, Event, Outcome, RunStatus,
-    SkipReason, State, Step, TransactionStrategy,
+    BoxError, ChangeUnit, Dep, DescribeUnit, EntryType, Error, Event, Outcome, RunContext,
+    RunStatus, SkipReason, State, Step, TransactionStrategy,
 };
 use migrate_core::memory::{MemorySession, MemoryStore};
 use migrate_core::{LockInfo, Runner};
@@ -280,6 +280,51 @@ impl DuplicateTwo {
     }
 }
 
+/// Defers two cleanups until it is recorded: the first fails, the second logs the states the
+/// history holds for the unit when it runs. Fails after deferring them when `fail` is set.
+#[change_unit(id = "deferring", order = "004")]
+struct Deferring {
+    log: Dep<Recorder>,
+    store: Dep<MemoryStore>,
+    fail: Dep<bool>,
+}
+
+impl Deferring {
+    #[execution]
+    async fn execute(&self, context: &RunContext, session: &mut MemorySession) -> Result {
+        self.log.push("deferring");
+        session.insert("deferring", "done");
+        context.after_recorded(async { Err("the checkpoint is gone already".into()) });
+        let (log, store) = (self.log.clone(), self.store.clone());
+        context.after_recorded(async move {
+            let states: Vec<State> = store
+                .history()
+                .into_iter()
+                .filter(|e| e.change_id == "deferring")
+                .map(|e| e.state)
+                .collect();
+            log.push(format!("cleanup after {states:?}"));
+            Ok(())
+        });
+        if *self.fail {
+            return Err("failed after deferring".into());
+        }
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, context: &RunContext) -> Result {
+        self.log.push("deferring:rollback");
+        let (log, store) = (self.log.clone(), self.store.clone());
+        context.after_recorded(async move {
+            let last = store.history().last().map(|e| e.state);
+            log.push(format!("rollback cleanup after {last:?}"));
+            Ok(())
+        });
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- ordering and recording
 
 #[tokio::test]
@@ -372,6 +417,77 @@ async fn nothing_pending_reads_the_history_once_and_never_touches_the_lock() {
         .await
         .unwrap();
     assert_eq!(store.operations()[before..], ["read_history"]);
+}
+
+#[tokio::test]
+async fn deferred_cleanups_run_once_the_unit_is_recorded() {
+    for strategy in [
+        TransactionStrategy::PerChangeUnit,
+        TransactionStrategy::PerRun,
+    ] {
+        let (store, log) = (MemoryStore::new(), Recorder::default());
+        runner(&store, &log)
+            .dependency(store.clone())
+            .dependency(false)
+            .transaction_strategy(strategy)
+            .units([unit::<Deferring>()])
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(
+            log.lines(),
+            ["deferring", "cleanup after [Executed]"],
+            "{strategy:?}: the second cleanup runs after the first failed"
+        );
+        assert_eq!(
+            store.data().len(),
+            1,
+            "{strategy:?}: the unit stays applied"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_undo_runs_the_cleanups_its_rollback_deferred_once_recorded() {
+    let (store, log) = (MemoryStore::new(), Recorder::default());
+    let runner = || {
+        runner(&store, &log)
+            .dependency(store.clone())
+            .dependency(false)
+            .units([unit::<Deferring>()])
+    };
+    runner().run().await.unwrap();
+    runner().undo_all().await.unwrap();
+    assert_eq!(
+        log.lines()[2..],
+        [
+            "deferring:rollback",
+            "rollback cleanup after Some(RolledBack)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn deferred_cleanups_are_dropped_when_the_unit_fails() {
+    for transactions in [true, false] {
+        let (store, log) = (MemoryStore::new(), Recorder::default());
+        let error = runner(&store, &log)
+            .dependency(store.clone())
+            .dependency(true)
+            .transactional(transactions)
+            .units([unit::<Deferring>()])
+            .run()
+            .await
+            .unwrap_err();
+        assert_eq!(error.as_execution().unwrap().unit_id, "deferring");
+        // Without a transaction the rollback runs, and its own cleanup is dropped too.
+        let expected: &[&str] = if transactions {
+            &["deferring"]
+        } else {
+            &["deferring", "deferring:rollback"]
+        };
+        assert_eq!(log.lines(), expected, "transactions: {transactions}");
+    }
 }
 
 // ---------------------------------------------------------------- filters

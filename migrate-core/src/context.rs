@@ -1,18 +1,21 @@
 //! What a run hands its units besides their dependencies: a check that the run still holds
-//! the lock, and a way to report progress.
+//! the lock, a way to report progress, and work deferred until a unit is recorded.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::error::Error;
-use crate::unit::BoxFuture;
+use crate::error::{Chain, Error};
+use crate::unit::{BoxError, BoxFuture};
 
 /// The run's own handle for its units, injected as `&RunContext` (or `Dep<RunContext>`).
 ///
 /// A long unit that does not run in a transaction (a backfill in batches, say) checks with
 /// [`ensure_lock_held`](Self::ensure_lock_held) between batches that no other runner took the
 /// lock over, and reports how far it got with [`report_progress`](Self::report_progress).
+/// Bookkeeping that must outlive a crash until the unit is recorded (a checkpoint, say) is
+/// removed with [`after_recorded`](Self::after_recorded).
 #[derive(Clone)]
 pub struct RunContext {
     inner: Arc<Inner>,
@@ -23,7 +26,11 @@ struct Inner {
     unit: Mutex<Option<&'static str>>,
     listeners: Vec<ProgressListener>,
     last_log: Mutex<Option<Instant>>,
+    after_recorded: Mutex<Vec<Cleanup>>,
 }
+
+/// Work a unit deferred until it is recorded; see [`RunContext::after_recorded`].
+pub(crate) type Cleanup = BoxFuture<'static, Result<(), BoxError>>;
 
 pub(crate) type ProgressListener = Box<dyn Fn(&Progress) + Send + Sync>;
 
@@ -46,6 +53,7 @@ impl RunContext {
                 unit: Mutex::new(None),
                 listeners,
                 last_log: Mutex::new(None),
+                after_recorded: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -63,6 +71,32 @@ impl RunContext {
             .unit
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = unit;
+    }
+
+    /// Runs `cleanup` once the running unit has succeeded and its outcome is in the history,
+    /// so that state the unit keeps for a rerun (a batch checkpoint) is not removed before
+    /// the history says the rerun will not happen. A `run_always` unit that ran before is not
+    /// recorded again: its cleanups run when it succeeds. If the unit fails, or the process
+    /// stops first, `cleanup` is dropped without running. A cleanup that fails is logged as
+    /// a warning; the unit stays applied.
+    pub fn after_recorded<F>(&self, cleanup: F)
+    where
+        F: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        self.cleanups().push(Box::pin(cleanup));
+    }
+
+    /// Takes the cleanups registered so far: the runner runs them with
+    /// [`run_cleanups`] once the outcome they wait for is recorded, or drops them.
+    pub(crate) fn take_cleanups(&self) -> Vec<Cleanup> {
+        std::mem::take(&mut *self.cleanups())
+    }
+
+    fn cleanups(&self) -> std::sync::MutexGuard<'_, Vec<Cleanup>> {
+        self.inner
+            .after_recorded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The id of the unit running now.
@@ -115,6 +149,21 @@ impl RunContext {
                 per_second = progress.rate().round() as u64,
                 eta_s = progress.eta().map(|eta| eta.as_secs()),
                 "{progress}"
+            );
+        }
+    }
+}
+
+/// Runs the cleanups of unit `id` (of every unit of a run in one transaction when `None`),
+/// taken with [`RunContext::take_cleanups`], in the order they were registered; a failure is
+/// logged and the rest still run.
+pub(crate) async fn run_cleanups(id: Option<&str>, cleanups: Vec<Cleanup>) {
+    for cleanup in cleanups {
+        if let Err(error) = cleanup.await {
+            tracing::warn!(
+                id = id.unwrap_or_default(),
+                error = %Chain(&*error),
+                "a cleanup after the change unit was recorded failed; the unit stays applied"
             );
         }
     }

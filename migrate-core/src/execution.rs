@@ -135,9 +135,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.context.set_unit(Some(planned.unit.id()));
             let outcome = self.run_unit(planned).instrument(span).await;
             self.context.set_unit(None);
+            // Dropped unless the unit succeeded: what they clean up is kept for a rerun.
+            let cleanups = self.context.take_cleanups();
             let elapsed = Some(started.elapsed());
             match outcome {
                 Ok(()) => {
+                    crate::context::run_cleanups(Some(planned.unit.id()), cleanups).await;
                     let outcome = match planned.decision {
                         Decision::RunAgain => Outcome::ExecutedAgain,
                         _ => Outcome::Executed,

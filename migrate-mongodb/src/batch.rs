@@ -101,8 +101,15 @@ impl BatchUpdate {
 
     /// Walks the matching documents in `_id` order and records the last `_id` of each batch in
     /// a checkpoint (in [`CHECKPOINT_COLLECTION`]), committed in one transaction with the
-    /// batch's update: for changes that do not make the filter false. The checkpoint is
-    /// deleted when the work is done. Needs a server with transactions.
+    /// batch's update: for changes that do not make the filter false. Needs a server with
+    /// transactions.
+    ///
+    /// When the work is done the checkpoint is marked complete, and it is deleted once the
+    /// unit is recorded in the history ([`RunContext::after_recorded`]): a run stopped in
+    /// between leaves a complete checkpoint, and the rerun changes nothing. If the unit
+    /// fails, its checkpoint stays and the next run resumes from it. Each batch advances the
+    /// checkpoint only from the `_id` it started at, so a run that lost the lock while paused
+    /// cannot commit a batch that another run has already committed.
     pub fn checkpointed(mut self) -> Self {
         self.checkpoint.get_or_insert(None);
         self
@@ -231,49 +238,129 @@ impl Walk<'_> {
             }));
         }
         let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
-        let stored = checkpoints
-            .find_one(doc! { "_id": name })
-            .await
-            .map_err(|e| self.failed("reading the batch checkpoint", e))?;
+        let stored = self.read_checkpoint(&checkpoints, name).await?;
         let resumed = stored.is_some();
-        let mut after = stored.as_ref().and_then(|c| c.get("lastId")).cloned();
-        if let Some(done) = stored.as_ref().and_then(|c| c.get_i64("done").ok()) {
-            self.done_before = u64::try_from(done).unwrap_or(0);
-        }
+        let mut checkpoint = stored.unwrap_or_default();
+        self.done_before = checkpoint.done;
         let client = self.update.collection.client().clone();
         let mut session = client
             .start_session()
             .await
             .map_err(|e| self.failed("starting a session", e))?;
-        loop {
+        while !checkpoint.complete {
             self.context.ensure_lock_held().await?;
-            let Some((first, last)) = self.next_ids(after.as_ref(), Some(&mut session)).await?
-            else {
-                checkpoints
-                    .delete_one(doc! { "_id": name })
-                    .await
-                    .map_err(|e| self.failed("deleting the batch checkpoint", e))?;
-                return Ok(resumed);
+            let after = checkpoint.last_id.take();
+            let next = self.next_ids(after.as_ref(), Some(&mut session)).await?;
+            let advanced = match next {
+                Some((first, last)) => {
+                    let selected = self.within(doc! { "$gte": first, "$lte": last.clone() });
+                    let batch = Batch {
+                        checkpoints: &checkpoints,
+                        name,
+                        after: after.as_ref(),
+                        last: &last,
+                    };
+                    match self.commit_batch(&mut session, batch, selected).await? {
+                        Some(changed) => {
+                            self.batch_done(changed);
+                            checkpoint.last_id = Some(last);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => {
+                    let complete = self.complete(&checkpoints, name, after.as_ref()).await?;
+                    checkpoint.last_id = after;
+                    checkpoint.complete = complete;
+                    complete
+                }
             };
-            let selected = self.within(doc! { "$gte": first, "$lte": last.clone() });
-            let changed = self
-                .commit_batch(&mut session, &checkpoints, name, selected, &last)
-                .await?;
-            self.batch_done(changed);
-            after = Some(last);
+            if !advanced {
+                // Another run moved the checkpoint since this one read it: a run that lost
+                // the lock committed late, or this run did. Go on from where it stands now.
+                tracing::warn!(
+                    checkpoint = name,
+                    "the batch checkpoint moved under this run; reading it again"
+                );
+                checkpoint = self
+                    .read_checkpoint(&checkpoints, name)
+                    .await?
+                    .ok_or_else(|| {
+                        RunError::store(
+                            format!("changing `{}` in batches", self.namespace),
+                            format!(
+                                "the batch checkpoint `{name}` was removed while this run used it"
+                            ),
+                        )
+                    })?;
+                self.done_before = checkpoint.done.saturating_sub(self.changed);
+            }
+        }
+        let name = name.to_owned();
+        let namespace = self.namespace.clone();
+        self.context.after_recorded(async move {
+            checkpoints
+                .delete_one(doc! { "_id": &name, "complete": true })
+                .await
+                .map_err(|e| Error::driver("deleting the batch checkpoint", namespace, e))?;
+            Ok(())
+        });
+        Ok(resumed)
+    }
+
+    /// The checkpoint `name`, if there is one.
+    async fn read_checkpoint(
+        &self,
+        checkpoints: &Collection<Document>,
+        name: &str,
+    ) -> Result<Option<Checkpoint>, RunError> {
+        let stored = checkpoints
+            .find_one(doc! { "_id": name })
+            .await
+            .map_err(|e| self.failed("reading the batch checkpoint", e))?;
+        Ok(stored.map(|c| Checkpoint {
+            last_id: c.get("lastId").cloned(),
+            done: c
+                .get_i64("done")
+                .ok()
+                .and_then(|d| u64::try_from(d).ok())
+                .unwrap_or(0),
+            complete: c.get_bool("complete").unwrap_or(false),
+        }))
+    }
+
+    /// Marks the checkpoint complete if it still ends at `after`. Returns `false` if it
+    /// moved.
+    async fn complete(
+        &self,
+        checkpoints: &Collection<Document>,
+        name: &str,
+        after: Option<&Bson>,
+    ) -> Result<bool, RunError> {
+        let result = checkpoints
+            .update_one(
+                checkpoint_filter(name, after),
+                doc! { "$set": { "complete": true, "namespace": &self.namespace } },
+            )
+            .upsert(after.is_none())
+            .await;
+        match result {
+            Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
+            Err(e) if error::is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.failed("completing the batch checkpoint", e)),
         }
     }
 
-    /// Applies one batch and advances the checkpoint in one transaction, retrying transient
-    /// failures.
+    /// Applies one batch and advances the checkpoint from `batch.after` in one transaction,
+    /// retrying transient failures. Returns the documents changed, or `None` (and changes
+    /// nothing) if the checkpoint no longer ends at `batch.after`.
     async fn commit_batch(
         &self,
         session: &mut ClientSession,
-        checkpoints: &Collection<Document>,
-        name: &str,
+        batch: Batch<'_>,
         selected: Document,
-        last: &Bson,
-    ) -> Result<u64, RunError> {
+    ) -> Result<Option<u64>, RunError> {
         let retry_until = Instant::now() + RETRY_FOR;
         loop {
             let attempt = async {
@@ -284,23 +371,35 @@ impl Walk<'_> {
                     .update_many(selected.clone(), self.update.update.clone())
                     .session(&mut *session)
                     .await?;
-                checkpoints
+                let advanced = batch
+                    .checkpoints
                     .update_one(
-                        doc! { "_id": name },
+                        checkpoint_filter(batch.name, batch.after),
                         doc! {
-                            "$set": { "lastId": last.clone(), "namespace": &self.namespace },
+                            "$set": { "lastId": batch.last.clone(), "namespace": &self.namespace },
                             "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
                         },
                     )
-                    .upsert(true)
+                    // The first batch creates the checkpoint; later ones find it.
+                    .upsert(batch.after.is_none())
                     .session(&mut *session)
-                    .await?;
+                    .await;
+                match advanced {
+                    Ok(advanced) if advanced.matched_count > 0 || advanced.upserted_id.is_some() => {}
+                    Ok(_) => return Ok(None),
+                    Err(e) if error::is_duplicate_key(&e) => return Ok(None),
+                    Err(e) => return Err(e),
+                }
                 session.commit_transaction().await?;
-                Ok::<_, mongodb::error::Error>(result.modified_count)
+                Ok::<_, mongodb::error::Error>(Some(result.modified_count))
             }
             .await;
             match attempt {
-                Ok(changed) => return Ok(changed),
+                Ok(Some(changed)) => return Ok(Some(changed)),
+                Ok(None) => {
+                    let _ = session.abort_transaction().await;
+                    return Ok(None);
+                }
                 Err(e) => {
                     let _ = session.abort_transaction().await;
                     let transient = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
@@ -406,6 +505,33 @@ impl Walk<'_> {
 
     fn failed(&self, operation: &'static str, e: mongodb::error::Error) -> RunError {
         store_error(Error::driver(operation, self.namespace.clone(), e))
+    }
+}
+
+/// Where a checkpoint stands, as read from [`CHECKPOINT_COLLECTION`].
+#[derive(Default)]
+struct Checkpoint {
+    /// The last `_id` of the last committed batch.
+    last_id: Option<Bson>,
+    /// Documents changed by every run so far.
+    done: u64,
+    /// Whether the work is done and the checkpoint waits for the unit to be recorded.
+    complete: bool,
+}
+
+/// One batch's move of the checkpoint `name` from `after` to `last`.
+struct Batch<'a> {
+    checkpoints: &'a Collection<Document>,
+    name: &'a str,
+    after: Option<&'a Bson>,
+    last: &'a Bson,
+}
+
+/// The checkpoint `name` as long as it still ends at `after` (or does not exist yet).
+fn checkpoint_filter(name: &str, after: Option<&Bson>) -> Document {
+    match after {
+        Some(after) => doc! { "_id": name, "lastId": { "$eq": after.clone() } },
+        None => doc! { "_id": name, "lastId": { "$exists": false } },
     }
 }
 

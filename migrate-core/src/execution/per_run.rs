@@ -98,6 +98,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         for report in reports.iter().filter(|r| r.elapsed.is_some()) {
             listeners.emit(&Event::UnitFinished(report));
         }
+        crate::context::run_cleanups(None, self.context.take_cleanups()).await;
         Ok(reports)
     }
 

@@ -79,7 +79,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             self.context.set_unit(Some(planned.unit.id()));
             let undone = self.undo_unit(target).instrument(span).await;
             self.context.set_unit(None);
+            let cleanups = self.context.take_cleanups();
             undone?;
+            crate::context::run_cleanups(Some(planned.unit.id()), cleanups).await;
             tracing::info!(
                 id = planned.unit.id(),
                 author = %planned.author,

@@ -411,6 +411,48 @@ async fn a_batch_goes_on_from_a_checkpoint_another_run_moved() -> Result {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_out_a_transaction_a_stopped_run_left_open() -> Result {
+    let Some(t) = transactional_db("batch_open_transaction").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    // A transaction that writes the first counter and stays open, as one of a process that
+    // stopped mid-batch does until the server reaps it.
+    let mut left_open = t.client.start_session().await?;
+    left_open.start_transaction().await?;
+    t.collection("counters")
+        .update_one(doc! { "_id": 0 }, doc! { "$set": { "held": true } })
+        .session(&mut left_open)
+        .await?;
+
+    let error = Runner::new(&t.db)
+        .units([BumpCounters::change_unit()])
+        .retry_deadline(Duration::from_millis(300))
+        .run()
+        .await
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        chain.contains("changing a batch and its checkpoint") && chain.contains("WriteConflict"),
+        "past the run's retry deadline the conflict fails the unit: {chain}"
+    );
+
+    let reaped = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        left_open.abort_transaction().await
+    });
+    Runner::new(&t.db)
+        .units([BumpCounters::change_unit()])
+        .run()
+        .await?;
+    reaped.await??;
+    assert_each_changed_once(&t, "counters").await;
+    assert_eq!(executed_rows(&t, "bump-counters").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_checkpointed_batch_needs_transactions() -> Result {
     let t = test_db(Mode::Standalone, "batch_checkpoint_sa").await;

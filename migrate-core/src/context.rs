@@ -25,6 +25,7 @@ struct Inner {
     lease: OnceLock<Box<dyn LeaseCheck>>,
     unit: Mutex<Option<&'static str>>,
     listeners: Vec<ProgressListener>,
+    retry_deadline: Duration,
     last_log: Mutex<Option<Instant>>,
     after_recorded: Mutex<Vec<Cleanup>>,
 }
@@ -44,14 +45,15 @@ pub(crate) trait LeaseCheck: Send + Sync {
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 impl RunContext {
-    /// A context whose progress reports go to `listeners`; the lease is attached once the
-    /// lock is held.
-    pub(crate) fn new(listeners: Vec<ProgressListener>) -> Self {
+    /// A context whose progress reports go to `listeners`, for a run that retries transient
+    /// failures for `retry_deadline`; the lease is attached once the lock is held.
+    pub(crate) fn new(listeners: Vec<ProgressListener>, retry_deadline: Duration) -> Self {
         RunContext {
             inner: Arc::new(Inner {
                 lease: OnceLock::new(),
                 unit: Mutex::new(None),
                 listeners,
+                retry_deadline,
                 last_log: Mutex::new(None),
                 after_recorded: Mutex::new(Vec::new()),
             }),
@@ -97,6 +99,14 @@ impl RunContext {
             .after_recorded
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How long the run retries transient failures
+    /// ([`Runner::retry_deadline`](crate::Runner::retry_deadline)): a unit that retries its
+    /// own transient errors (a batch meeting a transaction that a stopped run left open, say)
+    /// uses the same budget.
+    pub fn retry_deadline(&self) -> Duration {
+        self.inner.retry_deadline
     }
 
     /// The id of the unit running now.

@@ -335,7 +335,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ));
         }
 
-        let context = provide(&store, &mut deps, progress);
+        let context = provide(&store, &mut deps, progress, options.retry_deadline);
         plan.check_dependencies(&[&deps])?;
         store
             .prepare()
@@ -435,9 +435,10 @@ fn provide<S: Store>(
     store: &S,
     deps: &mut Dependencies,
     progress: Vec<ProgressListener>,
+    retry_deadline: Duration,
 ) -> RunContext {
     store.provide(deps);
-    let context = RunContext::new(progress);
+    let context = RunContext::new(progress, retry_deadline);
     deps.insert(context.clone());
     context
 }

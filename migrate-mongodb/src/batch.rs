@@ -51,8 +51,11 @@ pub const CHECKPOINT_COLLECTION: &str = "migrateBatchCheckpoints";
 /// The default number of documents per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 
-/// How long transient failures of a checkpointed batch are retried.
-const RETRY_FOR: Duration = Duration::from_secs(30);
+/// The first pause before a checkpointed batch is tried again; it doubles up to
+/// [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between two tries of a checkpointed batch.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 type ProgressCallback = Box<dyn Fn(&Progress) + Send + Sync>;
 
@@ -353,7 +356,9 @@ impl Walk<'_> {
     }
 
     /// Applies one batch and advances the checkpoint from `batch.after` in one transaction,
-    /// retrying transient failures. Returns the documents changed, or `None` (and changes
+    /// retrying transient failures for the run's retry deadline (longer, by default, than the
+    /// 60 s a server keeps a transaction that a stopped run left open on these documents).
+    /// Returns the documents changed, or `None` (and changes
     /// nothing) if the checkpoint no longer ends at `batch.after`.
     async fn commit_batch(
         &self,
@@ -361,7 +366,8 @@ impl Walk<'_> {
         batch: Batch<'_>,
         selected: Document,
     ) -> Result<Option<u64>, RunError> {
-        let retry_until = Instant::now() + RETRY_FOR;
+        let retry_until = Instant::now() + self.context.retry_deadline();
+        let mut pause = FIRST_RETRY_PAUSE;
         loop {
             let attempt = async {
                 session.start_transaction().await?;
@@ -404,9 +410,10 @@ impl Walk<'_> {
                     let _ = session.abort_transaction().await;
                     let transient = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
                         || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT);
-                    if transient && Instant::now() < retry_until {
+                    if transient && Instant::now() + pause < retry_until {
                         tracing::info!(error = %error::DriverError::from(e), "transient error in a batch; retrying it");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
                         continue;
                     }
                     return Err(self.failed("changing a batch and its checkpoint", e));

@@ -54,7 +54,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         if plan.has_pending() {
             let mut provided = Dependencies::new();
             self.store.provide(&mut provided);
-            provided.insert(RunContext::new(Vec::new()));
+            provided.insert(RunContext::new(Vec::new(), self.options.retry_deadline));
             plan.check_dependencies(&[&self.deps, &provided])?;
             transactions_enabled(&self.store, self.options.transactional, &plan).await?;
         }
@@ -190,7 +190,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             tracing::info!("no applied change units to undo");
             return Ok(Report::empty(execution_id, RunStatus::Completed, started));
         }
-        let context = provide(&store, &mut deps, progress);
+        let context = provide(&store, &mut deps, progress, options.retry_deadline);
         store
             .prepare()
             .await

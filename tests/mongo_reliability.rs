@@ -1,6 +1,7 @@
 //! Guarantees that must hold for real migrations, against a real server: units longer than
 //! the refresh interval, transactions the server aborts, commits whose outcome is unknown,
-//! transactions left open by a crashed runner, and history writes that fail.
+//! transactions left open by a crashed runner, history writes that fail, and runs cancelled
+//! while they hold the lock.
 
 mod support;
 
@@ -165,6 +166,59 @@ async fn a_transactional_unit_longer_than_a_third_of_the_lease_commits_first_tim
     assert_eq!(t.documents("long").await.len(), 1);
     assert!(t.documents("mongockLock").await.is_empty(), "released");
     t.finish().await;
+}
+
+/// Cancels a run (drops its future) while [`Long`] runs, with a lease of a minute.
+async fn a_cancelled_run_releases_its_lock(mode: Mode, name: &str) {
+    let t = test_db(mode, name).await;
+    let recorder = Recorder::default();
+    let run = tokio::spawn(
+        runner(&t, &recorder)
+            .lock_lease(Duration::from_secs(60))
+            .units([unit::<Long>()])
+            .run(),
+    );
+    while recorder.attempts() == 0 {
+        assert!(!run.is_finished(), "the run ended before its unit started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    // The lease has most of a minute to go: only a release frees the lock this soon.
+    let mut lock = t.documents("mongockLock").await;
+    for _ in 0..300 {
+        if lock.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lock = t.documents("mongockLock").await;
+    }
+    assert!(
+        lock.is_empty(),
+        "the cancelled run's lock is released: {lock:?}"
+    );
+    assert!(
+        t.history().await.is_empty(),
+        "the cancelled unit is not recorded"
+    );
+
+    let report = runner(&t, &recorder)
+        .units([unit::<Long>()])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.executed(), ["long"], "the next run applies it");
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_releases_its_lock_in_a_replica_set() {
+    a_cancelled_run_releases_its_lock(Mode::ReplicaSet, "cancelled_rs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_releases_its_lock_on_a_standalone_server() {
+    a_cancelled_run_releases_its_lock(Mode::Standalone, "cancelled_sa").await;
 }
 
 #[tokio::test]

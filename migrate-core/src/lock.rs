@@ -26,6 +26,9 @@ pub(crate) struct LockTiming {
 pub(crate) struct Lease<S: LockStore> {
     probe: LeaseProbe<S>,
     refresher: JoinHandle<()>,
+    /// Set until [`release`](Lease::release) runs: a lease dropped before that belongs to a
+    /// run that was cancelled, and releases the lock in the background.
+    release_on_drop: bool,
 }
 
 /// What checking and extending the lease needs; shared with the units through
@@ -205,6 +208,7 @@ impl<S: LockStore> Lease<S> {
                 state,
             },
             refresher,
+            release_on_drop: true,
         }
     }
 
@@ -264,7 +268,8 @@ impl<S: LockStore> Lease<S> {
     }
 
     /// Stops refreshing and deletes the lock if still ours.
-    pub(crate) async fn release(self) -> Result<(), Error> {
+    pub(crate) async fn release(mut self) -> Result<(), Error> {
+        self.release_on_drop = false;
         self.refresher.abort();
         let result = self
             .probe
@@ -316,8 +321,30 @@ impl<S: LockStore> LeaseCheck for LeaseProbe<S> {
 }
 
 impl<S: LockStore> Drop for Lease<S> {
+    /// Stops the refresher. A lease dropped without [`Lease::release`] belongs to a run whose
+    /// future was dropped (a timeout around `run`, an aborted task): its lock is released in
+    /// a task of its own, so that other runners need not wait out the lease. A lock document
+    /// that a transaction left open by the cancelled run still holds is released once the
+    /// server ends that transaction; if the runtime is gone, the lease runs out instead.
     fn drop(&mut self) {
         self.refresher.abort();
+        if !self.release_on_drop {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, owner) = (Arc::clone(&self.probe.store), self.probe.owner.clone());
+        runtime.spawn(async move {
+            match store.release_lock(&owner).await {
+                Ok(()) => tracing::info!(owner, "migration lock of a cancelled run released"),
+                Err(error) => tracing::warn!(
+                    owner,
+                    error = %crate::error::Chain(&*error),
+                    "could not release the migration lock of a cancelled run; it is free once its lease ends"
+                ),
+            }
+        });
     }
 }
 

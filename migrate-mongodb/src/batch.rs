@@ -110,9 +110,12 @@ impl BatchUpdate {
     /// When the work is done the checkpoint is marked complete, and it is deleted once the
     /// unit is recorded in the history ([`RunContext::after_recorded`]): a run stopped in
     /// between leaves a complete checkpoint, and the rerun changes nothing. If the unit
-    /// fails, its checkpoint stays and the next run resumes from it. Each batch advances the
-    /// checkpoint only from the `_id` it started at, so a run that lost the lock while paused
-    /// cannot commit a batch that another run has already committed.
+    /// fails, its checkpoint stays and the next run resumes from it: a checkpointed change is
+    /// resumed, not undone, so the unit's `#[rollback_execution]` should leave the batches'
+    /// work alone (a rollback that undid it would have the rerun skip what the checkpoint
+    /// records as done). Each batch advances the checkpoint only from the `_id` it started
+    /// at, so a run that lost the lock while paused cannot commit a batch that another run
+    /// has already committed.
     pub fn checkpointed(mut self) -> Self {
         self.checkpoint.get_or_insert(None);
         self

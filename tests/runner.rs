@@ -292,7 +292,8 @@ struct Deferring {
 impl Deferring {
     #[execution]
     async fn execute(&self, context: &RunContext, session: &mut MemorySession) -> Result {
-        self.log.push("deferring");
+        self.log
+            .push(format!("deferring as {:?}", context.unit_id()));
         session.insert("deferring", "done");
         context.after_recorded(async { Err("the checkpoint is gone already".into()) });
         let (log, store) = (self.log.clone(), self.store.clone());
@@ -436,8 +437,11 @@ async fn deferred_cleanups_run_once_the_unit_is_recorded() {
             .unwrap();
         assert_eq!(
             log.lines(),
-            ["deferring", "cleanup after [Executed]"],
-            "{strategy:?}: the second cleanup runs after the first failed"
+            [
+                "deferring as Some(\"deferring\")",
+                "cleanup after [Executed]"
+            ],
+            "{strategy:?}: the unit sees its id; the second cleanup runs after the first failed"
         );
         assert_eq!(
             store.data().len(),
@@ -482,9 +486,9 @@ async fn deferred_cleanups_are_dropped_when_the_unit_fails() {
         assert_eq!(error.as_execution().unwrap().unit_id, "deferring");
         // Without a transaction the rollback runs, and its own cleanup is dropped too.
         let expected: &[&str] = if transactions {
-            &["deferring"]
+            &["deferring as Some(\"deferring\")"]
         } else {
-            &["deferring", "deferring:rollback"]
+            &["deferring as Some(\"deferring\")", "deferring:rollback"]
         };
         assert_eq!(log.lines(), expected, "transactions: {transactions}");
     }

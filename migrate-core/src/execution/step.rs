@@ -21,6 +21,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         step: Step,
         session: &mut S::Session,
     ) -> Option<Result<(), BoxError>> {
+        // Set here too, for the steps of a run in one transaction.
+        self.context.set_unit(Some(planned.unit.id()));
         let cx = StepContext::new(
             planned.unit.id(),
             self.deps,

@@ -149,10 +149,7 @@ impl BumpBesideAnotherRun {
             .checkpoint_name("beside")
             .on_progress(move |p: &Progress| {
                 if p.done_now == BATCH as u64 {
-                    let (uri, db) = (uri.clone(), db.clone());
-                    std::thread::spawn(move || commit_four_batches_elsewhere(&uri, &db))
-                        .join()
-                        .unwrap();
+                    as_another_process(&uri, &db, commit_four_batches_elsewhere);
                 }
             })
             .run(context)
@@ -169,35 +166,27 @@ impl BumpBesideAnotherRun {
 
 /// What a second run would commit after the first batch: the next four batches, with the
 /// checkpoint `beside` moved to their last `_id`.
-fn commit_four_batches_elsewhere(uri: &str, db: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+async fn commit_four_batches_elsewhere(db: Database) {
+    let (first, last) = (BATCH as i64, 5 * BATCH as i64 - 1);
+    db.collection::<Document>("counters")
+        .update_many(
+            doc! { "_id": { "$gte": first, "$lte": last } },
+            doc! { "$inc": { "changes": 1 } },
+        )
+        .await
         .unwrap();
-    runtime.block_on(async {
-        let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-        let db = client.database(db);
-        let (first, last) = (BATCH as i64, 5 * BATCH as i64 - 1);
-        db.collection::<Document>("counters")
-            .update_many(
-                doc! { "_id": { "$gte": first, "$lte": last } },
-                doc! { "$inc": { "changes": 1 } },
-            )
-            .await
-            .unwrap();
-        let moved = db
-            .collection::<Document>(CHECKPOINT_COLLECTION)
-            .update_one(
-                doc! { "_id": "beside", "lastId": first - 1 },
-                doc! { "$set": { "lastId": last }, "$inc": { "done": last - first + 1 } },
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            moved.modified_count, 1,
-            "the checkpoint was where the run left it"
-        );
-    });
+    let moved = db
+        .collection::<Document>(CHECKPOINT_COLLECTION)
+        .update_one(
+            doc! { "_id": "beside", "lastId": first - 1 },
+            doc! { "$set": { "lastId": last }, "$inc": { "done": last - first + 1 } },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.modified_count, 1,
+        "the checkpoint was where the run left it"
+    );
 }
 
 async fn seed(t: &TestDb, collection: &str) {
@@ -495,10 +484,9 @@ async fn a_batch_stops_when_the_lock_was_taken_over() -> Result {
         .on_progress(move |_: &Progress| {
             if s.swap(1, Ordering::SeqCst) == 0 {
                 // Another runner takes the lock over while this one is paused past its lease.
-                let (uri, db) = (uri.clone(), db.clone());
-                std::thread::spawn(move || steal_lock(&uri, &db))
-                    .join()
-                    .unwrap();
+                as_another_process(&uri, &db, |db| async move {
+                    support::take_lock_over(&db).await.unwrap();
+                });
                 std::thread::sleep(Duration::from_millis(2_500));
             }
         })
@@ -519,13 +507,24 @@ async fn a_batch_stops_when_the_lock_was_taken_over() -> Result {
     Ok(())
 }
 
-fn steal_lock(uri: &str, db: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let client = mongodb::Client::with_uri_str(uri).await.unwrap();
-        support::take_lock_over(&client.database(db)).await.unwrap();
-    });
+/// Runs `work` on database `db` through a client of its own, on a thread of its own, and
+/// waits for it: another process acting while a progress callback holds the run still.
+fn as_another_process<F, Fut>(uri: &str, db: &str, work: F)
+where
+    F: FnOnce(Database) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (uri, db) = (uri.to_owned(), db.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+            work(client.database(&db)).await;
+        });
+    })
+    .join()
+    .unwrap();
 }

@@ -326,6 +326,30 @@ impl Deferring {
     }
 }
 
+/// A `run_always` unit that defers logging until it is recorded (or, on later runs, until it
+/// succeeds).
+#[change_unit(id = "deferring-always", order = "005", run_always = true)]
+struct DeferringAlways {
+    log: Dep<Recorder>,
+}
+
+impl DeferringAlways {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        let log = self.log.clone();
+        context.after_recorded(async move {
+            log.push("always cleanup");
+            Ok(())
+        });
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------- ordering and recording
 
 #[tokio::test]
@@ -469,6 +493,20 @@ async fn an_undo_runs_the_cleanups_its_rollback_deferred_once_recorded() {
             "rollback cleanup after Some(RolledBack)"
         ]
     );
+}
+
+#[tokio::test]
+async fn a_run_always_unit_runs_its_cleanups_each_time_it_succeeds() {
+    let (store, log) = (MemoryStore::new(), Recorder::default());
+    for _ in 0..2 {
+        runner(&store, &log)
+            .units([unit::<DeferringAlways>()])
+            .run()
+            .await
+            .unwrap();
+    }
+    assert_eq!(log.lines(), ["always cleanup", "always cleanup"]);
+    assert_eq!(entries(&store, "deferring-always").len(), 1, "recorded once");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Chain, Error};
+use crate::retry::Backoff;
 use crate::unit::{BoxError, BoxFuture};
 
 /// The run's own handle for its units, injected as `&RunContext` (or `Dep<RunContext>`).
@@ -101,12 +102,11 @@ impl RunContext {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// How long the run retries transient failures
-    /// ([`Runner::retry_deadline`](crate::Runner::retry_deadline)): a unit that retries its
-    /// own transient errors (a batch meeting a transaction that a stopped run left open, say)
-    /// uses the same budget.
-    pub fn retry_deadline(&self) -> Duration {
-        self.inner.retry_deadline
+    /// Pauses for a unit that retries its own transient errors (a batch meeting a
+    /// transaction that a stopped run left open, say): the runner's own backoff, under the
+    /// run's [`retry_deadline`](crate::Runner::retry_deadline) from now.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.inner.retry_deadline)
     }
 
     /// The id of the unit running now.

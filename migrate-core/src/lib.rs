@@ -65,6 +65,7 @@ pub use legacy::{
 pub use plan::{Decision, Plan, PlannedUnit};
 pub use registry::{registered, DescribeChangeLog, DescribeUnit};
 pub use report::{Outcome, Report, RunStatus, SkipReason, UnitReport};
+pub use retry::Backoff;
 pub use runner::{Runner, TransactionStrategy, MIN_LOCK_LEASE, MIN_LOCK_TRY_FREQUENCY};
 pub use status::{Status, UnitState, UnitStatus, UnknownEntry};
 pub use store::{IntoStore, LockAttempt, LockClaim, LockInfo, LockStore, Store, TransactionStore};

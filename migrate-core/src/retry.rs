@@ -11,9 +11,12 @@ const BASE: Duration = Duration::from_millis(50);
 /// The longest pause.
 const CAP: Duration = Duration::from_secs(5);
 
-/// The pauses between the attempts of one operation.
+/// The pauses between the attempts of one operation that fails transiently: exponential,
+/// with jitter, until a deadline. The runner retries its own writes with one; a unit that
+/// retries its own transient errors gets one from
+/// [`RunContext::backoff`](crate::RunContext::backoff).
 #[derive(Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     deadline: Instant,
     retries: u32,
 }
@@ -28,14 +31,14 @@ impl Backoff {
     }
 
     /// How many retries were granted so far.
-    pub(crate) fn retries(&self) -> u32 {
+    pub fn retries(&self) -> u32 {
         self.retries
     }
 
     /// The pause before the next attempt: exponential in the retries so far, with jitter
     /// between half and all of it so that racing runners spread out. `None` once the pause
     /// would end past the deadline.
-    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
+    pub fn next_delay(&mut self) -> Option<Duration> {
         let exponential = BASE.saturating_mul(1 << self.retries.min(16)).min(CAP);
         let jitter = (ids::random_u64() % 1_000) as u32;
         let delay = exponential / 2 + exponential / 2 * jitter / 1_000;
@@ -47,7 +50,7 @@ impl Backoff {
     }
 
     /// Sleeps the next pause; `false` (without sleeping) once the deadline is reached.
-    pub(crate) async fn wait(&mut self) -> bool {
+    pub async fn wait(&mut self) -> bool {
         match self.next_delay() {
             Some(delay) => {
                 tokio::time::sleep(delay).await;

@@ -51,12 +51,6 @@ pub const CHECKPOINT_COLLECTION: &str = "migrateBatchCheckpoints";
 /// The default number of documents per batch.
 pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 
-/// The first pause before a checkpointed batch is tried again; it doubles up to
-/// [`MAX_RETRY_PAUSE`].
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
-/// The longest pause between two tries of a checkpointed batch.
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
-
 type ProgressCallback = Box<dyn Fn(&Progress) + Send + Sync>;
 
 /// A change applied to a collection in batches; see the [module docs](self).
@@ -351,26 +345,21 @@ impl Walk<'_> {
             )
             .upsert(after.is_none())
             .await;
-        match result {
-            Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
-            Err(e) if error::is_duplicate_key(&e) => Ok(false),
-            Err(e) => Err(self.failed("completing the batch checkpoint", e)),
-        }
+        advanced(result).map_err(|e| self.failed("completing the batch checkpoint", e))
     }
 
     /// Applies one batch and advances the checkpoint from `batch.after` in one transaction,
     /// retrying transient failures for the run's retry deadline (longer, by default, than the
     /// 60 s a server keeps a transaction that a stopped run left open on these documents).
-    /// Returns the documents changed, or `None` (and changes
-    /// nothing) if the checkpoint no longer ends at `batch.after`.
+    /// Returns the documents changed, or `None` (and changes nothing) if the checkpoint no
+    /// longer ends at `batch.after`.
     async fn commit_batch(
         &self,
         session: &mut ClientSession,
         batch: Batch<'_>,
         selected: Document,
     ) -> Result<Option<u64>, RunError> {
-        let retry_until = Instant::now() + self.context.retry_deadline();
-        let mut pause = FIRST_RETRY_PAUSE;
+        let mut backoff = self.context.backoff();
         loop {
             let attempt = async {
                 session.start_transaction().await?;
@@ -380,7 +369,7 @@ impl Walk<'_> {
                     .update_many(selected.clone(), self.update.update.clone())
                     .session(&mut *session)
                     .await?;
-                let advanced = batch
+                let moved = batch
                     .checkpoints
                     .update_one(
                         checkpoint_filter(batch.name, batch.after),
@@ -393,11 +382,8 @@ impl Walk<'_> {
                     .upsert(batch.after.is_none())
                     .session(&mut *session)
                     .await;
-                match advanced {
-                    Ok(advanced) if advanced.matched_count > 0 || advanced.upserted_id.is_some() => {}
-                    Ok(_) => return Ok(None),
-                    Err(e) if error::is_duplicate_key(&e) => return Ok(None),
-                    Err(e) => return Err(e),
+                if !advanced(moved)? {
+                    return Ok(None);
                 }
                 session.commit_transaction().await?;
                 Ok::<_, mongodb::error::Error>(Some(result.modified_count))
@@ -413,10 +399,8 @@ impl Walk<'_> {
                     let _ = session.abort_transaction().await;
                     let transient = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
                         || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT);
-                    if transient && Instant::now() + pause < retry_until {
-                        tracing::info!(error = %error::DriverError::from(e), "transient error in a batch; retrying it");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    if transient && backoff.wait().await {
+                        tracing::info!(error = %error::DriverError::from(e), "transient error in a batch; retried it");
                         continue;
                     }
                     return Err(self.failed("changing a batch and its checkpoint", e));
@@ -535,6 +519,18 @@ struct Batch<'a> {
     name: &'a str,
     after: Option<&'a Bson>,
     last: &'a Bson,
+}
+
+/// Whether an update with [`checkpoint_filter`] moved the checkpoint: `false` when it
+/// matched nothing or, as the first batch's upsert, met a checkpoint already there.
+fn advanced(
+    result: mongodb::error::Result<mongodb::results::UpdateResult>,
+) -> mongodb::error::Result<bool> {
+    match result {
+        Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
+        Err(e) if error::is_duplicate_key(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// The checkpoint `name` as long as it still ends at `after` (or does not exist yet).

@@ -506,7 +506,11 @@ async fn a_run_always_unit_runs_its_cleanups_each_time_it_succeeds() {
             .unwrap();
     }
     assert_eq!(log.lines(), ["always cleanup", "always cleanup"]);
-    assert_eq!(entries(&store, "deferring-always").len(), 1, "recorded once");
+    assert_eq!(
+        entries(&store, "deferring-always").len(),
+        1,
+        "recorded once"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Resumable batch updates against a real server: a run killed at random points and started
 //! again finishes the work with every document changed exactly once; the checkpoint goes
 //! when the unit is recorded, and a run stopped before that changes nothing again; a batch
-//! never commits over a checkpoint another run moved; the lock is checked between batches.
+//! never commits over a checkpoint another run moved, and a rollback keeps a checkpoint of
+//! its own; the lock is checked between batches.
 
 mod support;
 
@@ -160,6 +161,40 @@ impl BumpBesideAnotherRun {
 
     #[rollback_execution]
     async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Increments every counter once, and fails at a counter whose `changes` is not a number;
+/// its rollback marks every counter through a checkpointed batch of its own.
+#[change_unit(
+    id = "bump-or-fail",
+    order = "001",
+    author = "batches",
+    transactional = false
+)]
+struct BumpOrFail {
+    db: Database,
+}
+
+impl BumpOrFail {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        bump_every_counter(&self.db).run(context).await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, context: &RunContext) -> Result {
+        BatchUpdate::new(
+            &self.db.collection::<Document>("counters"),
+            doc! {},
+            doc! { "$set": { "rolledBack": true } },
+        )
+        .checkpointed()
+        .batch_size(BATCH)
+        .run(context)
+        .await?;
         Ok(())
     }
 }
@@ -438,6 +473,51 @@ async fn a_batch_waits_out_a_transaction_a_stopped_run_left_open() -> Result {
     reaped.await??;
     assert_each_changed_once(&t, "counters").await;
     assert_eq!(executed_rows(&t, "bump-counters").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_keeps_a_checkpoint_of_its_own() -> Result {
+    let Some(t) = transactional_db("batch_rollback_checkpoint").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    // `$inc` fails on this counter: the execution stops after five batches.
+    t.collection("counters")
+        .update_one(doc! { "_id": 550 }, doc! { "$set": { "changes": "many" } })
+        .await?;
+    let unit = BumpOrFail::change_unit();
+    let error = Runner::new(&t.db).units([unit]).run().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Execution(e) if e.unit_id == "bump-or-fail" && e.rolled_back),
+        "{error:?}"
+    );
+    assert_eq!(
+        t.collection("counters")
+            .count_documents(doc! { "rolledBack": true })
+            .await?,
+        DOCUMENTS as u64,
+        "the rollback walked every counter, not on from where the execution stopped"
+    );
+    let checkpoints = t.documents(CHECKPOINT_COLLECTION).await;
+    let execution = format!("bump-or-fail:{}.counters", t.db.name());
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert_eq!(checkpoints[0].get_str("_id"), Ok(execution.as_str()));
+    assert_eq!(
+        checkpoints[0].get_i64("lastId"),
+        Ok(5 * BATCH as i64 - 1),
+        "the execution's checkpoint stays where it stopped, for the rerun: {checkpoints:?}"
+    );
+    assert_ne!(checkpoints[0].get_bool("complete"), Ok(true));
+
+    t.collection("counters")
+        .update_one(doc! { "_id": 550 }, doc! { "$unset": { "changes": "" } })
+        .await?;
+    Runner::new(&t.db).units([unit]).run().await?;
+    assert_each_changed_once(&t, "counters").await;
+    assert!(t.documents(CHECKPOINT_COLLECTION).await.is_empty());
+    assert_eq!(executed_rows(&t, "bump-or-fail").await, 1);
     t.finish().await;
     Ok(())
 }

@@ -282,12 +282,18 @@ impl DuplicateTwo {
 
 /// Defers two cleanups until it is recorded: the first fails, the second logs the states the
 /// history holds for the unit when it runs. Fails after deferring them when `fail` is set.
+/// Its rollback defers a cleanup too, and fails after that with [`RollbackFails`].
 #[change_unit(id = "deferring", order = "004")]
 struct Deferring {
     log: Dep<Recorder>,
     store: Dep<MemoryStore>,
     fail: Dep<bool>,
+    rollback_fails: Option<Dep<RollbackFails>>,
 }
+
+/// Makes [`Deferring`]'s rollback fail.
+#[derive(Clone)]
+struct RollbackFails;
 
 impl Deferring {
     #[execution]
@@ -322,7 +328,10 @@ impl Deferring {
             log.push(format!("rollback cleanup after {last:?}"));
             Ok(())
         });
-        Ok(())
+        match self.rollback_fails {
+            Some(_) => Err("the rollback failed after deferring".into()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -526,14 +535,45 @@ async fn deferred_cleanups_are_dropped_when_the_unit_fails() {
             .await
             .unwrap_err();
         assert_eq!(error.as_execution().unwrap().unit_id, "deferring");
-        // Without a transaction the rollback runs, and its own cleanup is dropped too.
+        // Without a transaction the rollback runs; its own cleanup runs once it is recorded.
         let expected: &[&str] = if transactions {
             &["deferring as Some(\"deferring\")"]
         } else {
-            &["deferring as Some(\"deferring\")", "deferring:rollback"]
+            &[
+                "deferring as Some(\"deferring\")",
+                "deferring:rollback",
+                "rollback cleanup after Some(RolledBack)",
+            ]
         };
         assert_eq!(log.lines(), expected, "transactions: {transactions}");
     }
+}
+
+#[tokio::test]
+async fn a_failed_rollback_drops_its_cleanups_too() {
+    let (store, log) = (MemoryStore::new(), Recorder::default());
+    let error = runner(&store, &log)
+        .dependency(store.clone())
+        .dependency(true)
+        .dependency(RollbackFails)
+        .transactional(false)
+        .units([unit::<Deferring>()])
+        .run()
+        .await
+        .unwrap_err();
+    let error = error.as_execution().unwrap();
+    assert_eq!(error.rollback_errors.len(), 1, "{error:?}");
+    assert_eq!(
+        log.lines(),
+        ["deferring as Some(\"deferring\")", "deferring:rollback"]
+    );
+    assert_eq!(
+        entries(&store, "deferring")
+            .iter()
+            .map(|e| e.state)
+            .collect::<Vec<_>>(),
+        [State::RollbackFailed]
+    );
 }
 
 // ---------------------------------------------------------------- filters

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Chain, Error};
 use crate::retry::Backoff;
-use crate::unit::{BoxError, BoxFuture};
+use crate::unit::{BoxError, BoxFuture, Step};
 
 /// The run's own handle for its units, injected as `&RunContext` (or `Dep<RunContext>`).
 ///
@@ -24,11 +24,18 @@ pub struct RunContext {
 
 struct Inner {
     lease: OnceLock<Box<dyn LeaseCheck>>,
-    unit: Mutex<Option<&'static str>>,
+    running: Mutex<Running>,
     listeners: Vec<ProgressListener>,
     retry_deadline: Duration,
     last_log: Mutex<Option<Instant>>,
     after_recorded: Mutex<Vec<Cleanup>>,
+}
+
+/// What the run is running now, as far as its units' helpers need to know.
+#[derive(Default, Clone, Copy)]
+struct Running {
+    unit: Option<&'static str>,
+    step: Option<Step>,
 }
 
 /// Work a unit deferred until it is recorded; see [`RunContext::after_recorded`].
@@ -52,7 +59,7 @@ impl RunContext {
         RunContext {
             inner: Arc::new(Inner {
                 lease: OnceLock::new(),
-                unit: Mutex::new(None),
+                running: Mutex::new(Running::default()),
                 listeners,
                 retry_deadline,
                 last_log: Mutex::new(None),
@@ -67,21 +74,33 @@ impl RunContext {
         let _ = self.inner.lease.set(lease);
     }
 
-    /// Sets the unit running now.
+    /// Sets the unit running now, before any of its steps.
     pub(crate) fn set_unit(&self, unit: Option<&'static str>) {
-        *self
-            .inner
-            .unit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = unit;
+        *self.running() = Running { unit, step: None };
     }
 
-    /// Runs `cleanup` once the running unit has succeeded and its outcome is in the history,
+    /// Sets the unit and the step running now.
+    pub(crate) fn set_step(&self, unit: &'static str, step: Step) {
+        *self.running() = Running {
+            unit: Some(unit),
+            step: Some(step),
+        };
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `cleanup` once the running step has succeeded and its outcome is in the history,
     /// so that state the unit keeps for a rerun (a batch checkpoint) is not removed before
     /// the history says the rerun will not happen. A `run_always` unit that ran before is not
-    /// recorded again: its cleanups run when it succeeds. If the unit fails, or the process
-    /// stops first, `cleanup` is dropped without running. A cleanup that fails is logged as
-    /// a warning; the unit stays applied.
+    /// recorded again: its cleanups run when it succeeds. A rollback's cleanups run once it
+    /// is recorded ROLLED_BACK, also when it undoes a failed execution. If the step fails, or
+    /// the process stops first, `cleanup` is dropped without running. A cleanup that fails is
+    /// logged as a warning; the recorded outcome stands.
     pub fn after_recorded<F>(&self, cleanup: F)
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
@@ -111,11 +130,14 @@ impl RunContext {
 
     /// The id of the unit running now.
     pub fn unit_id(&self) -> Option<&'static str> {
-        *self
-            .inner
-            .unit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.running().unit
+    }
+
+    /// The step of the unit running now: a helper that keeps state per unit (a batch
+    /// checkpoint) keeps it per step too, so that a rollback does not pick up its
+    /// execution's state.
+    pub fn step(&self) -> Option<Step> {
+        self.running().step
     }
 
     /// Fails with [`Error::LockLost`] unless this run still holds the lock, extending the
@@ -173,7 +195,7 @@ pub(crate) async fn run_cleanups(id: Option<&str>, cleanups: Vec<Cleanup>) {
             tracing::warn!(
                 id = id.unwrap_or_default(),
                 error = %Chain(&*error),
-                "a cleanup after the change unit was recorded failed; the unit stays applied"
+                "a cleanup after the change unit was recorded failed; the recorded outcome stands"
             );
         }
     }

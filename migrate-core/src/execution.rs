@@ -279,7 +279,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         failure: &mut Failure,
     ) -> Result<(), Error> {
         let Some(result) = self
-            .step(planned, instance, Step::RollbackBeforeExecution, session)
+            .roll_back(planned, instance, Step::RollbackBeforeExecution, session)
             .await
         else {
             return Ok(());
@@ -340,8 +340,21 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         self.write(planned, &entry).await
     }
 
-    /// Records the outcome of a rollback step: ROLLED_BACK, or ROLLBACK_FAILED with both
-    /// errors in the trace.
+    /// Runs a rollback step of a unit that failed. The failed steps' cleanups are dropped
+    /// first: what they would clean up is kept for a rerun.
+    async fn roll_back(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        step: Step,
+        session: &mut S::Session,
+    ) -> Option<Result<(), BoxError>> {
+        drop(self.context.take_cleanups());
+        self.step(planned, instance, step, session).await
+    }
+
+    /// Records the outcome of a rollback step: ROLLED_BACK, then the rollback's cleanups; or
+    /// ROLLBACK_FAILED with both errors in the trace.
     async fn record_rollback(
         &self,
         planned: &PlannedUnit,
@@ -359,7 +372,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             state,
             Some(error_trace(execution_trace, rollback_trace.as_deref())),
         );
-        self.write(planned, &entry).await
+        let cleanups = self.context.take_cleanups();
+        self.write(planned, &entry).await?;
+        if rollback.is_ok() {
+            crate::context::run_cleanups(Some(planned.unit.id()), cleanups).await;
+        }
+        Ok(())
     }
 
     async fn session(&self) -> Result<S::Session, Error> {

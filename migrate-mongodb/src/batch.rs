@@ -38,7 +38,7 @@
 
 use std::time::{Duration, Instant};
 
-use migrate_core::{Error as RunError, Progress, RunContext};
+use migrate_core::{Error as RunError, Progress, RunContext, Step};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::UpdateModifications;
 use mongodb::{ClientSession, Collection};
@@ -115,8 +115,11 @@ impl BatchUpdate {
         self
     }
 
-    /// Names the checkpoint; by default it is the running unit's id and the collection's
-    /// namespace. Needed only when one unit changes one collection in two passes.
+    /// Names the checkpoint. By default it is the running unit's id and the collection's
+    /// namespace (`<unit id>:<db>.<collection>`), with the step's attribute between them for
+    /// a step other than `#[execution]` (`<unit id>:rollback_execution:<db>.<collection>`),
+    /// so that a rollback never resumes from its execution's checkpoint. Needed only when one
+    /// step changes one collection in two passes.
     pub fn checkpoint_name(mut self, name: impl Into<String>) -> Self {
         self.checkpoint = Some(Some(name.into()));
         self
@@ -169,11 +172,7 @@ impl BatchUpdate {
             Some(name) => {
                 let name = match name {
                     Some(name) => name.clone(),
-                    None => format!(
-                        "{}:{}",
-                        context.unit_id().unwrap_or("batch"),
-                        walk.namespace
-                    ),
+                    None => default_checkpoint_name(context, &walk.namespace),
                 };
                 walk.by_checkpoint(&name).await?
             }
@@ -543,6 +542,15 @@ fn checkpoint_filter(name: &str, after: Option<&Bson>) -> Document {
 
 fn store_error(error: Error) -> RunError {
     RunError::store("changing documents in batches", error)
+}
+
+/// The checkpoint's name unless the update names it: see [`BatchUpdate::checkpoint_name`].
+fn default_checkpoint_name(context: &RunContext, namespace: &str) -> String {
+    let unit = context.unit_id().unwrap_or("batch");
+    match context.step() {
+        None | Some(Step::Execution) => format!("{unit}:{namespace}"),
+        Some(step) => format!("{unit}:{}:{namespace}", step.attribute()),
+    }
 }
 
 fn namespace<T: Send + Sync>(collection: &Collection<T>) -> String {

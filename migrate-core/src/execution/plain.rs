@@ -58,7 +58,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             return Err(StepError::Failed(failure));
         }
         let rollback = self
-            .step(planned, instance, Step::RollbackExecution, session)
+            .roll_back(planned, instance, Step::RollbackExecution, session)
             .await
             .unwrap_or(Ok(()));
         let recorded = self

@@ -22,7 +22,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         session: &mut S::Session,
     ) -> Option<Result<(), BoxError>> {
         // Set here too, for the steps of a run in one transaction.
-        self.context.set_unit(Some(planned.unit.id()));
+        self.context.set_step(planned.unit.id(), step);
         let cx = StepContext::new(
             planned.unit.id(),
             self.deps,

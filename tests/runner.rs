@@ -397,6 +397,39 @@ async fn runs_pending_units_in_order_and_records_each() {
 }
 
 #[tokio::test]
+async fn a_run_starts_one_session_and_a_new_one_after_a_failure() {
+    for transactions in [true, false] {
+        let (store, log) = (MemoryStore::new(), Recorder::default());
+        runner(&store, &log)
+            .transactional(transactions)
+            .units([unit::<First>(), unit::<Second>(), unit::<OrderNine>()])
+            .run()
+            .await
+            .unwrap();
+        let sessions = |store: &MemoryStore| {
+            store
+                .operations()
+                .iter()
+                .filter(|&&o| o == "start_session")
+                .count()
+        };
+        assert_eq!(sessions(&store), 1, "transactions: {transactions}");
+
+        // The session of a failed unit is not reused: what it left is gone with it.
+        let (store, log) = (MemoryStore::new(), Recorder::default());
+        runner(&store, &log)
+            .transactional(transactions)
+            .units([unit::<First>(), unit::<Tolerated>(), unit::<Second>()])
+            .run()
+            .await
+            .unwrap();
+        assert_eq!(log.lines()[..2], ["first", "tolerated"]);
+        assert_eq!(store.data().len(), 2, "transactions: {transactions}");
+        assert_eq!(sessions(&store), 2, "transactions: {transactions}");
+    }
+}
+
+#[tokio::test]
 async fn order_is_compared_as_plain_strings_with_ties_broken_by_id() {
     let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)

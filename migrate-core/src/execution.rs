@@ -8,6 +8,7 @@ mod step;
 mod transaction;
 mod undo;
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -43,6 +44,9 @@ pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
     pub(crate) track_ignored: bool,
     /// How long transient failures are retried.
     pub(crate) retry_deadline: Duration,
+    /// The session the last unit finished with, for the next one; see
+    /// [`Store::reuse_session`](crate::store::Store::reuse_session).
+    pub(crate) spare_session: Mutex<Option<S::Session>>,
 }
 
 /// A step that failed, with what its rollbacks did.
@@ -197,28 +201,37 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         Ok(())
     }
 
-    /// Runs one unit: before-step, execution, history entries, rollbacks on failure.
+    /// Runs one unit: before-step, execution, history entries, rollbacks on failure. The
+    /// session of a unit that succeeded serves the next one.
     async fn run_unit(&self, planned: &PlannedUnit) -> Result<(), StepError> {
-        let unit = planned.unit;
-        let instance = unit
+        let instance = planned
+            .unit
             .instantiate(self.deps)
             .map_err(|error| StepError::Failed(Failure::new(Step::Execution, error)))?;
         let mut session = self.session().await?;
+        self.run_steps(planned, &*instance, &mut session).await?;
+        self.reuse(session).await;
+        Ok(())
+    }
+
+    async fn run_steps(
+        &self,
+        planned: &PlannedUnit,
+        instance: &dyn ChangeUnitInstance,
+        session: &mut S::Session,
+    ) -> Result<(), StepError> {
+        let unit = planned.unit;
         let record = planned.decision == Decision::Run;
 
-        let before_ran = self
-            .run_before(planned, &*instance, &mut session, record)
-            .await?;
+        let before_ran = self.run_before(planned, instance, session, record).await?;
         let result = if self.transactions && unit.transactional() {
-            self.execute_transactional(planned, &*instance, &mut session)
-                .await
+            self.execute_transactional(planned, instance, session).await
         } else {
-            self.execute_plain(planned, &*instance, &mut session, record)
-                .await
+            self.execute_plain(planned, instance, session, record).await
         };
         match result {
             Err(StepError::Failed(mut failure)) if before_ran => {
-                self.rollback_before(planned, &*instance, &mut session, &mut failure)
+                self.rollback_before(planned, instance, session, &mut failure)
                     .await?;
                 Err(StepError::Failed(failure))
             }
@@ -380,11 +393,28 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         Ok(())
     }
 
+    /// The session the last unit left reusable, or a new one.
     async fn session(&self) -> Result<S::Session, Error> {
+        if let Some(session) = self.spare().take() {
+            return Ok(session);
+        }
         self.store
             .start_session()
             .await
             .map_err(|e| Error::store("starting a session", e))
+    }
+
+    /// Keeps `session`, which a unit finished with successfully, for the next unit if the
+    /// store can ready it for one.
+    async fn reuse(&self, session: S::Session) {
+        let session = self.store.reuse_session(session).await;
+        *self.spare() = session;
+    }
+
+    fn spare(&self) -> std::sync::MutexGuard<'_, Option<S::Session>> {
+        self.spare_session
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes `entry` outside any transaction, once this runner has made sure it still holds

@@ -282,10 +282,17 @@ impl Store for MemoryStore {
     }
 
     async fn start_session(&self) -> Result<MemorySession, BoxError> {
+        drop(self.log("start_session"));
         Ok(MemorySession {
             inner: Arc::clone(&self.inner),
             transaction: None,
         })
+    }
+
+    async fn reuse_session(&self, mut session: MemorySession) -> Option<MemorySession> {
+        // What a unit left in a transaction of its own is dropped, as a server aborts it.
+        session.transaction = None;
+        Some(session)
     }
 }
 

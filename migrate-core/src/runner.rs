@@ -409,6 +409,7 @@ fn execution<'r, S: TransactionStore + LockStore>(
         strategy: options.strategy,
         track_ignored: options.track_ignored,
         retry_deadline: options.retry_deadline,
+        spare_session: Default::default(),
     }
 }
 

@@ -114,6 +114,18 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a session (no transaction).
     fn start_session(&self) -> impl Future<Output = Result<Self::Session, BoxError>> + Send;
 
+    /// Readies `session`, which a unit finished with successfully, for the run's next unit,
+    /// so that a run starts one session however many units it applies; `None` has the next
+    /// unit start a session of its own (the default). A transaction the unit left open must
+    /// end here, as it would when its session is dropped.
+    fn reuse_session(
+        &self,
+        session: Self::Session,
+    ) -> impl Future<Output = Option<Self::Session>> + Send {
+        drop(session);
+        std::future::ready(None)
+    }
+
     /// Inserts entries whose keys are not stored yet (the rows of an import), in as few
     /// round trips as the store can. With a session inside a transaction, the writes are
     /// part of the transaction. The default writes them one by one.

@@ -91,6 +91,9 @@ pub struct MongoStore {
     /// Each open transaction's session (by id) with the session's operation time when the
     /// transaction started, to tell whether a command has run in it since.
     open_transactions: Arc<Mutex<HashMap<String, Option<Timestamp>>>>,
+    /// The session of the history writes outside transactions, started by the first: an
+    /// implicit session per write costs a task of the driver's each.
+    own_session: Arc<tokio::sync::Mutex<Option<ClientSession>>>,
 }
 
 impl MongoStore {
@@ -107,6 +110,7 @@ impl MongoStore {
             write_concern: WriteConcern::majority(),
             topology: Arc::new(OnceCell::new()),
             open_transactions: Arc::default(),
+            own_session: Arc::default(),
         }
     }
 
@@ -419,11 +423,17 @@ impl Store for MongoStore {
         let document = history::document(entry);
         let failed = |e| Error::driver("writing a history entry", self.history_namespace(), e);
         let Some(session) = session else {
-            return match history.insert_one(&document).await {
+            let mut own = self.own_session.lock().await;
+            let session = match &mut *own {
+                Some(session) => session,
+                None => own.insert(self.start_session().await?),
+            };
+            return match history.insert_one(&document).session(&mut *session).await {
                 Ok(_) => Ok(()),
                 Err(e) if error::is_duplicate_key(&e) => {
                     history
                         .update_one(history::key(entry), history::update(entry))
+                        .session(session)
                         .await
                         .map_err(failed)?;
                     Ok(())
@@ -501,6 +511,16 @@ impl Store for MongoStore {
             .await
             .map_err(|e| Error::driver("starting a session", self.db.name(), e))?;
         Ok(session)
+    }
+
+    /// Every session is reused: dropping one costs a task of the driver's per unit.
+    async fn reuse_session(&self, mut session: ClientSession) -> Option<ClientSession> {
+        // Fails, without a round trip, unless a transaction is open: the runner's own ended
+        // with its commit. One a unit started and left open is aborted, as a drop would.
+        if session.abort_transaction().await.is_ok() {
+            tracing::warn!("a change unit left a transaction open on its session; it was aborted");
+        }
+        Some(session)
     }
 }
 

@@ -149,6 +149,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                     .await?;
             }
         }
+        self.reuse(session).await;
         Ok(())
     }
 

@@ -85,30 +85,6 @@ insert_units! {
     Insert19 = "insert-19", "b19"; Insert20 = "insert-20", "b20";
 }
 
-/// Starts a transaction on its session, writes in it and returns without committing it.
-#[change_unit(
-    id = "leaves-transaction-open",
-    order = "b00",
-    author = "budget",
-    transactional = false
-)]
-struct LeavesTransactionOpen {
-    db: Database,
-}
-
-impl LeavesTransactionOpen {
-    #[execution]
-    async fn execute(&self, session: &mut ClientSession) -> Result {
-        session.start_transaction().await?;
-        insert(&self.db, "things", doc! { "unit": "open" }, session).await
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
 fn insert_units() -> Vec<&'static ChangeUnit> {
     vec![
         unit::<Insert01>(),
@@ -891,36 +867,6 @@ async fn a_corrupt_history_document_stops_a_run_with_nothing_pending_and_names_i
     t.finish().await;
 }
 
-#[tokio::test]
-async fn a_transaction_a_unit_leaves_open_is_aborted_before_its_session_serves_the_next() {
-    let Some(t) = transactional_db("session_left_open").await else {
-        return;
-    };
-    let probe = Recorder::default();
-    let mut units = vec![unit::<LeavesTransactionOpen>()];
-    units.extend(insert_units().into_iter().take(2));
-    let report = runner(&t, &probe).units(units).run().await.unwrap();
-    assert_eq!(report.executed().len(), 3);
-    assert_eq!(
-        count(&t, "things", doc! { "unit": "open" }).await,
-        0,
-        "aborted, as when its session was dropped"
-    );
-    assert_eq!(
-        count(
-            &t,
-            "things",
-            doc! { "unit": { "$in": ["insert-01", "insert-02"] } }
-        )
-        .await,
-        2,
-        "the next units' writes committed in their own transactions"
-    );
-    assert_eq!(t.commands.count_of("abortTransaction"), 1);
-    assert_eq!(t.commands.count_of("commitTransaction"), 2);
-    t.finish().await;
-}
-
 async fn applying_units_stays_within_budget(mode: Mode, name: &str) {
     const UNITS: usize = 5;
     let t = test_db(mode, name).await;
@@ -954,11 +900,6 @@ async fn applying_units_stays_within_budget(mode: Mode, name: &str) {
         t.commands.count_of("update"),
         0,
         "entries are inserted: {names:?}"
-    );
-    assert_eq!(
-        t.commands.count_of("abortTransaction"),
-        0,
-        "reusing a session costs no command: {names:?}"
     );
     if t.transactions {
         assert_eq!(t.commands.count_of("commitTransaction"), UNITS);

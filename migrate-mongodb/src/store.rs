@@ -513,14 +513,16 @@ impl Store for MongoStore {
         Ok(session)
     }
 
-    /// Every session is reused: dropping one costs a task of the driver's per unit.
-    async fn reuse_session(&self, mut session: ClientSession) -> Option<ClientSession> {
-        // Fails, without a round trip, unless a transaction is open: the runner's own ended
-        // with its commit. One a unit started and left open is aborted, as a drop would.
-        if session.abort_transaction().await.is_ok() {
-            tracing::warn!("a change unit left a transaction open on its session; it was aborted");
-        }
-        Some(session)
+    /// Dropping a session costs a task of the driver's, so one is reused where nothing
+    /// tells a reused session apart from a new one: on a server without transactions, where
+    /// no unit can leave one open, and on one whose transactions fence with an `update` of
+    /// their own (before MongoDB 8.0). A transaction that records with one `bulkWrite`
+    /// learns from the session's operation time whether a command has run in it yet (see
+    /// [`fence_and_record`](migrate_core::TransactionStore::fence_and_record)); a reused session reports
+    /// the time of its last commit, which a command in the next transaction can report too.
+    async fn reuse_session(&self, session: ClientSession) -> Option<ClientSession> {
+        let topology = self.topology.get()?;
+        (!topology.transactions || !topology.bulk_write).then_some(session)
     }
 }
 

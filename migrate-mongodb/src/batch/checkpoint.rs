@@ -1,0 +1,246 @@
+//! The checkpointed walk: each batch's update and the checkpoint that records its last `_id`
+//! commit in one transaction, and the checkpoint is marked complete when the work is done.
+
+use migrate_core::{Error as RunError, RunContext, Step};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::{ClientSession, Collection};
+
+use super::{store_error, Walk, CHECKPOINT_COLLECTION};
+use crate::error::{self, Error};
+
+impl Walk<'_> {
+    /// Batches in `_id` order after the checkpoint, each committed with the checkpoint in one
+    /// transaction. Returns whether it resumed from an earlier run's checkpoint.
+    pub(super) async fn by_checkpoint(&mut self, name: &str) -> Result<bool, RunError> {
+        let db = self
+            .update
+            .collection
+            .client()
+            .database(&self.update.collection.namespace().db);
+        let topology = crate::topology::detect(&db).await.map_err(store_error)?;
+        if !topology.transactions {
+            return Err(store_error(Error::CheckpointNeedsTransactions {
+                namespace: self.namespace.clone(),
+                reason: topology.reason,
+            }));
+        }
+        let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
+        let stored = self.read_checkpoint(&checkpoints, name).await?;
+        let resumed = stored.is_some();
+        let mut checkpoint = stored.unwrap_or_default();
+        self.done_before = checkpoint.done;
+        let client = self.update.collection.client().clone();
+        let mut session = client
+            .start_session()
+            .await
+            .map_err(|e| self.failed("starting a session", e))?;
+        while !checkpoint.complete {
+            self.context.ensure_lock_held().await?;
+            let after = checkpoint.last_id.take();
+            let next = self.next_ids(after.as_ref(), Some(&mut session)).await?;
+            let advanced = match next {
+                Some((first, last)) => {
+                    let selected = self.within(doc! { "$gte": first, "$lte": last.clone() });
+                    let batch = Batch {
+                        checkpoints: &checkpoints,
+                        name,
+                        after: after.as_ref(),
+                        last: &last,
+                    };
+                    match self.commit_batch(&mut session, batch, selected).await? {
+                        Some(changed) => {
+                            self.batch_done(changed);
+                            checkpoint.last_id = Some(last);
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                None => {
+                    let complete = self.complete(&checkpoints, name, after.as_ref()).await?;
+                    checkpoint.last_id = after;
+                    checkpoint.complete = complete;
+                    complete
+                }
+            };
+            if !advanced {
+                // Another run moved the checkpoint since this one read it: a run that lost
+                // the lock committed late, or this run did. Go on from where it stands now.
+                tracing::warn!(
+                    checkpoint = name,
+                    "the batch checkpoint moved under this run; reading it again"
+                );
+                checkpoint = self
+                    .read_checkpoint(&checkpoints, name)
+                    .await?
+                    .ok_or_else(|| {
+                        RunError::store(
+                            format!("changing `{}` in batches", self.namespace),
+                            format!(
+                                "the batch checkpoint `{name}` was removed while this run used it"
+                            ),
+                        )
+                    })?;
+                self.done_before = checkpoint.done.saturating_sub(self.changed);
+            }
+        }
+        let name = name.to_owned();
+        let namespace = self.namespace.clone();
+        self.context.after_recorded(async move {
+            checkpoints
+                .delete_one(doc! { "_id": &name, "complete": true })
+                .await
+                .map_err(|e| Error::driver("deleting the batch checkpoint", namespace, e))?;
+            Ok(())
+        });
+        Ok(resumed)
+    }
+
+    /// The checkpoint `name`, if there is one.
+    async fn read_checkpoint(
+        &self,
+        checkpoints: &Collection<Document>,
+        name: &str,
+    ) -> Result<Option<Checkpoint>, RunError> {
+        let stored = checkpoints
+            .find_one(doc! { "_id": name })
+            .await
+            .map_err(|e| self.failed("reading the batch checkpoint", e))?;
+        Ok(stored.map(|c| Checkpoint {
+            last_id: c.get("lastId").cloned(),
+            done: c
+                .get_i64("done")
+                .ok()
+                .and_then(|d| u64::try_from(d).ok())
+                .unwrap_or(0),
+            complete: c.get_bool("complete").unwrap_or(false),
+        }))
+    }
+
+    /// Marks the checkpoint complete if it still ends at `after`. Returns `false` if it
+    /// moved.
+    async fn complete(
+        &self,
+        checkpoints: &Collection<Document>,
+        name: &str,
+        after: Option<&Bson>,
+    ) -> Result<bool, RunError> {
+        let result = checkpoints
+            .update_one(
+                checkpoint_filter(name, after),
+                doc! { "$set": { "complete": true, "namespace": &self.namespace } },
+            )
+            .upsert(after.is_none())
+            .await;
+        advanced(result).map_err(|e| self.failed("completing the batch checkpoint", e))
+    }
+
+    /// Applies one batch and advances the checkpoint from `batch.after` in one transaction,
+    /// retrying transient failures for the run's retry deadline (longer, by default, than the
+    /// 60 s a server keeps a transaction that a stopped run left open on these documents).
+    /// Returns the documents changed, or `None` (and changes nothing) if the checkpoint no
+    /// longer ends at `batch.after`.
+    async fn commit_batch(
+        &self,
+        session: &mut ClientSession,
+        batch: Batch<'_>,
+        selected: Document,
+    ) -> Result<Option<u64>, RunError> {
+        let mut backoff = self.context.backoff();
+        loop {
+            let attempt = async {
+                session.start_transaction().await?;
+                let result = self
+                    .update
+                    .collection
+                    .update_many(selected.clone(), self.update.update.clone())
+                    .session(&mut *session)
+                    .await?;
+                let moved = batch
+                    .checkpoints
+                    .update_one(
+                        checkpoint_filter(batch.name, batch.after),
+                        doc! {
+                            "$set": { "lastId": batch.last.clone(), "namespace": &self.namespace },
+                            "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
+                        },
+                    )
+                    // The first batch creates the checkpoint; later ones find it.
+                    .upsert(batch.after.is_none())
+                    .session(&mut *session)
+                    .await;
+                if !advanced(moved)? {
+                    return Ok(None);
+                }
+                session.commit_transaction().await?;
+                Ok::<_, mongodb::error::Error>(Some(result.modified_count))
+            }
+            .await;
+            match attempt {
+                Ok(Some(changed)) => return Ok(Some(changed)),
+                Ok(None) => {
+                    let _ = session.abort_transaction().await;
+                    return Ok(None);
+                }
+                Err(e) => {
+                    let _ = session.abort_transaction().await;
+                    let transient = e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+                        || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT);
+                    if transient && backoff.wait().await {
+                        tracing::info!(error = %error::DriverError::from(e), "transient error in a batch; retried it");
+                        continue;
+                    }
+                    return Err(self.failed("changing a batch and its checkpoint", e));
+                }
+            }
+        }
+    }
+}
+
+/// Where a checkpoint stands, as read from [`CHECKPOINT_COLLECTION`].
+#[derive(Default)]
+struct Checkpoint {
+    /// The last `_id` of the last committed batch.
+    last_id: Option<Bson>,
+    /// Documents changed by every run so far.
+    done: u64,
+    /// Whether the work is done and the checkpoint waits for the unit to be recorded.
+    complete: bool,
+}
+
+/// One batch's move of the checkpoint `name` from `after` to `last`.
+struct Batch<'a> {
+    checkpoints: &'a Collection<Document>,
+    name: &'a str,
+    after: Option<&'a Bson>,
+    last: &'a Bson,
+}
+
+/// Whether an update with [`checkpoint_filter`] moved the checkpoint: `false` when it
+/// matched nothing or, as the first batch's upsert, met a checkpoint already there.
+fn advanced(
+    result: mongodb::error::Result<mongodb::results::UpdateResult>,
+) -> mongodb::error::Result<bool> {
+    match result {
+        Ok(result) => Ok(result.matched_count > 0 || result.upserted_id.is_some()),
+        Err(e) if error::is_duplicate_key(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The checkpoint `name` as long as it still ends at `after` (or does not exist yet).
+fn checkpoint_filter(name: &str, after: Option<&Bson>) -> Document {
+    match after {
+        Some(after) => doc! { "_id": name, "lastId": { "$eq": after.clone() } },
+        None => doc! { "_id": name, "lastId": { "$exists": false } },
+    }
+}
+
+/// The checkpoint's name unless the update names it: see [`BatchUpdate::checkpoint_name`](super::BatchUpdate::checkpoint_name).
+pub(super) fn default_name(context: &RunContext, namespace: &str) -> String {
+    let unit = context.unit_id().unwrap_or("batch");
+    match context.step() {
+        None | Some(Step::Execution) => format!("{unit}:{namespace}"),
+        Some(step) => format!("{unit}:{}:{namespace}", step.attribute()),
+    }
+}

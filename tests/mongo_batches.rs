@@ -1,6 +1,7 @@
 //! Resumable batch updates against a real server: a run killed at random points and started
 //! again finishes the work with every document changed exactly once; the checkpoint goes
-//! when the unit is recorded, and a run stopped before that changes nothing again; a batch
+//! when the unit is recorded, a run stopped before that changes nothing again, and one a
+//! run left after its record does not stop the unit applied again; a batch
 //! never commits over a checkpoint another run moved, and a rollback keeps a checkpoint of
 //! its own; the lock is checked between batches.
 
@@ -120,6 +121,48 @@ impl BumpThenStall {
 
     #[rollback_execution]
     async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Set while [`BumpRecordedThenStall`] should stop after its record, before its cleanups.
+static STALL_AFTER_RECORD: AtomicBool = AtomicBool::new(true);
+/// Set once [`BumpRecordedThenStall`] is recorded and stalls.
+static STALLED_AFTER_RECORD: AtomicBool = AtomicBool::new(false);
+
+/// Increments every counter once; once recorded, stalls (while [`STALL_AFTER_RECORD`] is
+/// set) before the batch's checkpoint is deleted, as if the process stopped there.
+#[change_unit(
+    id = "bump-recorded-then-stall",
+    order = "001",
+    author = "batches",
+    transactional = false
+)]
+struct BumpRecordedThenStall {
+    db: Database,
+}
+
+impl BumpRecordedThenStall {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        // Cleanups run in the order they were deferred: this one before the batch's.
+        if STALL_AFTER_RECORD.load(Ordering::SeqCst) {
+            context.after_recorded(async {
+                STALLED_AFTER_RECORD.store(true, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        }
+        bump_every_counter(&self.db).run(context).await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        self.db
+            .collection::<Document>("counters")
+            .update_many(doc! {}, doc! { "$inc": { "changes": -1 } })
+            .await?;
         Ok(())
     }
 }
@@ -266,6 +309,29 @@ async fn run_with_kills(t: &TestDb, unit: &'static ChangeUnit, kill_at: &[u64]) 
     killed
 }
 
+/// Runs `unit` until it sets `stalled`, then stops the run there, as a process stopping
+/// would, and releases the lock it left (this process's own, so without force).
+async fn stop_once_stalled(t: &TestDb, unit: &'static ChangeUnit, stalled: &AtomicBool) {
+    let run = tokio::spawn(
+        Runner::new(&t.db)
+            .units([unit])
+            .lock_lease(Duration::from_secs(3))
+            .run(),
+    );
+    while !stalled.load(Ordering::SeqCst) {
+        assert!(!run.is_finished(), "the run ended before it stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let unlocked = Runner::new(&t.db)
+        .units([unit])
+        .unlock(false)
+        .await
+        .unwrap();
+    assert!(!unlocked.is_held(), "{unlocked}");
+}
+
 async fn assert_each_changed_once(t: &TestDb, collection: &str) {
     let all = t
         .collection(collection)
@@ -376,18 +442,7 @@ async fn a_run_stopped_after_its_batches_but_before_its_record_changes_nothing_a
     };
     seed(&t, "counters").await;
     let unit = BumpThenStall::change_unit();
-    let run = tokio::spawn(
-        Runner::new(&t.db)
-            .units([unit])
-            .lock_lease(Duration::from_secs(3))
-            .run(),
-    );
-    while !STALLED.load(Ordering::SeqCst) {
-        assert!(!run.is_finished(), "the run ended before it stalled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    run.abort();
-    let _ = run.await;
+    stop_once_stalled(&t, unit, &STALLED).await;
     let checkpoints = t.documents(CHECKPOINT_COLLECTION).await;
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     assert_eq!(
@@ -396,8 +451,6 @@ async fn a_run_stopped_after_its_batches_but_before_its_record_changes_nothing_a
         "the checkpoint outlives the stop, marked complete: {checkpoints:?}"
     );
     assert_eq!(executed_rows(&t, "bump-then-stall").await, 0);
-    let unlocked = Runner::new(&t.db).units([unit]).unlock(false).await?;
-    assert!(!unlocked.is_held(), "{unlocked}");
 
     STALL.store(false, Ordering::SeqCst);
     let report = Runner::new(&t.db).units([unit]).run().await?;
@@ -408,6 +461,33 @@ async fn a_run_stopped_after_its_batches_but_before_its_record_changes_nothing_a
         "the checkpoint goes once the unit is recorded"
     );
     assert_eq!(executed_rows(&t, "bump-then-stall").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_left_after_the_record_does_not_stop_the_unit_applied_again() -> Result {
+    let Some(t) = transactional_db("batch_left_after_record").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    let unit = BumpRecordedThenStall::change_unit();
+    stop_once_stalled(&t, unit, &STALLED_AFTER_RECORD).await;
+    assert_eq!(executed_rows(&t, "bump-recorded-then-stall").await, 1);
+    let checkpoints = t.documents(CHECKPOINT_COLLECTION).await;
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert_eq!(checkpoints[0].get_bool("complete"), Ok(true));
+
+    STALL_AFTER_RECORD.store(false, Ordering::SeqCst);
+    Runner::new(&t.db).units([unit]).undo_all().await?;
+    let report = Runner::new(&t.db).units([unit]).run().await?;
+    assert_eq!(report.executed(), ["bump-recorded-then-stall"]);
+    // Undone, then applied again: a counter the second application skipped would be at 0.
+    assert_each_changed_once(&t, "counters").await;
+    assert!(
+        t.documents(CHECKPOINT_COLLECTION).await.is_empty(),
+        "the checkpoint left behind is gone, and so is the new one"
+    );
     t.finish().await;
     Ok(())
 }

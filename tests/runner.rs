@@ -335,6 +335,34 @@ impl Deferring {
     }
 }
 
+/// Logs, in each of its steps, the run it runs in and the runs the history records the
+/// step for.
+#[change_unit(id = "remembering", order = "006")]
+struct Remembering {
+    log: Dep<Recorder>,
+}
+
+impl Remembering {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        self.remember("execution", context);
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, context: &RunContext) -> Result {
+        self.remember("rollback", context);
+        Ok(())
+    }
+
+    fn remember(&self, step: &str, context: &RunContext) {
+        let run = context.execution_id().unwrap_or("?");
+        let recorded_by = context.recorded_by();
+        self.log
+            .push(format!("{step} in {run} after {recorded_by:?}"));
+    }
+}
+
 /// A `run_always` unit that defers logging until it is recorded (or, on later runs, until it
 /// succeeds).
 #[change_unit(id = "deferring-always", order = "005", run_always = true)]
@@ -533,6 +561,25 @@ async fn an_undo_runs_the_cleanups_its_rollback_deferred_once_recorded() {
         [
             "deferring:rollback",
             "rollback cleanup after Some(RolledBack)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_step_knows_its_run_and_the_runs_that_recorded_it_before() {
+    let (store, log) = (MemoryStore::new(), Recorder::default());
+    let runner = || runner(&store, &log).units([unit::<Remembering>()]);
+    let applied = runner().run().await.unwrap().execution_id;
+    let undone = runner().undo_all().await.unwrap().execution_id;
+    let reapplied = runner().run().await.unwrap().execution_id;
+    let undone_again = runner().undo_all().await.unwrap().execution_id;
+    assert_eq!(
+        log.lines(),
+        [
+            format!("execution in {applied} after []"),
+            format!("rollback in {undone} after []"),
+            format!("execution in {reapplied} after [{applied:?}]"),
+            format!("rollback in {undone_again} after [{undone:?}]"),
         ]
     );
 }

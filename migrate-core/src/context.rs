@@ -24,6 +24,7 @@ pub struct RunContext {
 
 struct Inner {
     lease: OnceLock<Box<dyn LeaseCheck>>,
+    execution_id: OnceLock<String>,
     running: Mutex<Running>,
     listeners: Vec<ProgressListener>,
     retry_deadline: Duration,
@@ -32,10 +33,12 @@ struct Inner {
 }
 
 /// What the run is running now, as far as its units' helpers need to know.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct Running {
     unit: Option<&'static str>,
     step: Option<Step>,
+    /// The runs that recorded the step's outcome.
+    recorded_by: Arc<[String]>,
 }
 
 /// Work a unit deferred until it is recorded; see [`RunContext::after_recorded`].
@@ -59,6 +62,7 @@ impl RunContext {
         RunContext {
             inner: Arc::new(Inner {
                 lease: OnceLock::new(),
+                execution_id: OnceLock::new(),
                 running: Mutex::new(Running::default()),
                 listeners,
                 retry_deadline,
@@ -68,22 +72,28 @@ impl RunContext {
         }
     }
 
-    /// Attaches the run's lease, once the lock is held.
-    pub(crate) fn attach(&self, lease: Box<dyn LeaseCheck>) {
-        // A context is attached to the one lease of its run.
+    /// Attaches the run's lease and id, once the lock is held.
+    pub(crate) fn attach(&self, lease: Box<dyn LeaseCheck>, execution_id: &str) {
+        // A context is attached to the one lease and id of its run.
         let _ = self.inner.lease.set(lease);
+        let _ = self.inner.execution_id.set(execution_id.to_owned());
     }
 
-    /// Sets the unit running now, before any of its steps.
+    /// Sets the unit running now, before any of its steps; `None` between units.
     pub(crate) fn set_unit(&self, unit: Option<&'static str>) {
-        *self.running() = Running { unit, step: None };
+        *self.running() = Running {
+            unit,
+            ..Running::default()
+        };
     }
 
-    /// Sets the unit and the step running now.
-    pub(crate) fn set_step(&self, unit: &'static str, step: Step) {
+    /// Sets the unit and the step running now, with the runs that recorded that step's
+    /// outcome.
+    pub(crate) fn set_step(&self, unit: &'static str, step: Step, recorded_by: Arc<[String]>) {
         *self.running() = Running {
             unit: Some(unit),
             step: Some(step),
+            recorded_by,
         };
     }
 
@@ -131,6 +141,22 @@ impl RunContext {
     /// The id of the unit running now.
     pub fn unit_id(&self) -> Option<&'static str> {
         self.running().unit
+    }
+
+    /// The id of this run, recorded as `executionId` with every history entry it writes;
+    /// `None` until the run holds the lock.
+    pub fn execution_id(&self) -> Option<&str> {
+        self.inner.execution_id.get().map(String::as_str)
+    }
+
+    /// The ids of the runs whose history entries record the running step as done: EXECUTED
+    /// for `#[execution]` and `#[before_execution]`, ROLLED_BACK for the rollbacks, as the
+    /// history read under the lock has them. Empty the first time a step runs; not empty
+    /// when the unit was undone and runs again, or fails again after a rollback. State that
+    /// a step keeps for a rerun (a batch checkpoint) and that one of these runs left behind
+    /// belongs to an outcome the history already records, not to the step running now.
+    pub fn recorded_by(&self) -> Arc<[String]> {
+        self.running().recorded_by.clone()
     }
 
     /// The step of the unit running now: a helper that keeps state per unit (a batch

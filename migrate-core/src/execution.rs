@@ -8,7 +8,7 @@ mod step;
 mod transaction;
 mod undo;
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -26,6 +26,7 @@ use crate::store::{LockStore, TransactionStore};
 use crate::unit::{BoxError, ChangeUnitInstance, Step};
 
 use record::error_trace;
+use record::Recorded;
 pub(crate) use record::RunRecord;
 use transaction::{TransactionFailure, Work};
 pub(crate) use undo::undo_targets;
@@ -47,6 +48,8 @@ pub(crate) struct Execution<'r, S: TransactionStore + LockStore> {
     /// The session the last unit finished with, for the next one; see
     /// [`Store::reuse_session`](crate::store::Store::reuse_session).
     pub(crate) spare_session: Mutex<Option<S::Session>>,
+    /// Which runs recorded each step, once the history is read under the lock.
+    pub(crate) recorded: OnceLock<Recorded>,
 }
 
 /// A step that failed, with what its rollbacks did.
@@ -113,6 +116,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
         let plan = Plan::new(input, &history)?;
+        let _ = self.recorded.set(Recorded::new(&history));
         // Another runner may have rolled units back since the first read.
         plan.check_dependencies(&[self.deps])?;
         let pending: Vec<&str> = plan.pending().map(|p| p.unit.id()).collect();

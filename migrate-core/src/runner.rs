@@ -359,7 +359,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             ));
         };
 
-        context.attach(lease.check());
+        context.attach(lease.check(), &execution_id);
         let execution = execution(
             &*store,
             (&lease, &context),
@@ -410,6 +410,7 @@ fn execution<'r, S: TransactionStore + LockStore>(
         track_ignored: options.track_ignored,
         retry_deadline: options.retry_deadline,
         spare_session: Default::default(),
+        recorded: Default::default(),
     }
 }
 

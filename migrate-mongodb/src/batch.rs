@@ -105,7 +105,10 @@ impl BatchUpdate {
     ///
     /// When the work is done the checkpoint is marked complete, and it is deleted once the
     /// unit is recorded in the history ([`RunContext::after_recorded`]): a run stopped in
-    /// between leaves a complete checkpoint, and the rerun changes nothing. If the unit
+    /// between leaves a complete checkpoint, and the rerun changes nothing. The checkpoint
+    /// names the run that last moved it; one that outlived its cleanup (the process stopped
+    /// after the record) is recognised by that run's entry in the history
+    /// ([`RunContext::recorded_by`]), so a unit undone and applied again starts over. If the unit
     /// fails, its checkpoint stays and the next run resumes from it: a checkpointed change is
     /// resumed, not undone, so the unit's `#[rollback_execution]` should leave the batches'
     /// work alone (a rollback that undid it would have the rerun skip what the checkpoint

@@ -1,9 +1,12 @@
 //! The history entries a run writes, built as pure functions of what happened.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::history::{EntryType, HistoryEntry, State, BEFORE_SUFFIX};
 use crate::plan::PlannedUnit;
+use crate::unit::Step;
 
 /// What every entry of one run shares.
 pub(crate) struct RunRecord<'r, M> {
@@ -118,5 +121,51 @@ mod tests {
             r#"{"execution-error":"bad \"quote\"\n","rollback-error":"undo"}"#
         );
         assert_eq!(error_trace("x", None), r#"{"execution-error":"x"}"#);
+    }
+}
+
+/// The runs that recorded each step as done (EXECUTED, or ROLLED_BACK for the rollbacks),
+/// from the history read under the lock; see [`RunContext::recorded_by`].
+///
+/// [`RunContext::recorded_by`]: crate::RunContext::recorded_by
+#[derive(Default)]
+pub(crate) struct Recorded(HashMap<(String, String, EntryType, State), Vec<String>>);
+
+impl Recorded {
+    pub(crate) fn new<M>(history: &[HistoryEntry<M>]) -> Self {
+        let mut runs: HashMap<_, Vec<String>> = HashMap::new();
+        for entry in history {
+            if matches!(entry.state, State::Executed | State::RolledBack) {
+                let key = (
+                    entry.change_id.clone(),
+                    entry.author.clone(),
+                    entry.entry_type,
+                    entry.state,
+                );
+                runs.entry(key)
+                    .or_default()
+                    .push(entry.execution_id.clone());
+            }
+        }
+        Recorded(runs)
+    }
+
+    /// The runs that recorded `step` of `planned` as done.
+    pub(crate) fn by(&self, planned: &PlannedUnit, step: Step) -> Arc<[String]> {
+        let (entry_type, state) = match step {
+            Step::BeforeExecution => (EntryType::BeforeExecution, State::Executed),
+            Step::Execution => (EntryType::Execution, State::Executed),
+            Step::RollbackExecution => (EntryType::Execution, State::RolledBack),
+            Step::RollbackBeforeExecution => (EntryType::BeforeExecution, State::RolledBack),
+        };
+        let id = planned.unit.id();
+        let change_id = match entry_type {
+            EntryType::Execution => id.to_owned(),
+            EntryType::BeforeExecution => format!("{id}{BEFORE_SUFFIX}"),
+        };
+        let key = (change_id, planned.author.to_string(), entry_type, state);
+        self.0
+            .get(&key)
+            .map_or_else(Arc::default, |runs| runs.as_slice().into())
     }
 }

@@ -22,7 +22,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         session: &mut S::Session,
     ) -> Option<Result<(), BoxError>> {
         // Set here too, for the steps of a run in one transaction.
-        self.context.set_step(planned.unit.id(), step);
+        let recorded_by = self
+            .recorded
+            .get()
+            .map(|recorded| recorded.by(planned, step))
+            .unwrap_or_default();
+        self.context.set_step(planned.unit.id(), step, recorded_by);
         let cx = StepContext::new(
             planned.unit.id(),
             self.deps,

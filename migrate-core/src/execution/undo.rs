@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 use super::transaction::{TransactionFailure, Work};
-use super::Execution;
+use super::{Execution, Recorded};
 use crate::error::{Chain, Error, ExecutionError};
 use crate::event::{Event, Listeners};
 use crate::history::{EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
@@ -62,6 +62,11 @@ pub(crate) fn undo_targets<M>(
 }
 
 impl<S: TransactionStore + LockStore> Execution<'_, S> {
+    /// Keeps which runs recorded each step in `history`, read under the lock, for an undo.
+    pub(crate) fn remember(&self, history: &[HistoryEntry<S::Metadata>]) {
+        let _ = self.recorded.set(Recorded::new(history));
+    }
+
     /// Undoes `targets` in the order given; stops at the first failure, which is recorded
     /// ROLLBACK_FAILED.
     pub(crate) async fn undo(

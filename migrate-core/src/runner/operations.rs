@@ -205,7 +205,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
 
         let store = Arc::new(store);
         let lease = acquire(&store, &options).await?;
-        context.attach(lease.check());
+        context.attach(lease.check(), &execution_id);
         let result = async {
             // The history may have changed before the lock was taken.
             let history = read_history(&*store).await?;
@@ -221,6 +221,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                 metadata,
                 transactions,
             );
+            execution.remember(&history);
             execution.undo(&targets, &listeners).await
         }
         .await;

@@ -25,7 +25,13 @@ impl Walk<'_> {
             }));
         }
         let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
-        let stored = self.read_checkpoint(&checkpoints, name).await?;
+        let stored = match self.read_checkpoint(&checkpoints, name).await? {
+            Some(stored) if stored.left_by_recorded_run(self.context) => {
+                self.forget(&checkpoints, name, &stored).await?;
+                None
+            }
+            stored => stored,
+        };
         let resumed = stored.is_some();
         let mut checkpoint = stored.unwrap_or_default();
         self.done_before = checkpoint.done;
@@ -96,6 +102,27 @@ impl Walk<'_> {
         Ok(resumed)
     }
 
+    /// Deletes the checkpoint `name` that a run whose step the history records left behind
+    /// (it stopped after the record, before the cleanup): its work belongs to an outcome
+    /// already recorded, and the step running now starts from the beginning.
+    async fn forget(
+        &self,
+        checkpoints: &Collection<Document>,
+        name: &str,
+        stale: &Checkpoint,
+    ) -> Result<(), RunError> {
+        tracing::info!(
+            checkpoint = name,
+            execution_id = stale.execution_id.as_deref().unwrap_or_default(),
+            "the batch checkpoint was left by a run the history records this step for; starting over"
+        );
+        checkpoints
+            .delete_one(doc! { "_id": name, "executionId": stale.execution_id.as_deref() })
+            .await
+            .map_err(|e| self.failed("deleting a batch checkpoint left behind", e))?;
+        Ok(())
+    }
+
     /// The checkpoint `name`, if there is one.
     async fn read_checkpoint(
         &self,
@@ -114,6 +141,7 @@ impl Walk<'_> {
                 .and_then(|d| u64::try_from(d).ok())
                 .unwrap_or(0),
             complete: c.get_bool("complete").unwrap_or(false),
+            execution_id: c.get_str("executionId").ok().map(str::to_owned),
         }))
     }
 
@@ -128,7 +156,11 @@ impl Walk<'_> {
         let result = checkpoints
             .update_one(
                 checkpoint_filter(name, after),
-                doc! { "$set": { "complete": true, "namespace": &self.namespace } },
+                doc! { "$set": {
+                    "complete": true,
+                    "namespace": &self.namespace,
+                    "executionId": self.context.execution_id(),
+                } },
             )
             .upsert(after.is_none())
             .await;
@@ -161,7 +193,11 @@ impl Walk<'_> {
                     .update_one(
                         checkpoint_filter(batch.name, batch.after),
                         doc! {
-                            "$set": { "lastId": batch.last.clone(), "namespace": &self.namespace },
+                            "$set": {
+                                "lastId": batch.last.clone(),
+                                "namespace": &self.namespace,
+                                "executionId": self.context.execution_id(),
+                            },
                             "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
                         },
                     )
@@ -206,6 +242,18 @@ struct Checkpoint {
     done: u64,
     /// Whether the work is done and the checkpoint waits for the unit to be recorded.
     complete: bool,
+    /// The run that last moved it.
+    execution_id: Option<String>,
+}
+
+impl Checkpoint {
+    /// Whether the run that last moved this checkpoint recorded the step running now: the
+    /// checkpoint outlived its cleanup, and describes work that is already accounted for.
+    fn left_by_recorded_run(&self, context: &RunContext) -> bool {
+        self.execution_id
+            .as_ref()
+            .is_some_and(|id| context.recorded_by().contains(id))
+    }
 }
 
 /// One batch's move of the checkpoint `name` from `after` to `last`.

@@ -513,16 +513,16 @@ impl Store for MongoStore {
         Ok(session)
     }
 
-    /// Dropping a session costs a task of the driver's, so one is reused where nothing
-    /// tells a reused session apart from a new one: on a server without transactions, where
-    /// no unit can leave one open, and on one whose transactions fence with an `update` of
-    /// their own (before MongoDB 8.0). A transaction that records with one `bulkWrite`
-    /// learns from the session's operation time whether a command has run in it yet (see
-    /// [`fence_and_record`](migrate_core::TransactionStore::fence_and_record)); a reused session reports
-    /// the time of its last commit, which a command in the next transaction can report too.
+    /// Dropping a session costs a task of the driver's, so on a server without transactions,
+    /// where no unit can leave one open, a session serves every unit of a run. With
+    /// transactions each unit gets a new one: whether a command has run in a transaction is
+    /// read from its session's operation time (see
+    /// [`fence_and_record`](migrate_core::TransactionStore::fence_and_record)), and a reused
+    /// session reports the time of its last commit, which a command in the next transaction
+    /// can report too.
     async fn reuse_session(&self, session: ClientSession) -> Option<ClientSession> {
         let topology = self.topology.get()?;
-        (!topology.transactions || !topology.bulk_write).then_some(session)
+        (!topology.transactions).then_some(session)
     }
 }
 

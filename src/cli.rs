@@ -101,12 +101,16 @@
 //!                "error": string | null, "skip_reason": skip | null,
 //!                "pending": bool, "run_always": bool, "out_of_order": bool,
 //!                "drift": { "recorded", "current" } | null } ],
-//!   "unknown": [ { "id", "author", "class", "state", "at" } ] }
+//!   "unknown": [ { "id", "author", "class", "state", "at" } ],
+//!   "checkpoints": [ { "name", "namespace": string | null, "last_id": value | null,
+//!                      "done": int, "complete": bool, "execution_id": string | null } ] }
 //! ```
 //!
 //! where `skip` is `{ "reason": "already_executed" | "profile" | "system_version" |
 //! "after_target", "version": string (system_version only), "target": string (after_target
 //! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...).
+//! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the
+//! database: those of failed or stopped units, and complete ones that outlived their cleanup.
 //!
 //! `plan`, and `run --dry-run` (whose `"command"` is `"run"`, with `"dry_run": true`):
 //!
@@ -199,6 +203,7 @@ use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
+use crate::batch::{stored_checkpoints, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Error, HistoryEntry, Outcome, Plan, Report, RunStatus, Runner, Status,
     TenantResult, Tenants, UnitState, Unlock, Validation, DEFAULT_CONCURRENCY,
@@ -509,6 +514,8 @@ enum Done {
     Status {
         status: Status,
         check: bool,
+        /// The batch checkpoints kept in the database.
+        checkpoints: Vec<StoredCheckpoint>,
     },
     Plan {
         plan: Plan,
@@ -527,7 +534,7 @@ enum Done {
 impl Done {
     fn exit(&self) -> Exit {
         match self {
-            Done::Status { status, check } if *check && !status.is_up_to_date() => {
+            Done::Status { status, check, .. } if *check && !status.is_up_to_date() => {
                 Exit::NotUpToDate
             }
             Done::Report { report, .. } => report_exit(report),
@@ -599,7 +606,7 @@ where
         .command
         .verb()
         .map(|verb| output.progress(verb, 0).tracker(None));
-    let done = perform(runner, cli.command, tracker.as_ref()).await?;
+    let done = perform(runner, cli.command, &db, tracker.as_ref()).await?;
     output.done(&done);
     Ok(done.exit())
 }
@@ -622,6 +629,7 @@ where
 async fn perform(
     runner: Runner,
     command: Command,
+    db: &Database,
     tracker: Option<&human::Tracker>,
 ) -> Result<Done, Error> {
     let name = command.name();
@@ -652,6 +660,9 @@ async fn perform(
         Command::Status { check } => Done::Status {
             status: runner.status().await?,
             check,
+            checkpoints: stored_checkpoints(db)
+                .await
+                .map_err(|e| Error::store("reading the batch checkpoints", e))?,
         },
         Command::Plan => Done::Plan {
             plan: runner.plan().await?,
@@ -779,7 +790,7 @@ where
                     else {
                         unreachable!("each database is worked on once");
                     };
-                    let result = perform(runner, command, tracker.as_ref()).await;
+                    let result = perform(runner, command, &db, tracker.as_ref()).await;
                     if let (Some(after), Some(tracker)) = (after, &tracker) {
                         tracker.set_pending(after.status().await.ok().map(|s| s.pending().count()));
                     }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use migrate_core::{Error as RunError, Progress, RunContext};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::UpdateModifications;
-use mongodb::{ClientSession, Collection};
+use mongodb::{ClientSession, Collection, Database};
 
 use crate::error::Error;
 
@@ -64,6 +64,71 @@ pub struct BatchUpdate {
     batch_size: usize,
     checkpoint: Option<Option<String>>,
     on_progress: Option<ProgressCallback>,
+}
+
+/// A checkpoint as kept in [`CHECKPOINT_COLLECTION`]: where a checkpointed [`BatchUpdate`]
+/// stands, for operators (`migrate status` lists them).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct StoredCheckpoint {
+    /// Its name ([`BatchUpdate::checkpoint_name`]), the document's `_id`.
+    pub name: String,
+    /// The collection its batches change, `database.collection`.
+    pub namespace: Option<String>,
+    /// The last `_id` of the last batch committed.
+    pub last_id: Option<Bson>,
+    /// Documents changed by every run so far.
+    pub done: u64,
+    /// Whether the work is done and the checkpoint waits for its unit to be recorded. One
+    /// that stays complete outlived its cleanup (the process stopped after the record).
+    pub complete: bool,
+    /// The run (`executionId`) that last moved it.
+    pub execution_id: Option<String>,
+}
+
+impl StoredCheckpoint {
+    fn from_document(stored: &Document) -> Self {
+        StoredCheckpoint {
+            name: match stored.get("_id") {
+                Some(Bson::String(name)) => name.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            },
+            namespace: stored.get_str("namespace").ok().map(str::to_owned),
+            last_id: stored.get("lastId").cloned(),
+            done: stored
+                .get_i64("done")
+                .ok()
+                .and_then(|d| u64::try_from(d).ok())
+                .unwrap_or(0),
+            complete: stored.get_bool("complete").unwrap_or(false),
+            execution_id: stored.get_str("executionId").ok().map(str::to_owned),
+        }
+    }
+}
+
+/// The checkpoints kept in `db`, by name. A checkpoint is kept in the database of the
+/// collection its batches change.
+pub async fn stored_checkpoints(db: &Database) -> Result<Vec<StoredCheckpoint>, Error> {
+    let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
+    let failed = |e| {
+        Error::driver(
+            "reading the batch checkpoints",
+            format!("{}.{CHECKPOINT_COLLECTION}", db.name()),
+            e,
+        )
+    };
+    let mut cursor = checkpoints
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .map_err(failed)?;
+    let mut stored = Vec::new();
+    while cursor.advance().await.map_err(failed)? {
+        let document = cursor.deserialize_current().map_err(failed)?;
+        stored.push(StoredCheckpoint::from_document(&document));
+    }
+    Ok(stored)
 }
 
 /// What a [`BatchUpdate`] did.

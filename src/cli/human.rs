@@ -11,6 +11,7 @@ use mongodb::bson::Document;
 
 use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
+use crate::batch::{StoredCheckpoint, CHECKPOINT_COLLECTION};
 use crate::{
     AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report, RunStatus,
     SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
@@ -81,8 +82,14 @@ impl Output {
         }
     }
 
-    fn status(&self, status: &Status, check: bool) {
+    fn status(&self, status: &Status, check: bool, checkpoints: &[StoredCheckpoint]) {
         print!("{status}");
+        if !checkpoints.is_empty() {
+            println!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
+            for checkpoint in checkpoints {
+                println!("  {}", CheckpointLine(checkpoint));
+            }
+        }
         if check {
             if status.is_up_to_date() {
                 println!("{}", self.colour.paint(GREEN, "up to date"));
@@ -195,7 +202,11 @@ impl Output {
 
     fn show(&self, done: &Done) {
         match done {
-            Done::Status { status, check } => self.status(status, *check),
+            Done::Status {
+                status,
+                check,
+                checkpoints,
+            } => self.status(status, *check, checkpoints),
             Done::Plan { plan, .. } => self.plan(plan),
             Done::History(history) => self.history(history),
             Done::Report { report, command } => self.report(report, command),
@@ -564,5 +575,29 @@ impl fmt::Display for HistoryTable<'_> {
             ]);
         }
         write_table(f, &rows)
+    }
+}
+
+/// One line of `status` about a batch checkpoint.
+struct CheckpointLine<'a>(&'a StoredCheckpoint);
+
+impl fmt::Display for CheckpointLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        write!(f, "`{}`", c.name)?;
+        if let Some(namespace) = &c.namespace {
+            write!(f, " on `{namespace}`")?;
+        }
+        write!(f, ": {} documents done", c.done)?;
+        if let Some(last_id) = &c.last_id {
+            write!(f, " up to _id {last_id}")?;
+        }
+        if c.complete {
+            write!(f, ", complete (removed once its unit is recorded)")?;
+        }
+        if let Some(run) = &c.execution_id {
+            write!(f, ", last moved by run {run}")?;
+        }
+        Ok(())
     }
 }

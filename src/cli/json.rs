@@ -6,6 +6,7 @@ use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
 use super::{Done, Entry, Exit, Failure};
+use crate::batch::StoredCheckpoint;
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
     RunStatus, Severity, SkipReason, Status, Unlock, Validation,
@@ -47,7 +48,7 @@ fn skip(reason: &SkipReason) -> Value {
     }
 }
 
-pub(super) fn status(status: &Status) -> Value {
+pub(super) fn status(status: &Status, checkpoints: &[StoredCheckpoint]) -> Value {
     use crate::UnitState;
     let units: Vec<Value> = status
         .units
@@ -93,11 +94,25 @@ pub(super) fn status(status: &Status) -> Value {
             })
         })
         .collect();
+    let checkpoints: Vec<Value> = checkpoints
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "namespace": c.namespace,
+                "last_id": c.last_id.clone().map(Bson::into_relaxed_extjson),
+                "done": c.done,
+                "complete": c.complete,
+                "execution_id": c.execution_id,
+            })
+        })
+        .collect();
     json!({
         "command": "status",
         "up_to_date": status.is_up_to_date(),
         "units": units,
         "unknown": unknown,
+        "checkpoints": checkpoints,
     })
 }
 
@@ -281,7 +296,11 @@ pub(super) fn failure(command: &str, failure: &Failure) -> Value {
 /// The object of a command in one database.
 pub(super) fn done(done: &Done) -> Value {
     match done {
-        Done::Status { status: s, .. } => status(s),
+        Done::Status {
+            status: s,
+            checkpoints,
+            ..
+        } => status(s, checkpoints),
         Done::Plan { plan: p, command } => plan(p, command),
         Done::History(h) => history(h),
         Done::Report { report: r, command } => report(r, command),

@@ -5,7 +5,7 @@ use migrate_core::{Error as RunError, RunContext, Step};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{ClientSession, Collection};
 
-use super::{store_error, Walk, CHECKPOINT_COLLECTION};
+use super::{store_error, StoredCheckpoint, Walk, CHECKPOINT_COLLECTION};
 use crate::error::{self, Error};
 
 impl Walk<'_> {
@@ -109,7 +109,7 @@ impl Walk<'_> {
         &self,
         checkpoints: &Collection<Document>,
         name: &str,
-        stale: &Checkpoint,
+        stale: &StoredCheckpoint,
     ) -> Result<(), RunError> {
         tracing::info!(
             checkpoint = name,
@@ -128,21 +128,12 @@ impl Walk<'_> {
         &self,
         checkpoints: &Collection<Document>,
         name: &str,
-    ) -> Result<Option<Checkpoint>, RunError> {
+    ) -> Result<Option<StoredCheckpoint>, RunError> {
         let stored = checkpoints
             .find_one(doc! { "_id": name })
             .await
             .map_err(|e| self.failed("reading the batch checkpoint", e))?;
-        Ok(stored.map(|c| Checkpoint {
-            last_id: c.get("lastId").cloned(),
-            done: c
-                .get_i64("done")
-                .ok()
-                .and_then(|d| u64::try_from(d).ok())
-                .unwrap_or(0),
-            complete: c.get_bool("complete").unwrap_or(false),
-            execution_id: c.get_str("executionId").ok().map(str::to_owned),
-        }))
+        Ok(stored.map(|c| StoredCheckpoint::from_document(&c)))
     }
 
     /// Marks the checkpoint complete if it still ends at `after`. Returns `false` if it
@@ -233,20 +224,7 @@ impl Walk<'_> {
     }
 }
 
-/// Where a checkpoint stands, as read from [`CHECKPOINT_COLLECTION`].
-#[derive(Default)]
-struct Checkpoint {
-    /// The last `_id` of the last committed batch.
-    last_id: Option<Bson>,
-    /// Documents changed by every run so far.
-    done: u64,
-    /// Whether the work is done and the checkpoint waits for the unit to be recorded.
-    complete: bool,
-    /// The run that last moved it.
-    execution_id: Option<String>,
-}
-
-impl Checkpoint {
+impl StoredCheckpoint {
     /// Whether the run that last moved this checkpoint recorded the step running now: the
     /// checkpoint outlived its cleanup, and describes work that is already accounted for.
     fn left_by_recorded_run(&self, context: &RunContext) -> bool {

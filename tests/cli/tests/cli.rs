@@ -140,6 +140,7 @@ both_modes!(
     one_failing_database_sets_the_exit_code,
     databases_usage_errors_exit_2,
     a_batch_unit_runs_to_its_summary_and_leaves_json_alone,
+    status_lists_the_batch_checkpoints_left_in_the_database,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -222,6 +223,7 @@ async fn json_objects_have_their_documented_shape(mode: Mode) {
     assert_eq!(unit["drift"], Value::Null);
     assert_eq!(status["units"][3]["state"], "skipped");
     assert_eq!(status["unknown"], serde_json::json!([]));
+    assert_eq!(status["checkpoints"], serde_json::json!([]));
 
     let history = migrate(&t, &["--json", "history", "--limit", "2"])
         .expect(0)
@@ -769,5 +771,57 @@ async fn a_batch_unit_runs_to_its_summary_and_leaves_json_alone(mode: Mode) {
     let json = json.json();
     assert_eq!(json["units"][4]["id"], "batch-gadgets");
     assert_eq!(json["units"][4]["outcome"], "executed");
+    t.finish().await;
+}
+
+async fn status_lists_the_batch_checkpoints_left_in_the_database(mode: Mode) {
+    let t = test_db(mode, "cli_checkpoints").await;
+    let checkpoints = t.collection("migrateBatchCheckpoints");
+    checkpoints
+        .insert_one(doc! {
+            "_id": "widgets-backfill:app.widgets",
+            "namespace": "app.widgets",
+            "lastId": 499_i64,
+            "done": 500_i64,
+            "executionId": "run-1",
+        })
+        .await
+        .unwrap();
+    checkpoints
+        .insert_one(doc! {
+            "_id": "a-complete-one",
+            "lastId": 9_i64,
+            "done": 10_i64,
+            "complete": true,
+            "executionId": "run-2",
+        })
+        .await
+        .unwrap();
+
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    assert_eq!(
+        status["checkpoints"],
+        serde_json::json!([
+            {
+                "name": "a-complete-one", "namespace": null, "last_id": 9, "done": 10,
+                "complete": true, "execution_id": "run-2",
+            },
+            {
+                "name": "widgets-backfill:app.widgets", "namespace": "app.widgets",
+                "last_id": 499, "done": 500, "complete": false, "execution_id": "run-1",
+            },
+        ])
+    );
+
+    let human = migrate(&t, &["status"]).expect(0);
+    for line in [
+        "batch checkpoints in `migrateBatchCheckpoints`:",
+        "`a-complete-one`: 10 documents done up to _id 9, complete (removed once its unit is \
+         recorded), last moved by run run-2",
+        "`widgets-backfill:app.widgets` on `app.widgets`: 500 documents done up to _id 499, \
+         last moved by run run-1",
+    ] {
+        assert!(human.stdout.contains(line), "{line:?} in {}", human.stdout);
+    }
     t.finish().await;
 }

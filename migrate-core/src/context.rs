@@ -33,7 +33,7 @@ struct Inner {
 }
 
 /// What the run is running now, as far as its units' helpers need to know.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Running {
     unit: Option<&'static str>,
     step: Option<Step>,

@@ -4,11 +4,12 @@
 mod per_run;
 mod plain;
 mod record;
+mod session;
 mod step;
 mod transaction;
 mod undo;
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
@@ -395,30 +396,6 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             crate::context::run_cleanups(Some(planned.unit.id()), cleanups).await;
         }
         Ok(())
-    }
-
-    /// The session the last unit left reusable, or a new one.
-    async fn session(&self) -> Result<S::Session, Error> {
-        if let Some(session) = self.spare().take() {
-            return Ok(session);
-        }
-        self.store
-            .start_session()
-            .await
-            .map_err(|e| Error::store("starting a session", e))
-    }
-
-    /// Keeps `session`, which a unit finished with successfully, for the next unit if the
-    /// store can ready it for one.
-    async fn reuse(&self, session: S::Session) {
-        let session = self.store.reuse_session(session).await;
-        *self.spare() = session;
-    }
-
-    fn spare(&self) -> std::sync::MutexGuard<'_, Option<S::Session>> {
-        self.spare_session
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes `entry` outside any transaction, once this runner has made sure it still holds

@@ -41,11 +41,13 @@ use std::time::{Duration, Instant};
 use migrate_core::{Error as RunError, Progress, RunContext};
 use mongodb::bson::{doc, Bson, Document, RawDocumentBuf};
 use mongodb::options::UpdateModifications;
-use mongodb::{ClientSession, Collection, Database};
+use mongodb::{ClientSession, Collection};
 
 use crate::error::Error;
 
 mod checkpoint;
+
+pub use checkpoint::{stored_checkpoints, StoredCheckpoint};
 
 /// The collection checkpoints are kept in, beside the collection being changed.
 pub const CHECKPOINT_COLLECTION: &str = "migrateBatchCheckpoints";
@@ -64,71 +66,6 @@ pub struct BatchUpdate {
     batch_size: usize,
     checkpoint: Option<Option<String>>,
     on_progress: Option<ProgressCallback>,
-}
-
-/// A checkpoint as kept in [`CHECKPOINT_COLLECTION`]: where a checkpointed [`BatchUpdate`]
-/// stands, for operators (`migrate status` lists them).
-#[derive(Debug, Clone, Default, PartialEq)]
-#[non_exhaustive]
-pub struct StoredCheckpoint {
-    /// Its name ([`BatchUpdate::checkpoint_name`]), the document's `_id`.
-    pub name: String,
-    /// The collection its batches change, `database.collection`.
-    pub namespace: Option<String>,
-    /// The last `_id` of the last batch committed.
-    pub last_id: Option<Bson>,
-    /// Documents changed by every run so far.
-    pub done: u64,
-    /// Whether the work is done and the checkpoint waits for its unit to be recorded. One
-    /// that stays complete outlived its cleanup (the process stopped after the record).
-    pub complete: bool,
-    /// The run (`executionId`) that last moved it.
-    pub execution_id: Option<String>,
-}
-
-impl StoredCheckpoint {
-    fn from_document(stored: &Document) -> Self {
-        StoredCheckpoint {
-            name: match stored.get("_id") {
-                Some(Bson::String(name)) => name.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            },
-            namespace: stored.get_str("namespace").ok().map(str::to_owned),
-            last_id: stored.get("lastId").cloned(),
-            done: stored
-                .get_i64("done")
-                .ok()
-                .and_then(|d| u64::try_from(d).ok())
-                .unwrap_or(0),
-            complete: stored.get_bool("complete").unwrap_or(false),
-            execution_id: stored.get_str("executionId").ok().map(str::to_owned),
-        }
-    }
-}
-
-/// The checkpoints kept in `db`, by name. A checkpoint is kept in the database of the
-/// collection its batches change.
-pub async fn stored_checkpoints(db: &Database) -> Result<Vec<StoredCheckpoint>, Error> {
-    let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
-    let failed = |e| {
-        Error::driver(
-            "reading the batch checkpoints",
-            format!("{}.{CHECKPOINT_COLLECTION}", db.name()),
-            e,
-        )
-    };
-    let mut cursor = checkpoints
-        .find(doc! {})
-        .sort(doc! { "_id": 1 })
-        .await
-        .map_err(failed)?;
-    let mut stored = Vec::new();
-    while cursor.advance().await.map_err(failed)? {
-        let document = cursor.deserialize_current().map_err(failed)?;
-        stored.push(StoredCheckpoint::from_document(&document));
-    }
-    Ok(stored)
 }
 
 /// What a [`BatchUpdate`] did.
@@ -173,13 +110,13 @@ impl BatchUpdate {
     /// between leaves a complete checkpoint, and the rerun changes nothing. The checkpoint
     /// names the run that last moved it; one that outlived its cleanup (the process stopped
     /// after the record) is recognised by that run's entry in the history
-    /// ([`RunContext::recorded_by`]), so a unit undone and applied again starts over. If the unit
-    /// fails, its checkpoint stays and the next run resumes from it: a checkpointed change is
-    /// resumed, not undone, so the unit's `#[rollback_execution]` should leave the batches'
-    /// work alone (a rollback that undid it would have the rerun skip what the checkpoint
-    /// records as done). Each batch advances the checkpoint only from the `_id` it started
-    /// at, so a run that lost the lock while paused cannot commit a batch that another run
-    /// has already committed.
+    /// ([`RunContext::recorded_by`]), so a unit undone and applied again starts over. If the
+    /// unit fails, its checkpoint stays and the next run resumes from it: a checkpointed
+    /// change is resumed, not undone, so the unit's `#[rollback_execution]` should leave the
+    /// batches' work alone (a rollback that undid it would have the rerun skip what the
+    /// checkpoint records as done). Each batch advances the checkpoint only from the `_id` it
+    /// started at, so a run that lost the lock while paused cannot commit a batch that
+    /// another run has already committed.
     pub fn checkpointed(mut self) -> Self {
         self.checkpoint.get_or_insert(None);
         self

@@ -21,7 +21,8 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         step: Step,
         session: &mut S::Session,
     ) -> Option<Result<(), BoxError>> {
-        // Set here too, for the steps of a run in one transaction.
+        // What the unit's helpers read from the context: its id (a run in one transaction
+        // sets no unit before its steps), the step, and the runs that recorded the step.
         let recorded_by = self
             .recorded
             .get()

@@ -62,18 +62,15 @@ pub(crate) fn undo_targets<M>(
 }
 
 impl<S: TransactionStore + LockStore> Execution<'_, S> {
-    /// Keeps which runs recorded each step in `history`, read under the lock, for an undo.
-    pub(crate) fn remember(&self, history: &[HistoryEntry<S::Metadata>]) {
-        let _ = self.recorded.set(Recorded::new(history));
-    }
-
-    /// Undoes `targets` in the order given; stops at the first failure, which is recorded
-    /// ROLLBACK_FAILED.
+    /// Undoes `targets`, chosen from `history` (read under the lock), in the order given;
+    /// stops at the first failure, which is recorded ROLLBACK_FAILED.
     pub(crate) async fn undo(
         &self,
         targets: &[UndoTarget],
+        history: &[HistoryEntry<S::Metadata>],
         listeners: &Listeners,
     ) -> Result<Vec<UnitReport>, Error> {
+        let _ = self.recorded.set(Recorded::new(history));
         let mut reports = Vec::with_capacity(targets.len());
         for target in targets {
             let planned = &target.planned;

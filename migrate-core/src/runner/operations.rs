@@ -221,8 +221,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                 metadata,
                 transactions,
             );
-            execution.remember(&history);
-            execution.undo(&targets, &listeners).await
+            execution.undo(&targets, &history, &listeners).await
         }
         .await;
         release(lease).await;

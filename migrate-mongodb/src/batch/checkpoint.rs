@@ -3,10 +3,76 @@
 
 use migrate_core::{Error as RunError, RunContext, Step};
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::{ClientSession, Collection};
+use mongodb::{ClientSession, Collection, Database};
 
-use super::{store_error, StoredCheckpoint, Walk, CHECKPOINT_COLLECTION};
+use super::{store_error, Walk, CHECKPOINT_COLLECTION};
 use crate::error::{self, Error};
+
+/// A checkpoint as kept in [`CHECKPOINT_COLLECTION`]: where a checkpointed
+/// [`BatchUpdate`](super::BatchUpdate) stands, for operators (`migrate status` lists them).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct StoredCheckpoint {
+    /// Its name ([`checkpoint_name`](super::BatchUpdate::checkpoint_name)), the document's
+    /// `_id`.
+    pub name: String,
+    /// The collection its batches change, `database.collection`.
+    pub namespace: Option<String>,
+    /// The last `_id` of the last batch committed.
+    pub last_id: Option<Bson>,
+    /// Documents changed by every run so far.
+    pub done: u64,
+    /// Whether the work is done and the checkpoint waits for its unit to be recorded. One
+    /// that stays complete outlived its cleanup (the process stopped after the record).
+    pub complete: bool,
+    /// The run (`executionId`) that last moved it.
+    pub execution_id: Option<String>,
+}
+
+impl StoredCheckpoint {
+    fn from_document(stored: &Document) -> Self {
+        StoredCheckpoint {
+            name: match stored.get("_id") {
+                Some(Bson::String(name)) => name.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            },
+            namespace: stored.get_str("namespace").ok().map(str::to_owned),
+            last_id: stored.get("lastId").cloned(),
+            done: stored
+                .get_i64("done")
+                .ok()
+                .and_then(|d| u64::try_from(d).ok())
+                .unwrap_or(0),
+            complete: stored.get_bool("complete").unwrap_or(false),
+            execution_id: stored.get_str("executionId").ok().map(str::to_owned),
+        }
+    }
+}
+
+/// The checkpoints kept in `db`, by name. A checkpoint is kept in the database of the
+/// collection its batches change.
+pub async fn stored_checkpoints(db: &Database) -> Result<Vec<StoredCheckpoint>, Error> {
+    let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
+    let failed = |e| {
+        Error::driver(
+            "reading the batch checkpoints",
+            format!("{}.{CHECKPOINT_COLLECTION}", db.name()),
+            e,
+        )
+    };
+    let mut cursor = checkpoints
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .map_err(failed)?;
+    let mut stored = Vec::new();
+    while cursor.advance().await.map_err(failed)? {
+        let document = cursor.deserialize_current().map_err(failed)?;
+        stored.push(StoredCheckpoint::from_document(&document));
+    }
+    Ok(stored)
+}
 
 impl Walk<'_> {
     /// Batches in `_id` order after the checkpoint, each committed with the checkpoint in one
@@ -262,7 +328,8 @@ fn checkpoint_filter(name: &str, after: Option<&Bson>) -> Document {
     }
 }
 
-/// The checkpoint's name unless the update names it: see [`BatchUpdate::checkpoint_name`](super::BatchUpdate::checkpoint_name).
+/// The checkpoint's name unless the update names it: see
+/// [`BatchUpdate::checkpoint_name`](super::BatchUpdate::checkpoint_name).
 pub(super) fn default_name(context: &RunContext, namespace: &str) -> String {
     let unit = context.unit_id().unwrap_or("batch");
     match context.step() {

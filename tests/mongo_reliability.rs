@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use migrate::{
     change_unit, execution, rollback_execution, ChangeUnit, Dep, DescribeUnit, Error, MongoStore,
@@ -14,7 +14,7 @@ use migrate::{
 use mongodb::bson::{doc, DateTime, Document};
 use mongodb::{ClientSession, Database};
 use support::recorder::Recorder;
-use support::{test_db, transactional_db, Mode, TestDb};
+use support::{take_lock_over, test_db, transactional_db, Mode, TestDb};
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -433,5 +433,59 @@ async fn without_transactions_a_change_that_cannot_be_recorded_is_rolled_back() 
         "the rerun started clean"
     );
     assert_eq!(executed_rows(&t.history().await, "inserted"), 1);
+    t.finish().await;
+}
+
+/// Why every lock write changes the lock document: a fence that leaves it as it was writes
+/// nothing, so a takeover committed after the transaction's snapshot does not stop the
+/// commit. The runner never fences with the expiry already stored (a lease claims each
+/// expiry at least a millisecond after the last); this pins what that relies on.
+#[tokio::test]
+async fn a_fence_stops_the_commit_after_a_takeover_only_when_it_changes_the_lock() {
+    use migrate_core::{LockAttempt, LockClaim, LockStore, Store, TransactionStore};
+
+    let Some(t) = transactional_db("fence_changes").await else {
+        return;
+    };
+    let store = MongoStore::new(&t.db);
+    // A whole second: the stored date keeps milliseconds only.
+    let expires_at = SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800);
+    let claim = |expires_at| LockClaim {
+        owner: "runner".into(),
+        expires_at,
+    };
+    let mut outcomes = Vec::new();
+    for fence_at in [expires_at, expires_at + Duration::from_millis(1)] {
+        let acquired = store
+            .acquire_lock(&claim(expires_at), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(acquired, LockAttempt::Acquired);
+
+        let mut session = store.start_session().await.unwrap();
+        store.start_transaction(&mut session).await.unwrap();
+        t.collection("fenced")
+            .insert_one(doc! { "fence_at": DateTime::from_system_time(fence_at) })
+            .session(&mut session)
+            .await
+            .unwrap();
+        take_lock_over(&t.db).await.unwrap();
+        let committed = match store.fence_lock(&mut session, &claim(fence_at)).await {
+            Ok(true) => store.commit_transaction(&mut session).await.is_ok(),
+            Ok(false) | Err(_) => false,
+        };
+        store.end_session(session).await;
+        outcomes.push(committed);
+        t.collection("mongockLock")
+            .delete_many(doc! {})
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        outcomes,
+        [true, false],
+        "the unchanged fence commits although the lock was taken over; the changed one does not"
+    );
+    assert_eq!(t.documents("fenced").await.len(), 1);
     t.finish().await;
 }

@@ -14,6 +14,9 @@ use crate::error::{DisplayTime, Error};
 use crate::store::{LockAttempt, LockClaim, LockInfo, LockStore};
 use crate::unit::BoxFuture;
 
+/// The least step between two expiries a lease writes: the precision of a BSON date.
+const EXPIRY_STEP: Duration = Duration::from_millis(1);
+
 /// Lock timing, validated by the runner.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LockTiming {
@@ -56,6 +59,9 @@ struct LeaseState {
     lost: AtomicBool,
     /// The latest expiry the store confirmed.
     confirmed: Mutex<SystemTime>,
+    /// The latest expiry this lease has asked the store to write; see
+    /// [`next_expiry`](LeaseState::next_expiry).
+    claimed: Mutex<SystemTime>,
     /// Held by each refresh and by each transaction that writes the lock document (the
     /// fence), so that the two never write it at the same time.
     writes: AsyncMutex<()>,
@@ -67,6 +73,28 @@ impl LeaseState {
             .confirmed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The expiry of the next write of the lock document: `lease` from now, and at least a
+    /// millisecond (the precision of a BSON date) after the last one this lease claimed.
+    ///
+    /// Every write of the lock document must change it. A fence is an update inside the
+    /// unit's transaction, and an update that leaves a document as it was writes nothing, so
+    /// it would not conflict with a takeover committed after the transaction's snapshot: the
+    /// transaction would commit although the lock was lost. Two lock writes within the same
+    /// millisecond would otherwise store the same expiry. The expiry runs ahead of the clock
+    /// only while this lease writes more often than once a millisecond.
+    fn next_expiry(&self, lease: Duration) -> SystemTime {
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        *claimed = (clock::now() + lease).max(*claimed + EXPIRY_STEP);
+        *claimed
+    }
+
+    fn claim(&self, owner: &str, lease: Duration) -> LockClaim {
+        LockClaim {
+            owner: owner.to_owned(),
+            expires_at: self.next_expiry(lease),
+        }
     }
 
     fn confirm(&self, expires_at: SystemTime) {
@@ -192,6 +220,7 @@ impl<S: LockStore> Lease<S> {
         let state = Arc::new(LeaseState {
             lost: AtomicBool::new(false),
             confirmed: Mutex::new(claim.expires_at),
+            claimed: Mutex::new(claim.expires_at),
             writes: AsyncMutex::new(()),
         });
         let refresher = tokio::spawn(refresh_loop(
@@ -214,10 +243,7 @@ impl<S: LockStore> Lease<S> {
 
     /// A claim extending the lease from now, for fencing a transaction.
     pub(crate) fn claim(&self) -> LockClaim {
-        LockClaim {
-            owner: self.probe.owner.clone(),
-            expires_at: clock::now() + self.probe.lease,
-        }
+        self.probe.state.claim(&self.probe.owner, self.probe.lease)
     }
 
     /// The lease length.
@@ -295,10 +321,7 @@ impl<S: LockStore> LeaseProbe<S> {
             return Ok(true);
         }
         let _writes = self.state.writes.lock().await;
-        let claim = LockClaim {
-            owner: self.owner.clone(),
-            expires_at: clock::now() + self.lease,
-        };
+        let claim = self.state.claim(&self.owner, self.lease);
         let held = self
             .store
             .refresh_lock(&claim)
@@ -361,10 +384,7 @@ async fn refresh_loop<S: LockStore>(
         if state.lost.load(Ordering::SeqCst) {
             return;
         }
-        let claim = LockClaim {
-            owner: owner.clone(),
-            expires_at: clock::now() + lease,
-        };
+        let claim = state.claim(&owner, lease);
         match store.refresh_lock(&claim).await {
             Ok(true) => state.confirm(claim.expires_at),
             Ok(false) => {
@@ -381,5 +401,63 @@ async fn refresh_loop<S: LockStore>(
                 tracing::warn!(%owner, error = %crate::error::Chain(&*error), "migration lock refresh failed; retrying");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    const LEASE: Duration = Duration::from_secs(3);
+
+    /// Milliseconds since the epoch: what a BSON date keeps of an expiry.
+    fn stored(at: SystemTime) -> u128 {
+        at.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_lock_write_stores_a_later_expiry_even_when_the_clock_stands_still() {
+        let store = Arc::new(MemoryStore::new());
+        let timing = LockTiming {
+            lease: LEASE,
+            quit_trying_after: Duration::from_secs(1),
+            try_frequency: Duration::from_secs(1),
+        };
+        let lease = acquire(&store, "owner", timing, true)
+            .await
+            .unwrap()
+            .unwrap();
+        let acquired = store.lock_info().unwrap().expires_at;
+
+        // The paused clock does not move: each write would store the same expiry if it were
+        // only `lease` from now.
+        let fence = lease.claim().expires_at;
+        assert!(lease.still_held_for(2 * LEASE).await.unwrap(), "refreshed");
+        let refreshed = store.lock_info().unwrap().expires_at;
+        let next_fence = lease.claim().expires_at;
+
+        let writes = [acquired, fence, refreshed, next_fence].map(stored);
+        assert!(
+            writes.windows(2).all(|w| w[0] < w[1]),
+            "each write changes the stored expiry: {writes:?}"
+        );
+        assert_eq!(
+            writes[3] - writes[0],
+            3,
+            "a millisecond apart while the clock stands still"
+        );
+
+        // Once the clock passes them, expiries are again `lease` from now.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let claim = lease.claim().expires_at;
+        let from_now = clock::now() + LEASE;
+        let apart = claim
+            .duration_since(from_now)
+            .unwrap_or_else(|e| e.duration());
+        assert!(apart < EXPIRY_STEP, "{claim:?} against {from_now:?}");
+        lease.release().await.unwrap();
     }
 }

@@ -201,6 +201,11 @@ pub trait TransactionStore: Store {
     /// Extends the lease to `claim.expires_at` inside the transaction. Written first, it holds
     /// the lock document for the transaction's whole life: no other runner can take the lock
     /// over until it ends, and a takeover that happened before makes it return `false`.
+    ///
+    /// The runner never fences with the expiry already stored: each claim it makes is later
+    /// than the last, by at least a millisecond. A fence must therefore write the document,
+    /// since on MongoDB an update that changes nothing does not conflict with a takeover
+    /// committed after the transaction's snapshot.
     fn fence_lock(
         &self,
         session: &mut Self::Session,

@@ -1008,7 +1008,7 @@ async fn an_unreachable_server_fails_fast_with_a_clear_error() {
     assert!(
         message.starts_with(
             "reading the migration history failed: \
-             reading the history on `unreachable.mongockChangeLog` failed: "
+             `find` on `unreachable.mongockChangeLog` failed: "
         ),
         "{message}"
     );

@@ -8,15 +8,29 @@ use mongodb::error::{ErrorKind, WriteFailure};
 /// Everything the MongoDB store can fail with.
 ///
 /// Messages name the collection (as `database.collection`) and, for unreadable documents,
-/// the document's `_id`. The runner wraps these in
-/// [`migrate_core::Error::Store`] with what it was doing.
+/// the document's `_id`. The runner wraps the errors of the store's own operations in
+/// [`migrate_core::Error::Store`], which says what it was doing, so those name only the
+/// command that failed ([`Error::Command`]). The batch helpers' errors, which reach the unit
+/// as they are, say what the helper was doing ([`Error::Driver`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A driver operation failed (network, server error, timeout).
+    /// A command of the store's own failed (network, server error, timeout).
+    #[error("`{command}` on `{namespace}` failed")]
+    Command {
+        /// The command, as the server names it, e.g. `"find"` or `"commitTransaction"`.
+        command: &'static str,
+        /// The collection (`database.collection`), or the database for commands.
+        namespace: String,
+        /// The driver's error.
+        #[source]
+        source: DriverError,
+    },
+
+    /// A driver operation of a batch helper failed (network, server error, timeout).
     #[error("{operation} on `{namespace}` failed")]
     Driver {
-        /// What the store was doing, e.g. `"reading the history"`.
+        /// What the helper was doing, e.g. `"counting the documents to change"`.
         operation: &'static str,
         /// The collection (`database.collection`), or the database for commands.
         namespace: String,
@@ -101,10 +115,22 @@ impl Error {
         }
     }
 
+    pub(crate) fn command(
+        command: &'static str,
+        namespace: impl Into<String>,
+        source: mongodb::error::Error,
+    ) -> Self {
+        Error::Command {
+            command,
+            namespace: namespace.into(),
+            source: DriverError(Box::new(source)),
+        }
+    }
+
     /// The driver error behind this error, if any.
     pub fn driver_error(&self) -> Option<&mongodb::error::Error> {
         match self {
-            Error::Driver { source, .. } => Some(source.get()),
+            Error::Command { source, .. } | Error::Driver { source, .. } => Some(source.get()),
             _ => None,
         }
     }

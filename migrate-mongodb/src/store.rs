@@ -177,7 +177,7 @@ impl MongoStore {
         mut visit: impl FnMut(&RawDocument, &str) -> Result<(), Error>,
     ) -> Result<(), BoxError> {
         let namespace = self.history_namespace();
-        let failed = |e| Error::driver("reading the history", namespace.clone(), e);
+        let failed = |e| Error::command("find", namespace.clone(), e);
         let mut cursor = self
             .raw_collection(&self.change_log_collection)
             .find(doc! {})
@@ -230,7 +230,7 @@ impl MongoStore {
         collection
             .create_index(index)
             .await
-            .map_err(|e| Error::driver("creating a unique index", namespace, e))?;
+            .map_err(|e| Error::command("createIndexes", namespace, e))?;
         Ok(())
     }
 
@@ -249,17 +249,17 @@ impl MongoStore {
                     keys: described,
                 })
             }
-            Err(e) => return Err(Error::driver("listing indexes", namespace, e)),
+            Err(e) => return Err(Error::command("listIndexes", namespace, e)),
         };
         loop {
             match cursor.advance().await {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return Err(Error::driver("listing indexes", namespace, e)),
+                Err(e) => return Err(Error::command("listIndexes", namespace, e)),
             }
             let index = cursor
                 .deserialize_current()
-                .map_err(|e| Error::driver("listing indexes", namespace.clone(), e))?;
+                .map_err(|e| Error::command("listIndexes", namespace.clone(), e))?;
             let unique = index.options.as_ref().and_then(|o| o.unique) == Some(true);
             if unique && same_keys(&index.keys, &keys) {
                 return Ok(());
@@ -277,7 +277,7 @@ impl MongoStore {
             .raw_collection(&self.lock_collection)
             .find_one(lock::key_filter())
             .await
-            .map_err(|e| Error::driver("reading the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("find", self.lock_namespace(), e))?;
         found
             .map(|doc| lock::decode(&doc, &self.lock_namespace()))
             .transpose()
@@ -289,7 +289,7 @@ impl MongoStore {
         self.lock()
             .delete_many(lock::key_filter())
             .await
-            .map_err(|e| Error::driver("force-releasing the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("delete", self.lock_namespace(), e))?;
         Ok(())
     }
 }
@@ -421,7 +421,7 @@ impl Store for MongoStore {
         // step's state changes (a failure rolled back, outside any transaction).
         let history = self.history();
         let document = history::document(entry);
-        let failed = |e| Error::driver("writing a history entry", self.history_namespace(), e);
+        let failed = |command, e| Error::command(command, self.history_namespace(), e);
         let Some(session) = session else {
             let mut own = self.own_session.lock().await;
             let session = match &mut *own {
@@ -435,17 +435,17 @@ impl Store for MongoStore {
                         .update_one(history::key(entry), history::update(entry))
                         .session(session)
                         .await
-                        .map_err(failed)?;
+                        .map_err(|e| failed("update", e))?;
                     Ok(())
                 }
-                Err(e) => Err(failed(e).into()),
+                Err(e) => Err(failed("insert", e).into()),
             };
         };
         history
             .insert_one(&document)
             .session(session)
             .await
-            .map_err(failed)?;
+            .map_err(|e| failed("insert", e))?;
         Ok(())
     }
 
@@ -455,9 +455,7 @@ impl Store for MongoStore {
             .find_one(history::recorded_filter(entry))
             .projection(doc! { "_id": 1 })
             .await
-            .map_err(|e| {
-                Error::driver("reading back a history entry", self.history_namespace(), e)
-            })?;
+            .map_err(|e| Error::command("find", self.history_namespace(), e))?;
         Ok(found.is_some())
     }
 
@@ -473,7 +471,7 @@ impl Store for MongoStore {
                 history::replace_checksum(entry, checksum),
             )
             .await
-            .map_err(|e| Error::driver("replacing a checksum", self.history_namespace(), e))?;
+            .map_err(|e| Error::command("update", self.history_namespace(), e))?;
         Ok(result.matched_count > 0)
     }
 
@@ -491,8 +489,7 @@ impl Store for MongoStore {
             Some(session) => action.session(session).await,
             None => action.await,
         };
-        result
-            .map_err(|e| Error::driver("inserting history entries", self.history_namespace(), e))?;
+        result.map_err(|e| Error::command("insert", self.history_namespace(), e))?;
         Ok(())
     }
 
@@ -509,7 +506,7 @@ impl Store for MongoStore {
             .client()
             .start_session()
             .await
-            .map_err(|e| Error::driver("starting a session", self.db.name(), e))?;
+            .map_err(|e| Error::command("startSession", self.db.name(), e))?;
         Ok(session)
     }
 

@@ -35,8 +35,8 @@ pub(crate) async fn detect(db: &Database) -> Result<Topology, Error> {
         Err(e) if code(&e) == Some(COMMAND_NOT_FOUND) => db
             .run_command(doc! { "isMaster": 1 })
             .await
-            .map_err(|e| Error::driver("running `isMaster`", db.name(), e))?,
-        Err(e) => return Err(Error::driver("running `hello`", db.name(), e)),
+            .map_err(|e| Error::command("isMaster", db.name(), e))?,
+        Err(e) => return Err(Error::command("hello", db.name(), e)),
     };
     Ok(classify(&reply))
 }

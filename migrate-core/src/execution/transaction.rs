@@ -137,10 +137,12 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             return Err(lock_lost(units[0].0, "before running"));
         }
         let _no_refresh = self.lease.hold_refresh().await;
-        self.store
-            .start_transaction(session)
-            .await
-            .map_err(|e| Error::store("starting a transaction", e))?;
+        self.store.start_transaction(session).await.map_err(|e| {
+            Error::store(
+                format!("opening the transaction of `{}`", units[0].0.unit.id()),
+                e,
+            )
+        })?;
         let mut fenced = None;
         if !fence_last {
             match self.fence(session, units[0].0).await? {

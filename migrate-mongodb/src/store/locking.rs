@@ -38,7 +38,7 @@ impl LockStore for MongoStore {
             Err(e) if matches!(error::code(&e), Some(MAX_TIME_EXPIRED | WRITE_CONFLICT)) => {
                 Ok(LockAttempt::InTransaction)
             }
-            Err(e) => Err(Error::driver("acquiring the lock", self.lock_namespace(), e).into()),
+            Err(e) => Err(Error::command("findAndModify", self.lock_namespace(), e).into()),
         }
     }
 
@@ -47,7 +47,7 @@ impl LockStore for MongoStore {
             .lock()
             .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
             .await
-            .map_err(|e| Error::driver("refreshing the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("update", self.lock_namespace(), e))?;
         Ok(result.matched_count > 0)
     }
 
@@ -60,7 +60,7 @@ impl LockStore for MongoStore {
             .lock()
             .delete_one(lock::exact_filter(held))
             .await
-            .map_err(|e| Error::driver("removing the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("delete", self.lock_namespace(), e))?;
         Ok(result.deleted_count > 0)
     }
 
@@ -68,7 +68,7 @@ impl LockStore for MongoStore {
         self.lock()
             .delete_one(lock::owner_filter(owner))
             .await
-            .map_err(|e| Error::driver("releasing the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("delete", self.lock_namespace(), e))?;
         Ok(())
     }
 }

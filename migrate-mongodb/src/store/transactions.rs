@@ -42,7 +42,7 @@ impl TransactionStore for MongoStore {
             .read_concern(self.read_concern.clone())
             .write_concern(self.write_concern.clone())
             .await
-            .map_err(|e| Error::driver("starting a transaction", self.db.name(), e))?;
+            .map_err(|e| Error::command("startTransaction", self.db.name(), e))?;
         Ok(())
     }
 
@@ -56,7 +56,7 @@ impl TransactionStore for MongoStore {
             .update_one(lock::owner_filter(&claim.owner), lock::extend_update(claim))
             .session(session)
             .await
-            .map_err(|e| Error::driver("fencing the lock", self.lock_namespace(), e))?;
+            .map_err(|e| Error::command("update", self.lock_namespace(), e))?;
         Ok(result.matched_count > 0)
     }
 
@@ -107,7 +107,7 @@ impl TransactionStore for MongoStore {
             .bulk_write(models)
             .session(session)
             .await
-            .map_err(|e| Error::driver("fencing the lock and recording", self.db.name(), e))?;
+            .map_err(|e| Error::command("bulkWrite", self.db.name(), e))?;
         Ok(result.matched_count > 0)
     }
 
@@ -116,7 +116,7 @@ impl TransactionStore for MongoStore {
         session
             .commit_transaction()
             .await
-            .map_err(|e| Error::driver("committing a transaction", self.db.name(), e))?;
+            .map_err(|e| Error::command("commitTransaction", self.db.name(), e))?;
         Ok(())
     }
 
@@ -125,7 +125,7 @@ impl TransactionStore for MongoStore {
         session
             .abort_transaction()
             .await
-            .map_err(|e| Error::driver("aborting a transaction", self.db.name(), e))?;
+            .map_err(|e| Error::command("abortTransaction", self.db.name(), e))?;
         Ok(())
     }
 

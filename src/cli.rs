@@ -103,7 +103,9 @@
 //!                "drift": { "recorded", "current" } | null } ],
 //!   "unknown": [ { "id", "author", "class", "state", "at" } ],
 //!   "checkpoints": [ { "name", "namespace": string | null, "last_id": value | null,
-//!                      "done": int, "complete": bool, "execution_id": string | null } ] }
+//!                      "done": int, "complete": bool, "execution_id": string | null,
+//!                      "change_id": string | null, "step": string | null,
+//!                      "left_over": bool } ] }
 //! ```
 //!
 //! where `skip` is `{ "reason": "already_executed" | "profile" | "system_version" |
@@ -111,6 +113,10 @@
 //! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...).
 //! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the
 //! database: those of failed or stopped units, and complete ones that outlived their cleanup.
+//! `step` is the attribute of the step that moved it (`"execution"`, ...), and `left_over`
+//! says that the history records that step as done by the run that moved it last: nothing
+//! resumes from such a checkpoint, and it can be deleted (the step deletes it when it runs
+//! again).
 //!
 //! `plan`, and `run --dry-run` (whose `"command"` is `"run"`, with `"dry_run": true`):
 //!
@@ -514,8 +520,8 @@ enum Done {
     Status {
         status: Status,
         check: bool,
-        /// The batch checkpoints kept in the database.
-        checkpoints: Vec<StoredCheckpoint>,
+        /// The batch checkpoints kept in the database, each with whether it is left over.
+        checkpoints: Vec<(StoredCheckpoint, bool)>,
     },
     Plan {
         plan: Plan,
@@ -660,9 +666,7 @@ async fn perform(
         Command::Status { check } => Done::Status {
             status: runner.status().await?,
             check,
-            checkpoints: stored_checkpoints(db)
-                .await
-                .map_err(|e| Error::store("reading the batch checkpoints", e))?,
+            checkpoints: checkpoints(&runner, db).await?,
         },
         Command::Plan => Done::Plan {
             plan: runner.plan().await?,
@@ -890,6 +894,28 @@ async fn database(
         }
     };
     Ok(client.database(&name))
+}
+
+/// The batch checkpoints kept in `db`, each with whether it is left over; the history is
+/// read only when there are checkpoints.
+async fn checkpoints(
+    runner: &Runner,
+    db: &Database,
+) -> Result<Vec<(StoredCheckpoint, bool)>, Error> {
+    let stored = stored_checkpoints(db)
+        .await
+        .map_err(|e| Error::store("reading the batch checkpoints", e))?;
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let history = runner.history().await?;
+    Ok(stored
+        .into_iter()
+        .map(|checkpoint| {
+            let left_over = checkpoint.left_over(&history);
+            (checkpoint, left_over)
+        })
+        .collect())
 }
 
 /// The applied units `undo` would undo, newest first: their order and id.

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrate::batch::{BatchUpdate, CHECKPOINT_COLLECTION};
+use migrate::batch::{stored_checkpoints, BatchUpdate, CHECKPOINT_COLLECTION};
 use migrate::{
     change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Progress,
-    RunContext, Runner,
+    RunContext, Runner, Step,
 };
 use mongodb::bson::{doc, Document};
 use mongodb::Database;
@@ -477,6 +477,14 @@ async fn a_checkpoint_left_after_the_record_does_not_stop_the_unit_applied_again
     let checkpoints = t.documents(CHECKPOINT_COLLECTION).await;
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     assert_eq!(checkpoints[0].get_bool("complete"), Ok(true));
+    let stored = stored_checkpoints(&t.db).await?;
+    assert_eq!(
+        stored[0].change_id.as_deref(),
+        Some("bump-recorded-then-stall")
+    );
+    assert_eq!(stored[0].step, Some(Step::Execution));
+    let history = Runner::new(&t.db).units([unit]).history().await?;
+    assert!(stored[0].left_over(&history), "its run recorded the unit");
 
     STALL_AFTER_RECORD.store(false, Ordering::SeqCst);
     Runner::new(&t.db).units([unit]).undo_all().await?;
@@ -590,6 +598,14 @@ async fn a_rollback_keeps_a_checkpoint_of_its_own() -> Result {
         "the execution's checkpoint stays where it stopped, for the rerun: {checkpoints:?}"
     );
     assert_ne!(checkpoints[0].get_bool("complete"), Ok(true));
+    let stored = stored_checkpoints(&t.db).await?;
+    assert_eq!(stored[0].change_id.as_deref(), Some("bump-or-fail"));
+    assert_eq!(stored[0].step, Some(Step::Execution));
+    let history = Runner::new(&t.db).units([unit]).history().await?;
+    assert!(
+        !stored[0].left_over(&history),
+        "its run recorded the execution rolled back, not done"
+    );
 
     t.collection("counters")
         .update_one(doc! { "_id": 550 }, doc! { "$unset": { "changes": "" } })

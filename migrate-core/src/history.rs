@@ -6,6 +6,7 @@ use std::hash::Hash;
 use std::time::SystemTime;
 
 use crate::hash::{self, FxHashMap};
+use crate::unit::Step;
 
 mod planning;
 
@@ -117,6 +118,35 @@ pub struct HistoryEntry<M = ()> {
     pub system_change: bool,
     /// Checksum of the unit's source, if recorded.
     pub checksum: Option<String>,
+}
+
+impl<M> HistoryEntry<M> {
+    /// Whether this entry records `step` of the unit `id` as done: EXECUTED for the execution
+    /// and the before-execution, ROLLED_BACK for their rollbacks.
+    pub fn records_done(&self, id: &str, step: Step) -> bool {
+        let (entry_type, state) = recorded_as(step);
+        self.entry_type == entry_type
+            && self.state == state
+            && self.change_id == change_id(id, entry_type)
+    }
+}
+
+/// The type and the state of the entry that records `step` as done.
+pub(crate) fn recorded_as(step: Step) -> (EntryType, State) {
+    match step {
+        Step::BeforeExecution => (EntryType::BeforeExecution, State::Executed),
+        Step::Execution => (EntryType::Execution, State::Executed),
+        Step::RollbackExecution => (EntryType::Execution, State::RolledBack),
+        Step::RollbackBeforeExecution => (EntryType::BeforeExecution, State::RolledBack),
+    }
+}
+
+/// The `changeId` of the unit `id`'s entries of type `entry_type`.
+pub(crate) fn change_id(id: &str, entry_type: EntryType) -> String {
+    match entry_type {
+        EntryType::Execution => id.to_owned(),
+        EntryType::BeforeExecution => format!("{id}{BEFORE_SUFFIX}"),
+    }
 }
 
 /// A recorded step, as planning sees it: a `&HistoryEntry`, or a row of a

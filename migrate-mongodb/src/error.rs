@@ -8,10 +8,12 @@ use mongodb::error::{ErrorKind, WriteFailure};
 /// Everything the MongoDB store can fail with.
 ///
 /// Messages name the collection (as `database.collection`) and, for unreadable documents,
-/// the document's `_id`. The runner wraps the errors of the store's own operations in
-/// [`migrate_core::Error::Store`], which says what it was doing, so those name only the
-/// command that failed ([`Error::Command`]). The batch helpers' errors, which reach the unit
-/// as they are, say what the helper was doing ([`Error::Driver`]).
+/// the document's `_id`. Where the caller says what an operation was for, the error names
+/// only the command that failed ([`Error::Command`]): the runner wraps the store's errors in
+/// [`migrate_core::Error::Store`], which says what it was doing, and
+/// [`stored_checkpoints`](crate::batch::stored_checkpoints) does one thing. The errors of a
+/// batch walk, which reach the unit as they are, say which part of the walk failed
+/// ([`Error::Driver`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

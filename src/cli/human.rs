@@ -82,12 +82,12 @@ impl Output {
         }
     }
 
-    fn status(&self, status: &Status, check: bool, checkpoints: &[StoredCheckpoint]) {
+    fn status(&self, status: &Status, check: bool, checkpoints: &[(StoredCheckpoint, bool)]) {
         print!("{status}");
         if !checkpoints.is_empty() {
             println!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
-            for checkpoint in checkpoints {
-                println!("  {}", CheckpointLine(checkpoint));
+            for (checkpoint, left_over) in checkpoints {
+                println!("  {}", CheckpointLine(checkpoint, *left_over));
             }
         }
         if check {
@@ -579,11 +579,11 @@ impl fmt::Display for HistoryTable<'_> {
 }
 
 /// One line of `status` about a batch checkpoint.
-struct CheckpointLine<'a>(&'a StoredCheckpoint);
+struct CheckpointLine<'a>(&'a StoredCheckpoint, bool);
 
 impl fmt::Display for CheckpointLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = self.0;
+        let (c, left_over) = (self.0, self.1);
         write!(f, "`{}`", c.name)?;
         if let Some(namespace) = &c.namespace {
             write!(f, " on `{namespace}`")?;
@@ -592,11 +592,22 @@ impl fmt::Display for CheckpointLine<'_> {
         if let Some(last_id) = &c.last_id {
             write!(f, " up to _id {last_id}")?;
         }
-        if c.complete {
+        if left_over {
+            write!(f, ", left over (its run recorded the step; safe to delete)")?;
+        } else if c.complete {
             write!(f, ", complete (removed once its unit is recorded)")?;
         }
-        if let Some(run) = &c.execution_id {
-            write!(f, ", last moved by run {run}")?;
+        match (&c.change_id, c.step) {
+            (Some(id), Some(step)) => {
+                write!(f, ", last moved by `#[{}]` of `{id}`", step.attribute())?;
+            }
+            (Some(id), None) => write!(f, ", last moved by `{id}`")?,
+            _ => {}
+        }
+        match (&c.execution_id, &c.change_id) {
+            (Some(run), Some(_)) => write!(f, " in run {run}")?,
+            (Some(run), None) => write!(f, ", last moved by run {run}")?,
+            (None, _) => {}
         }
         Ok(())
     }

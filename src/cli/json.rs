@@ -9,7 +9,7 @@ use super::{Done, Entry, Exit, Failure};
 use crate::batch::StoredCheckpoint;
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
-    RunStatus, Severity, SkipReason, Status, Unlock, Validation,
+    RunStatus, Severity, SkipReason, Status, Step, Unlock, Validation,
 };
 
 /// Prints `value` on one line of standard output.
@@ -48,7 +48,7 @@ fn skip(reason: &SkipReason) -> Value {
     }
 }
 
-pub(super) fn status(status: &Status, checkpoints: &[StoredCheckpoint]) -> Value {
+pub(super) fn status(status: &Status, checkpoints: &[(StoredCheckpoint, bool)]) -> Value {
     use crate::UnitState;
     let units: Vec<Value> = status
         .units
@@ -96,7 +96,7 @@ pub(super) fn status(status: &Status, checkpoints: &[StoredCheckpoint]) -> Value
         .collect();
     let checkpoints: Vec<Value> = checkpoints
         .iter()
-        .map(|c| {
+        .map(|(c, left_over)| {
             json!({
                 "name": c.name,
                 "namespace": c.namespace,
@@ -104,6 +104,9 @@ pub(super) fn status(status: &Status, checkpoints: &[StoredCheckpoint]) -> Value
                 "done": c.done,
                 "complete": c.complete,
                 "execution_id": c.execution_id,
+                "change_id": c.change_id,
+                "step": c.step.map(Step::attribute),
+                "left_over": left_over,
             })
         })
         .collect();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::history::{EntryType, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::history::{self, EntryType, HistoryEntry, State, BEFORE_SUFFIX};
 use crate::plan::PlannedUnit;
 use crate::unit::Step;
 
@@ -152,17 +152,8 @@ impl Recorded {
 
     /// The runs that recorded `step` of `planned` as done.
     pub(crate) fn by(&self, planned: &PlannedUnit, step: Step) -> Arc<[String]> {
-        let (entry_type, state) = match step {
-            Step::BeforeExecution => (EntryType::BeforeExecution, State::Executed),
-            Step::Execution => (EntryType::Execution, State::Executed),
-            Step::RollbackExecution => (EntryType::Execution, State::RolledBack),
-            Step::RollbackBeforeExecution => (EntryType::BeforeExecution, State::RolledBack),
-        };
-        let id = planned.unit.id();
-        let change_id = match entry_type {
-            EntryType::Execution => id.to_owned(),
-            EntryType::BeforeExecution => format!("{id}{BEFORE_SUFFIX}"),
-        };
+        let (entry_type, state) = history::recorded_as(step);
+        let change_id = history::change_id(planned.unit.id(), entry_type);
         let key = (change_id, planned.author.to_string(), entry_type, state);
         self.0
             .get(&key)

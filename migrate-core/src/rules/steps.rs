@@ -19,14 +19,19 @@ pub enum Step {
 
 impl Step {
     /// Every step, in declaration order, which is also the order of a unit's step functions.
-    // The macros go through all steps; the runner names each one where it runs it.
-    #[allow(dead_code)]
     pub(crate) const ALL: [Step; 4] = [
         Step::BeforeExecution,
         Step::Execution,
         Step::RollbackExecution,
         Step::RollbackBeforeExecution,
     ];
+
+    /// The step that the attribute `name` marks (`"execution"`, ...).
+    // Only stores read step names back; the macros never do.
+    #[allow(dead_code)]
+    pub fn from_attribute(name: &str) -> Option<Step> {
+        Step::ALL.into_iter().find(|step| step.attribute() == name)
+    }
 
     /// The attribute that marks this step's method.
     pub fn attribute(self) -> &'static str {
@@ -57,6 +62,14 @@ mod tests {
             }
             assert_eq!(step.attribute(), snake);
         }
+    }
+
+    #[test]
+    fn a_step_is_read_back_from_its_attribute() {
+        for step in Step::ALL {
+            assert_eq!(Step::from_attribute(step.attribute()), Some(step));
+        }
+        assert_eq!(Step::from_attribute("executions"), None);
     }
 
     // Generated code lists a unit's step functions in this order, indexed by `step as usize`.

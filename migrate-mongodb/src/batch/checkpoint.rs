@@ -1,7 +1,7 @@
 //! The checkpointed walk: each batch's update and the checkpoint that records its last `_id`
 //! commit in one transaction, and the checkpoint is marked complete when the work is done.
 
-use migrate_core::{Error as RunError, RunContext, Step};
+use migrate_core::{Error as RunError, HistoryEntry, RunContext, Step};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{ClientSession, Collection, Database};
 
@@ -27,6 +27,10 @@ pub struct StoredCheckpoint {
     pub complete: bool,
     /// The run (`executionId`) that last moved it.
     pub execution_id: Option<String>,
+    /// The change unit whose step moved it (`changeId`).
+    pub change_id: Option<String>,
+    /// The step that moved it.
+    pub step: Option<Step>,
 }
 
 impl StoredCheckpoint {
@@ -46,7 +50,24 @@ impl StoredCheckpoint {
                 .unwrap_or(0),
             complete: stored.get_bool("complete").unwrap_or(false),
             execution_id: stored.get_str("executionId").ok().map(str::to_owned),
+            change_id: stored.get_str("changeId").ok().map(str::to_owned),
+            step: stored.get_str("step").ok().and_then(Step::from_attribute),
         }
+    }
+
+    /// Whether `history` records the step that moved this checkpoint as done by the run that
+    /// moved it last. Such a checkpoint outlived its cleanup (the process stopped after the
+    /// record): nothing resumes from it, and the step deletes it when it runs again.
+    /// `false` when the checkpoint does not say its run, unit and step (those written before
+    /// checkpoints recorded them).
+    pub fn left_over<M>(&self, history: &[HistoryEntry<M>]) -> bool {
+        let (Some(run), Some(id), Some(step)) = (&self.execution_id, &self.change_id, self.step)
+        else {
+            return false;
+        };
+        history
+            .iter()
+            .any(|entry| entry.execution_id == *run && entry.records_done(id, step))
     }
 }
 
@@ -54,13 +75,7 @@ impl StoredCheckpoint {
 /// collection its batches change.
 pub async fn stored_checkpoints(db: &Database) -> Result<Vec<StoredCheckpoint>, Error> {
     let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
-    let failed = |e| {
-        Error::driver(
-            "reading the batch checkpoints",
-            format!("{}.{CHECKPOINT_COLLECTION}", db.name()),
-            e,
-        )
-    };
+    let failed = |e| Error::command("find", format!("{}.{CHECKPOINT_COLLECTION}", db.name()), e);
     let mut cursor = checkpoints
         .find(doc! {})
         .sort(doc! { "_id": 1 })
@@ -202,6 +217,16 @@ impl Walk<'_> {
         Ok(stored.map(|c| StoredCheckpoint::from_document(&c)))
     }
 
+    /// `fields`, with what every write of the checkpoint records: the collection, and the
+    /// run, unit and step that moved it.
+    fn stamped(&self, mut fields: Document) -> Document {
+        fields.insert("namespace", &self.namespace);
+        fields.insert("executionId", self.context.execution_id());
+        fields.insert("changeId", self.context.unit_id());
+        fields.insert("step", self.context.step().map(Step::attribute));
+        fields
+    }
+
     /// Marks the checkpoint complete if it still ends at `after`. Returns `false` if it
     /// moved.
     async fn complete(
@@ -213,11 +238,7 @@ impl Walk<'_> {
         let result = checkpoints
             .update_one(
                 checkpoint_filter(name, after),
-                doc! { "$set": {
-                    "complete": true,
-                    "namespace": &self.namespace,
-                    "executionId": self.context.execution_id(),
-                } },
+                doc! { "$set": self.stamped(doc! { "complete": true }) },
             )
             .upsert(after.is_none())
             .await;
@@ -250,11 +271,7 @@ impl Walk<'_> {
                     .update_one(
                         checkpoint_filter(batch.name, batch.after),
                         doc! {
-                            "$set": {
-                                "lastId": batch.last.clone(),
-                                "namespace": &self.namespace,
-                                "executionId": self.context.execution_id(),
-                            },
+                            "$set": self.stamped(doc! { "lastId": batch.last.clone() }),
                             "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
                         },
                     )

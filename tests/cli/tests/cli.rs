@@ -776,25 +776,47 @@ async fn a_batch_unit_runs_to_its_summary_and_leaves_json_alone(mode: Mode) {
 
 async fn status_lists_the_batch_checkpoints_left_in_the_database(mode: Mode) {
     let t = test_db(mode, "cli_checkpoints").await;
+    migrate(&t, &["run"]).expect(0);
+    let applied_by = t
+        .history()
+        .await
+        .into_iter()
+        .find(|e| e.get_str("changeId") == Ok("create-widgets"))
+        .and_then(|e| e.get_str("executionId").ok().map(str::to_owned))
+        .unwrap();
     let checkpoints = t.collection("migrateBatchCheckpoints");
     checkpoints
-        .insert_one(doc! {
-            "_id": "widgets-backfill:app.widgets",
-            "namespace": "app.widgets",
-            "lastId": 499_i64,
-            "done": 500_i64,
-            "executionId": "run-1",
-        })
-        .await
-        .unwrap();
-    checkpoints
-        .insert_one(doc! {
-            "_id": "a-complete-one",
-            "lastId": 9_i64,
-            "done": 10_i64,
-            "complete": true,
-            "executionId": "run-2",
-        })
+        .insert_many([
+            // A step in progress: its run recorded nothing.
+            doc! {
+                "_id": "widgets-backfill:app.widgets",
+                "namespace": "app.widgets",
+                "lastId": 499_i64,
+                "done": 500_i64,
+                "executionId": "run-1",
+                "changeId": "audit-widgets",
+                "step": "rollback_execution",
+            },
+            // Complete, from before checkpoints named their unit and step.
+            doc! {
+                "_id": "a-complete-one",
+                "lastId": 9_i64,
+                "done": 10_i64,
+                "complete": true,
+                "executionId": "run-2",
+            },
+            // Outlived its cleanup: the run that completed it recorded the unit.
+            doc! {
+                "_id": "create-widgets:app.widgets",
+                "namespace": "app.widgets",
+                "lastId": 3_i64,
+                "done": 3_i64,
+                "complete": true,
+                "executionId": &applied_by,
+                "changeId": "create-widgets",
+                "step": "execution",
+            },
+        ])
         .await
         .unwrap();
 
@@ -804,24 +826,38 @@ async fn status_lists_the_batch_checkpoints_left_in_the_database(mode: Mode) {
         serde_json::json!([
             {
                 "name": "a-complete-one", "namespace": null, "last_id": 9, "done": 10,
-                "complete": true, "execution_id": "run-2",
+                "complete": true, "execution_id": "run-2", "change_id": null, "step": null,
+                "left_over": false,
+            },
+            {
+                "name": "create-widgets:app.widgets", "namespace": "app.widgets",
+                "last_id": 3, "done": 3, "complete": true, "execution_id": applied_by,
+                "change_id": "create-widgets", "step": "execution", "left_over": true,
             },
             {
                 "name": "widgets-backfill:app.widgets", "namespace": "app.widgets",
                 "last_id": 499, "done": 500, "complete": false, "execution_id": "run-1",
+                "change_id": "audit-widgets", "step": "rollback_execution", "left_over": false,
             },
         ])
     );
 
     let human = migrate(&t, &["status"]).expect(0);
     for line in [
-        "batch checkpoints in `migrateBatchCheckpoints`:",
+        "batch checkpoints in `migrateBatchCheckpoints`:".to_owned(),
         "`a-complete-one`: 10 documents done up to _id 9, complete (removed once its unit is \
-         recorded), last moved by run run-2",
+         recorded), last moved by run run-2"
+            .to_owned(),
+        format!(
+            "`create-widgets:app.widgets` on `app.widgets`: 3 documents done up to _id 3, left \
+             over (its run recorded the step; safe to delete), last moved by `#[execution]` of \
+             `create-widgets` in run {applied_by}"
+        ),
         "`widgets-backfill:app.widgets` on `app.widgets`: 500 documents done up to _id 499, \
-         last moved by run run-1",
+         last moved by `#[rollback_execution]` of `audit-widgets` in run run-1"
+            .to_owned(),
     ] {
-        assert!(human.stdout.contains(line), "{line:?} in {}", human.stdout);
+        assert!(human.stdout.contains(&line), "{line:?} in {}", human.stdout);
     }
     t.finish().await;
 }

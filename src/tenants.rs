@@ -61,6 +61,9 @@ pub enum TenantResult<T> {
 
 /// Some databases failed (or did not run after a failure, when fail-fast). Holds the outcome
 /// of every database, successes included.
+///
+/// Its message names the databases that failed; its [`source`](std::error::Error::source) is
+/// the first failure, and [`failures`](TenantsError::failures) gives each one.
 #[derive(Debug)]
 pub struct TenantsError {
     /// Every database's outcome, in the order the databases were given.
@@ -218,10 +221,7 @@ impl TenantsError {
 
 impl fmt::Display for TenantsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed: Vec<String> = self
-            .failures()
-            .map(|(db, error)| format!("`{db}` ({error})"))
-            .collect();
+        let failed: Vec<String> = self.failures().map(|(db, _)| format!("`{db}`")).collect();
         write!(
             f,
             "the migration failed in {} of {} databases: {}",

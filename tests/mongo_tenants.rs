@@ -142,9 +142,13 @@ async fn a_failing_database_is_isolated(mode: Mode, name: &str) -> Result {
         .unwrap_err();
     let failed: Vec<&str> = error.failures().map(|(db, _)| db).collect();
     assert_eq!(failed, [dbs[1].name()]);
-    assert!(
-        error.to_string().contains("failed in 1 of 3 databases"),
-        "{error}"
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the migration failed in 1 of 3 databases: `{}`",
+            dbs[1].name()
+        ),
+        "the first failure is the source, not also in the message"
     );
     let (_, cause) = error.failures().next().unwrap();
     let failure = cause.as_execution().expect("the unit failed");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use migrate::batch::{stored_checkpoints, BatchUpdate, CHECKPOINT_COLLECTION};
 use migrate::{
-    change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Progress,
+    change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Outcome, Progress,
     RunContext, Runner, Step,
 };
 use mongodb::bson::{doc, Document};
@@ -125,6 +125,27 @@ impl BumpThenStall {
     }
 }
 
+/// Increments every counter once, checkpointed. While `stall` is set, it first defers a
+/// cleanup that sets `stalled` and never ends: cleanups run in the order they were deferred,
+/// so the unit stops once recorded (or, rerun, once it succeeded), before the batch's
+/// checkpoint is deleted, as if the process stopped there.
+async fn bump_after_a_stall(
+    db: &Database,
+    context: &RunContext,
+    stall: &AtomicBool,
+    stalled: &'static AtomicBool,
+) -> Result {
+    if stall.load(Ordering::SeqCst) {
+        context.after_recorded(async {
+            stalled.store(true, Ordering::SeqCst);
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+    }
+    bump_every_counter(db).run(context).await?;
+    Ok(())
+}
+
 /// Set while [`BumpRecordedThenStall`] should stop after its record, before its cleanups.
 static STALL_AFTER_RECORD: AtomicBool = AtomicBool::new(true);
 /// Set once [`BumpRecordedThenStall`] is recorded and stalls.
@@ -145,16 +166,13 @@ struct BumpRecordedThenStall {
 impl BumpRecordedThenStall {
     #[execution]
     async fn execute(&self, context: &RunContext) -> Result {
-        // Cleanups run in the order they were deferred: this one before the batch's.
-        if STALL_AFTER_RECORD.load(Ordering::SeqCst) {
-            context.after_recorded(async {
-                STALLED_AFTER_RECORD.store(true, Ordering::SeqCst);
-                std::future::pending::<()>().await;
-                Ok(())
-            });
-        }
-        bump_every_counter(&self.db).run(context).await?;
-        Ok(())
+        bump_after_a_stall(
+            &self.db,
+            context,
+            &STALL_AFTER_RECORD,
+            &STALLED_AFTER_RECORD,
+        )
+        .await
     }
 
     #[rollback_execution]
@@ -163,6 +181,41 @@ impl BumpRecordedThenStall {
             .collection::<Document>("counters")
             .update_many(doc! {}, doc! { "$inc": { "changes": -1 } })
             .await?;
+        Ok(())
+    }
+}
+
+/// Set while [`BumpAlwaysThenStall`] should stop after it succeeded, before its cleanups.
+static STALL_AFTER_RERUN: AtomicBool = AtomicBool::new(false);
+/// Set once [`BumpAlwaysThenStall`] succeeded and stalls.
+static STALLED_AFTER_RERUN: AtomicBool = AtomicBool::new(false);
+/// How many times [`BumpAlwaysThenStall`] learned that it runs again.
+static RAN_AGAIN: AtomicU64 = AtomicU64::new(0);
+
+/// Increments every counter once each run; stalls after it succeeded (while
+/// [`STALL_AFTER_RERUN`] is set), before the batch's checkpoint is deleted.
+#[change_unit(
+    id = "bump-always-then-stall",
+    order = "001",
+    author = "batches",
+    transactional = false,
+    run_always = true
+)]
+struct BumpAlwaysThenStall {
+    db: Database,
+}
+
+impl BumpAlwaysThenStall {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        if context.runs_again() {
+            RAN_AGAIN.fetch_add(1, Ordering::SeqCst);
+        }
+        bump_after_a_stall(&self.db, context, &STALL_AFTER_RERUN, &STALLED_AFTER_RERUN).await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
         Ok(())
     }
 }
@@ -496,6 +549,48 @@ async fn a_checkpoint_left_after_the_record_does_not_stop_the_unit_applied_again
         t.documents(CHECKPOINT_COLLECTION).await.is_empty(),
         "the checkpoint left behind is gone, and so is the new one"
     );
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_always_unit_running_again_does_its_work_again() -> Result {
+    let Some(t) = transactional_db("batch_run_always").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    let unit = BumpAlwaysThenStall::change_unit();
+    Runner::new(&t.db).units([unit]).run().await?;
+    assert_eq!(
+        RAN_AGAIN.load(Ordering::SeqCst),
+        0,
+        "the first run is not a rerun"
+    );
+
+    // The rerun succeeds and stops before its cleanup: its complete checkpoint stays.
+    STALL_AFTER_RERUN.store(true, Ordering::SeqCst);
+    stop_once_stalled(&t, unit, &STALLED_AFTER_RERUN).await;
+    let checkpoints = stored_checkpoints(&t.db).await?;
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    assert!(checkpoints[0].complete);
+
+    STALL_AFTER_RERUN.store(false, Ordering::SeqCst);
+    let report = Runner::new(&t.db).units([unit]).run().await?;
+    assert_eq!(
+        report.unit("bump-always-then-stall").map(|u| &u.outcome),
+        Some(&Outcome::ExecutedAgain)
+    );
+    assert_eq!(RAN_AGAIN.load(Ordering::SeqCst), 2);
+    let thrice = t
+        .collection("counters")
+        .count_documents(doc! { "changes": 3 })
+        .await?;
+    assert_eq!(
+        thrice, DOCUMENTS as u64,
+        "each of the three runs changed every counter"
+    );
+    assert!(t.documents(CHECKPOINT_COLLECTION).await.is_empty());
+    assert_eq!(executed_rows(&t, "bump-always-then-stall").await, 1);
     t.finish().await;
     Ok(())
 }

@@ -39,6 +39,8 @@ struct Running {
     step: Option<Step>,
     /// The runs that recorded the step's outcome.
     recorded_by: Arc<[String]>,
+    /// Whether the unit is a `run_always` unit running again, unrecorded.
+    runs_again: bool,
 }
 
 /// Work a unit deferred until it is recorded; see [`RunContext::after_recorded`].
@@ -88,12 +90,19 @@ impl RunContext {
     }
 
     /// Sets the unit and the step running now, with the runs that recorded that step's
-    /// outcome.
-    pub(crate) fn set_step(&self, unit: &'static str, step: Step, recorded_by: Arc<[String]>) {
+    /// outcome and whether the unit runs again unrecorded.
+    pub(crate) fn set_step(
+        &self,
+        unit: &'static str,
+        step: Step,
+        recorded_by: Arc<[String]>,
+        runs_again: bool,
+    ) {
         *self.running() = Running {
             unit: Some(unit),
             step: Some(step),
             recorded_by,
+            runs_again,
         };
     }
 
@@ -157,6 +166,15 @@ impl RunContext {
     /// belongs to an outcome the history already records, not to the step running now.
     pub fn recorded_by(&self) -> Arc<[String]> {
         self.running().recorded_by.clone()
+    }
+
+    /// Whether the unit running now is a `run_always` unit that ran before and runs again:
+    /// the history records its first run only, so nothing records whether an earlier rerun
+    /// succeeded. State that such a rerun kept and marked finished (a complete batch
+    /// checkpoint) may belong to a rerun that succeeded, and must not stand in for this
+    /// one's work.
+    pub fn runs_again(&self) -> bool {
+        self.running().runs_again
     }
 
     /// The step of the unit running now: a helper that keeps state per unit (a batch

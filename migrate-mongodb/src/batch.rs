@@ -110,7 +110,9 @@ impl BatchUpdate {
     /// between leaves a complete checkpoint, and the rerun changes nothing. The checkpoint
     /// names the run that last moved it; one that outlived its cleanup (the process stopped
     /// after the record) is recognised by that run's entry in the history
-    /// ([`RunContext::recorded_by`]), so a unit undone and applied again starts over. If the
+    /// ([`RunContext::recorded_by`]), so a unit undone and applied again starts over. A
+    /// `run_always` unit running again ([`RunContext::runs_again`]) resumes from a checkpoint
+    /// an earlier run left unfinished and starts over from a complete one. If the
     /// unit fails, its checkpoint stays and the next run resumes from it: a checkpointed
     /// change is resumed, not undone, so the unit's `#[rollback_execution]` should leave the
     /// batches' work alone (a rollback that undid it would have the rerun skip what the

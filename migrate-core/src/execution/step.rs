@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::Execution;
-use crate::plan::PlannedUnit;
+use crate::plan::{Decision, PlannedUnit};
 use crate::store::{LockStore, TransactionStore};
 use crate::unit::{BoxError, ChangeUnitInstance, Step, StepContext};
 
@@ -28,7 +28,9 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             .get()
             .map(|recorded| recorded.by(planned, step))
             .unwrap_or_default();
-        self.context.set_step(planned.unit.id(), step, recorded_by);
+        let runs_again = planned.decision == Decision::RunAgain;
+        self.context
+            .set_step(planned.unit.id(), step, recorded_by, runs_again);
         let cx = StepContext::new(
             planned.unit.id(),
             self.deps,

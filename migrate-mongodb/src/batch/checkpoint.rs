@@ -107,7 +107,7 @@ impl Walk<'_> {
         }
         let checkpoints = db.collection::<Document>(CHECKPOINT_COLLECTION);
         let stored = match self.read_checkpoint(&checkpoints, name).await? {
-            Some(stored) if stored.left_by_recorded_run(self.context) => {
+            Some(stored) if stored.accounted_for(self.context) => {
                 self.forget(&checkpoints, name, &stored).await?;
                 None
             }
@@ -183,9 +183,8 @@ impl Walk<'_> {
         Ok(resumed)
     }
 
-    /// Deletes the checkpoint `name` that a run whose step the history records left behind
-    /// (it stopped after the record, before the cleanup): its work belongs to an outcome
-    /// already recorded, and the step running now starts from the beginning.
+    /// Deletes the checkpoint `name` whose work is already accounted for (see
+    /// [`StoredCheckpoint::accounted_for`]): the step running now starts from the beginning.
     async fn forget(
         &self,
         checkpoints: &Collection<Document>,
@@ -195,7 +194,7 @@ impl Walk<'_> {
         tracing::info!(
             checkpoint = name,
             execution_id = stale.execution_id.as_deref().unwrap_or_default(),
-            "the batch checkpoint was left by a run the history records this step for; starting over"
+            "the batch checkpoint belongs to an earlier run's finished step; starting over"
         );
         checkpoints
             .delete_one(doc! { "_id": name, "executionId": stale.execution_id.as_deref() })
@@ -308,12 +307,18 @@ impl Walk<'_> {
 }
 
 impl StoredCheckpoint {
-    /// Whether the run that last moved this checkpoint recorded the step running now: the
-    /// checkpoint outlived its cleanup, and describes work that is already accounted for.
-    fn left_by_recorded_run(&self, context: &RunContext) -> bool {
-        self.execution_id
-            .as_ref()
-            .is_some_and(|id| context.recorded_by().contains(id))
+    /// Whether this checkpoint describes work already accounted for, which the step running
+    /// now must not resume from: the run that last moved it recorded the step (it stopped
+    /// after the record, before the cleanup), or it is complete and an earlier run of a
+    /// `run_always` unit that runs again left it (its reruns are not recorded, so one that
+    /// succeeded cannot be told from one that stopped after the walk; running the work
+    /// again is what a `run_always` unit does).
+    fn accounted_for(&self, context: &RunContext) -> bool {
+        let Some(run) = self.execution_id.as_deref() else {
+            return false;
+        };
+        context.recorded_by().iter().any(|recorded| recorded == run)
+            || (context.runs_again() && self.complete && context.execution_id() != Some(run))
     }
 }
 

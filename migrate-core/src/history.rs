@@ -315,6 +315,29 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_records_a_step_done_by_its_type_and_state() {
+        let executed = entry("u", 1, State::Executed);
+        let rolled_back = entry("u", 2, State::RolledBack);
+        let before = HistoryEntry {
+            change_id: format!("u{BEFORE_SUFFIX}"),
+            entry_type: EntryType::BeforeExecution,
+            ..entry("u", 3, State::Executed)
+        };
+        let failed = entry("u", 4, State::Failed);
+        let done = |e: &HistoryEntry| -> Vec<Step> {
+            Step::ALL
+                .into_iter()
+                .filter(|&step| e.records_done("u", step))
+                .collect()
+        };
+        assert_eq!(done(&executed), [Step::Execution]);
+        assert_eq!(done(&rolled_back), [Step::RollbackExecution]);
+        assert_eq!(done(&before), [Step::BeforeExecution]);
+        assert_eq!(done(&failed), []);
+        assert!(!executed.records_done("v", Step::Execution), "another unit");
+    }
+
+    #[test]
     fn newest_effective_state_decides() {
         let history = [
             entry("x", 1, State::Executed),

@@ -436,6 +436,85 @@ async fn without_transactions_a_change_that_cannot_be_recorded_is_rolled_back() 
     t.finish().await;
 }
 
+/// Keeps tokio's paused clock from moving while it is held: the clock does not advance on
+/// its own while a blocking task runs. Dropping it lets the clock move again.
+struct StandStill {
+    /// Ends the blocking task when dropped.
+    _release: std::sync::mpsc::Sender<()>,
+}
+
+impl StandStill {
+    fn start() -> Self {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        tokio::task::spawn_blocking(move || {
+            let _ = released.recv();
+        });
+        StandStill { _release: release }
+    }
+}
+
+/// Hands [`TakenOverMidway`] the clock to let go of after it took the lock over.
+#[derive(Default)]
+struct Midway(std::sync::Mutex<Option<StandStill>>);
+
+/// Writes in its transaction, then (on its first attempt only) lets another runner take the
+/// lock over, and lets the clock move again.
+#[change_unit(id = "taken-over-midway", order = "001", author = "reliability")]
+struct TakenOverMidway {
+    db: Database,
+    midway: Dep<Midway>,
+}
+
+impl TakenOverMidway {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.db
+            .collection::<Document>("midway")
+            .insert_one(doc! { "written": true })
+            .session(session)
+            .await?;
+        let still = self.midway.0.lock().unwrap().take();
+        if let Some(still) = still {
+            take_lock_over(&self.db).await?;
+            drop(still);
+        }
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Every claim of this run falls in the same millisecond, as on a fast server: the clock
+/// stands still until the unit has taken the lock over. The fence must still write the lock
+/// document, so the takeover stops the commit.
+#[tokio::test(start_paused = true)]
+async fn a_takeover_stops_the_commit_when_every_lock_write_falls_in_one_millisecond() {
+    // The driver's timeouts would fire at once on a paused clock that moves whenever the
+    // runtime waits, so it stands still from the start, and again once the run is over.
+    let midway = Midway::default();
+    *midway.0.lock().unwrap() = Some(StandStill::start());
+    let Some(t) = transactional_db("fence_same_millisecond").await else {
+        return;
+    };
+    let error = Runner::new(&t.db)
+        .dependency(midway)
+        .units([unit::<TakenOverMidway>()])
+        .run()
+        .await
+        .unwrap_err();
+    let _still = StandStill::start();
+    assert!(
+        matches!(&error, Error::LockLost { unit_id: Some(id), .. } if id == "taken-over-midway"),
+        "{error:?}"
+    );
+    assert!(t.documents("midway").await.is_empty(), "nothing committed");
+    assert!(t.history().await.is_empty());
+    t.finish().await;
+}
+
 /// Why every lock write changes the lock document: a fence that leaves it as it was writes
 /// nothing, so a takeover committed after the transaction's snapshot does not stop the
 /// commit. The runner never fences with the expiry already stored (a lease claims each

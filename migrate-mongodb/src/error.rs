@@ -3,7 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::error::{BulkWriteError, ErrorKind, WriteError, WriteFailure};
 
 /// Everything the MongoDB store can fail with.
 ///
@@ -167,6 +167,26 @@ impl fmt::Display for DriverError {
                 "write concern error {} ({}): {}",
                 e.code, e.code_name, e.message
             )?,
+            ErrorKind::BulkWrite(e) => match first_write_error(e) {
+                Some((index, error)) => {
+                    write!(f, "write error {}", error.code)?;
+                    if let Some(name) = &error.code_name {
+                        write!(f, " ({name})")?;
+                    }
+                    write!(f, " in write {index} of a bulk write: {}", error.message)?;
+                    if e.write_errors.len() > 1 {
+                        write!(f, " (and {} more)", e.write_errors.len() - 1)?;
+                    }
+                }
+                None => match e.write_concern_errors.first() {
+                    Some(e) => write!(
+                        f,
+                        "write concern error {} ({}) in a bulk write: {}",
+                        e.code, e.code_name, e.message
+                    )?,
+                    None => write!(f, "a bulk write failed")?,
+                },
+            },
             kind => write!(f, "{kind}")?,
         }
         let mut labels: Vec<&String> = self.0.labels().iter().collect();
@@ -202,12 +222,26 @@ pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     }
 }
 
-/// The server error code of `error`, if it carries one.
+/// The first write error of a bulk write, by the index of its write.
+fn first_write_error(error: &BulkWriteError) -> Option<(usize, &WriteError)> {
+    error
+        .write_errors
+        .iter()
+        .min_by_key(|(index, _)| **index)
+        .map(|(index, error)| (*index, error))
+}
+
+/// The server error code of `error`, if it carries one: for a bulk write, that of its first
+/// write error (a write in a transaction stops the rest), else its first write concern
+/// error.
 pub(crate) fn code(error: &mongodb::error::Error) -> Option<i32> {
     match &*error.kind {
         ErrorKind::Command(e) => Some(e.code),
         ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
         ErrorKind::Write(WriteFailure::WriteConcernError(e)) => Some(e.code),
+        ErrorKind::BulkWrite(e) => first_write_error(e)
+            .map(|(_, e)| e.code)
+            .or_else(|| e.write_concern_errors.first().map(|e| e.code)),
         _ => None,
     }
 }
@@ -254,4 +288,38 @@ fn as_driver_error<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a mongodb::e
         .or_else(|| e.downcast_ref::<Box<mongodb::error::Error>>().map(|b| &**b))
         .or_else(|| e.downcast_ref::<DriverError>().map(DriverError::get))
         .or_else(|| e.downcast_ref::<Error>().and_then(Error::driver_error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::{doc, from_document};
+
+    fn bulk_write_error(write_errors: &[(usize, i32, &str)]) -> mongodb::error::Error {
+        let mut error = BulkWriteError::default();
+        for &(index, code, message) in write_errors {
+            let write_error: WriteError = from_document(doc! {
+                "code": code,
+                "codeName": "WriteConflict",
+                "errmsg": message,
+            })
+            .unwrap();
+            error.write_errors.insert(index, write_error);
+        }
+        ErrorKind::BulkWrite(error).into()
+    }
+
+    #[test]
+    fn a_bulk_write_error_shows_its_first_write_error_and_its_code() {
+        let error = bulk_write_error(&[(3, 11000, "later"), (1, 112, "Write conflict")]);
+        assert_eq!(
+            DriverError::from(error.clone()).to_string(),
+            "write error 112 (WriteConflict) in write 1 of a bulk write: Write conflict \
+             (and 1 more)"
+        );
+        assert_eq!(code(&error), Some(112));
+        let wrapped = Error::command("bulkWrite", "db", error);
+        assert!(has_code(&wrapped, &[112]));
+        assert!(!has_code(&wrapped, &[11000]), "the first write's code only");
+    }
 }

@@ -13,7 +13,7 @@ use mongodb::bson::{doc, Document, Timestamp};
 use mongodb::options::{InsertOneModel, UpdateOneModel, WriteModel};
 use mongodb::ClientSession;
 
-use super::{MongoStore, NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME};
+use super::{MongoStore, NO_SUCH_TRANSACTION, TRANSACTION_EXCEEDED_LIFETIME, WRITE_CONFLICT};
 use crate::error::{self, Error};
 use crate::{history, lock};
 
@@ -130,7 +130,10 @@ impl TransactionStore for MongoStore {
     }
 
     fn is_transient(&self, error: &BoxError) -> bool {
+        // A write conflict aborts the transaction and is always worth a retry. Servers label
+        // it, except inside a `bulkWrite`'s write errors, where some report it bare.
         error::has_label(&**error, mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+            || error::has_code(&**error, &[WRITE_CONFLICT])
     }
 
     fn is_unknown_commit_result(&self, error: &BoxError) -> bool {

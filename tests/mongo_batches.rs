@@ -16,7 +16,7 @@ use migrate::{
     change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Outcome, Progress,
     RunContext, Runner, Step,
 };
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
 use mongodb::Database;
 use support::{test_db, transactional_db, Mode, TestDb};
 
@@ -212,6 +212,31 @@ impl BumpAlwaysThenStall {
             RAN_AGAIN.fetch_add(1, Ordering::SeqCst);
         }
         bump_after_a_stall(&self.db, context, &STALL_AFTER_RERUN, &STALLED_AFTER_RERUN).await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
+/// Increments every counter once each run.
+#[change_unit(
+    id = "bump-always",
+    order = "001",
+    author = "batches",
+    transactional = false,
+    run_always = true
+)]
+struct BumpAlways {
+    db: Database,
+}
+
+impl BumpAlways {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        bump_every_counter(&self.db).run(context).await?;
+        Ok(())
     }
 
     #[rollback_execution]
@@ -591,6 +616,49 @@ async fn a_run_always_unit_running_again_does_its_work_again() -> Result {
     );
     assert!(t.documents(CHECKPOINT_COLLECTION).await.is_empty());
     assert_eq!(executed_rows(&t, "bump-always-then-stall").await, 1);
+    t.finish().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_always_unit_running_again_resumes_the_work_a_stopped_rerun_left() -> Result {
+    let Some(t) = transactional_db("batch_run_always_resumes").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    let unit = BumpAlways::change_unit();
+    Runner::new(&t.db).units([unit]).run().await?;
+
+    // A transaction left open on counter 1,000 holds the rerun at its eleventh batch, where
+    // the process stops: nothing records the rerun.
+    let counters = t.collection("counters");
+    let mut left_open = t.client.start_session().await?;
+    left_open.start_transaction().await?;
+    counters
+        .update_one(doc! { "_id": 1_000 }, doc! { "$set": { "held": true } })
+        .session(&mut left_open)
+        .await?;
+    let rerun = tokio::spawn(Runner::new(&t.db).units([unit]).run());
+    loop {
+        assert!(!rerun.is_finished(), "the rerun ended before it was held");
+        let stored = stored_checkpoints(&t.db).await?;
+        if stored.first().and_then(|c| c.last_id.as_ref()) == Some(&Bson::Int64(999)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    rerun.abort();
+    let _ = rerun.await;
+    left_open.abort_transaction().await?;
+    Runner::new(&t.db).units([unit]).unlock(false).await?;
+
+    Runner::new(&t.db).units([unit]).run().await?;
+    let twice = counters.count_documents(doc! { "changes": 2 }).await?;
+    assert_eq!(
+        twice, DOCUMENTS as u64,
+        "the stopped rerun's ten batches are not done again"
+    );
+    assert!(t.documents(CHECKPOINT_COLLECTION).await.is_empty());
     t.finish().await;
     Ok(())
 }

@@ -138,10 +138,11 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         }
         let _no_refresh = self.lease.hold_refresh().await;
         self.store.start_transaction(session).await.map_err(|e| {
-            Error::store(
-                format!("opening the transaction of `{}`", units[0].0.unit.id()),
-                e,
-            )
+            let of = match units {
+                [(planned, _)] => format!("`{}`", planned.unit.id()),
+                _ => format!("the run's {} units", units.len()),
+            };
+            Error::store(format!("opening the transaction of {of}"), e)
         })?;
         let mut fenced = None;
         if !fence_last {

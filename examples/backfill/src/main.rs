@@ -102,5 +102,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     eprintln!();
     print!("{report}");
+    // A dropped client ends its sessions in a task that a runtime shutting down may cut
+    // short (the driver then prints a panic); shutting it down first ends them in order.
+    client.shutdown().await;
     Ok(())
 }

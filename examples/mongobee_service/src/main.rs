@@ -17,9 +17,8 @@ async fn main() -> anyhow::Result<()> {
     let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://localhost:27017".into());
     let database =
         std::env::var("MONGOBEE_SERVICE_DB").unwrap_or_else(|_| "mongobee_service".into());
-    let db = mongodb::Client::with_uri_str(&uri)
-        .await?
-        .database(&database);
+    let client = mongodb::Client::with_uri_str(&uri).await?;
+    let db = client.database(&database);
     if std::env::args().any(|a| a == "--as-left-by-mongobee") {
         leave_mongobee_history(&db).await?;
     }
@@ -36,6 +35,9 @@ async fn main() -> anyhow::Result<()> {
         .count_documents(doc! { "plan": "free" })
         .await?;
     println!("`{database}.customers`: {customers} customers on the free plan");
+    // A dropped client ends its sessions in a task that a runtime shutting down may cut
+    // short (the driver then prints a panic); shutting it down first ends them in order.
+    client.shutdown().await;
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use migrate::{
@@ -436,33 +438,54 @@ async fn without_transactions_a_change_that_cannot_be_recorded_is_rolled_back() 
     t.finish().await;
 }
 
-/// Keeps tokio's paused clock from moving while it is held: the clock does not advance on
-/// its own while a blocking task runs. Dropping it lets the clock move again.
-struct StandStill {
-    /// Ends the blocking task when dropped.
-    _release: std::sync::mpsc::Sender<()>,
-}
+/// Drives tokio's paused clock for a test against a real server. A blocking task keeps the
+/// clock from advancing on its own (it would jump to the driver's next timeout whenever the
+/// runtime waits on the network), so it stands still until [`Clock::run`] is called; from
+/// then on it moves with real time, a millisecond at a time, after a grace of `GRACE` of
+/// real time.
+#[derive(Clone, Default)]
+struct Clock(Arc<AtomicBool>);
 
-impl StandStill {
-    fn start() -> Self {
-        let (release, released) = std::sync::mpsc::channel::<()>();
+impl Clock {
+    const GRACE: Duration = Duration::from_millis(50);
+
+    /// Holds the clock still until [`run`](Clock::run), then moves it, for as long as the
+    /// runtime lives.
+    fn start(&self) {
+        let (hold, released) = std::sync::mpsc::channel::<()>();
         tokio::task::spawn_blocking(move || {
             let _ = released.recv();
         });
-        StandStill { _release: release }
+        let running = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            // Owns the sender, so the blocking task, and with it the hold, lasts as long.
+            let _hold = hold;
+            let tick = Duration::from_millis(1);
+            let mut grace = Clock::GRACE;
+            loop {
+                let _ = tokio::task::spawn_blocking(move || std::thread::sleep(tick)).await;
+                if !running.load(Ordering::SeqCst) {
+                    continue;
+                }
+                match grace.checked_sub(tick) {
+                    Some(left) if !left.is_zero() => grace = left,
+                    _ => tokio::time::advance(tick).await,
+                }
+            }
+        });
+    }
+
+    fn run(&self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
-/// Hands [`TakenOverMidway`] the clock to let go of after it took the lock over.
-#[derive(Default)]
-struct Midway(std::sync::Mutex<Option<StandStill>>);
-
 /// Writes in its transaction, then (on its first attempt only) lets another runner take the
-/// lock over, and lets the clock move again.
+/// lock over, and sets the clock running.
 #[change_unit(id = "taken-over-midway", order = "001", author = "reliability")]
 struct TakenOverMidway {
     db: Database,
-    midway: Dep<Midway>,
+    clock: Dep<Clock>,
 }
 
 impl TakenOverMidway {
@@ -473,10 +496,9 @@ impl TakenOverMidway {
             .insert_one(doc! { "written": true })
             .session(session)
             .await?;
-        let still = self.midway.0.lock().unwrap().take();
-        if let Some(still) = still {
+        if !self.clock.0.load(Ordering::SeqCst) {
             take_lock_over(&self.db).await?;
-            drop(still);
+            self.clock.run();
         }
         Ok(())
     }
@@ -488,24 +510,21 @@ impl TakenOverMidway {
 }
 
 /// Every claim of this run falls in the same millisecond, as on a fast server: the clock
-/// stands still until the unit has taken the lock over. The fence must still write the lock
-/// document, so the takeover stops the commit.
+/// stands still until the unit has taken the lock over, and for a grace after that. The
+/// fence must still write the lock document, so the takeover stops the commit.
 #[tokio::test(start_paused = true)]
 async fn a_takeover_stops_the_commit_when_every_lock_write_falls_in_one_millisecond() {
-    // The driver's timeouts would fire at once on a paused clock that moves whenever the
-    // runtime waits, so it stands still from the start, and again once the run is over.
-    let midway = Midway::default();
-    *midway.0.lock().unwrap() = Some(StandStill::start());
+    let clock = Clock::default();
+    clock.start();
     let Some(t) = transactional_db("fence_same_millisecond").await else {
         return;
     };
     let error = Runner::new(&t.db)
-        .dependency(midway)
+        .dependency(clock)
         .units([unit::<TakenOverMidway>()])
         .run()
         .await
         .unwrap_err();
-    let _still = StandStill::start();
     assert!(
         matches!(&error, Error::LockLost { unit_id: Some(id), .. } if id == "taken-over-midway"),
         "{error:?}"

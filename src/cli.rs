@@ -99,7 +99,7 @@
 //!                "state": "pending" | "executed" | "failed" | "rollback_failed" | "rolled_back" | "skipped",
 //!                "at": time | null, "host": string | null, "millis": int | null,
 //!                "error": string | null, "skip_reason": skip | null,
-//!                "pending": bool, "run_always": bool, "out_of_order": bool,
+//!                "pending": bool, "run_always": bool, "runs_again": bool, "out_of_order": bool,
 //!                "drift": { "recorded", "current" } | null } ],
 //!   "unknown": [ { "id", "author", "class", "state", "at" } ],
 //!   "checkpoints": [ { "name", "namespace": string | null, "last_id": value | null,
@@ -114,9 +114,10 @@
 //! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the
 //! database: those of failed or stopped units, and complete ones that outlived their cleanup.
 //! `step` is the attribute of the step that moved it (`"execution"`, ...), and `left_over`
-//! says that the history records that step as done by the run that moved it last: nothing
-//! resumes from such a checkpoint, and it can be deleted (the step deletes it when it runs
-//! again).
+//! says that nothing resumes from it and it can be deleted (the step deletes it when it runs
+//! again): the history records that step as done by the run that moved it last, or it is
+//! complete and its unit `runs_again`. `runs_again` marks a `run_always` unit already
+//! applied, which the next run applies again.
 //!
 //! `plan`, and `run --dry-run` (whose `"command"` is `"run"`, with `"dry_run": true`):
 //!
@@ -209,7 +210,7 @@ use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
-use crate::batch::{stored_checkpoints, StoredCheckpoint};
+use crate::batch::{stored_checkpoints, LeftOver, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Error, HistoryEntry, Outcome, Plan, Report, RunStatus, Runner, Status,
     TenantResult, Tenants, UnitState, Unlock, Validation, DEFAULT_CONCURRENCY,
@@ -521,7 +522,7 @@ enum Done {
         status: Status,
         check: bool,
         /// The batch checkpoints kept in the database, each with whether it is left over.
-        checkpoints: Vec<(StoredCheckpoint, bool)>,
+        checkpoints: Vec<(StoredCheckpoint, Option<LeftOver>)>,
     },
     Plan {
         plan: Plan,
@@ -663,11 +664,15 @@ async fn perform(
                 command: name,
             }
         }
-        Command::Status { check } => Done::Status {
-            status: runner.status().await?,
-            check,
-            checkpoints: checkpoints(&runner, db).await?,
-        },
+        Command::Status { check } => {
+            let (status, history) = runner.status_and_history().await?;
+            let checkpoints = checkpoints(db, &status, &history).await?;
+            Done::Status {
+                status,
+                check,
+                checkpoints,
+            }
+        }
         Command::Plan => Done::Plan {
             plan: runner.plan().await?,
             command: name,
@@ -896,23 +901,19 @@ async fn database(
     Ok(client.database(&name))
 }
 
-/// The batch checkpoints kept in `db`, each with whether it is left over; the history is
-/// read only when there are checkpoints.
+/// The batch checkpoints kept in `db`, each with why it is left over, if it is.
 async fn checkpoints(
-    runner: &Runner,
     db: &Database,
-) -> Result<Vec<(StoredCheckpoint, bool)>, Error> {
+    status: &Status,
+    history: &[HistoryEntry<Document>],
+) -> Result<Vec<(StoredCheckpoint, Option<LeftOver>)>, Error> {
     let stored = stored_checkpoints(db)
         .await
         .map_err(|e| Error::store("reading the batch checkpoints", e))?;
-    if stored.is_empty() {
-        return Ok(Vec::new());
-    }
-    let history = runner.history().await?;
     Ok(stored
         .into_iter()
         .map(|checkpoint| {
-            let left_over = checkpoint.left_over(&history);
+            let left_over = checkpoint.left_over(history, status);
             (checkpoint, left_over)
         })
         .collect())

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use migrate::batch::{stored_checkpoints, BatchUpdate, CHECKPOINT_COLLECTION};
+use migrate::batch::{
+    stored_checkpoints, BatchUpdate, LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION,
+};
 use migrate::{
     change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Outcome, Progress,
     RunContext, Runner, Step,
@@ -389,6 +391,19 @@ async fn run_with_kills(t: &TestDb, unit: &'static ChangeUnit, kill_at: &[u64]) 
 
 /// Runs `unit` until it sets `stalled`, then stops the run there, as a process stopping
 /// would, and releases the lock it left (this process's own, so without force).
+/// Why `checkpoint` is left over, as `migrate status` says it.
+async fn left_over(
+    t: &TestDb,
+    unit: &'static ChangeUnit,
+    checkpoint: &StoredCheckpoint,
+) -> Result<Option<LeftOver>> {
+    let (status, history) = Runner::new(&t.db)
+        .units([unit])
+        .status_and_history()
+        .await?;
+    Ok(checkpoint.left_over(&history, &status))
+}
+
 async fn stop_once_stalled(t: &TestDb, unit: &'static ChangeUnit, stalled: &AtomicBool) {
     let run = tokio::spawn(
         Runner::new(&t.db)
@@ -561,8 +576,11 @@ async fn a_checkpoint_left_after_the_record_does_not_stop_the_unit_applied_again
         Some("bump-recorded-then-stall")
     );
     assert_eq!(stored[0].step, Some(Step::Execution));
-    let history = Runner::new(&t.db).units([unit]).history().await?;
-    assert!(stored[0].left_over(&history), "its run recorded the unit");
+    assert_eq!(
+        left_over(&t, unit, &stored[0]).await?,
+        Some(LeftOver::Recorded),
+        "its run recorded the unit"
+    );
 
     STALL_AFTER_RECORD.store(false, Ordering::SeqCst);
     Runner::new(&t.db).units([unit]).undo_all().await?;
@@ -598,6 +616,11 @@ async fn a_run_always_unit_running_again_does_its_work_again() -> Result {
     let checkpoints = stored_checkpoints(&t.db).await?;
     assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
     assert!(checkpoints[0].complete);
+    assert_eq!(
+        left_over(&t, unit, &checkpoints[0]).await?,
+        Some(LeftOver::RunsAgain),
+        "nothing records the rerun, and the next one starts over"
+    );
 
     STALL_AFTER_RERUN.store(false, Ordering::SeqCst);
     let report = Runner::new(&t.db).units([unit]).run().await?;
@@ -651,6 +674,12 @@ async fn a_run_always_unit_running_again_resumes_the_work_a_stopped_rerun_left()
     let _ = rerun.await;
     left_open.abort_transaction().await?;
     Runner::new(&t.db).units([unit]).unlock(false).await?;
+    let stored = stored_checkpoints(&t.db).await?;
+    assert_eq!(
+        left_over(&t, unit, &stored[0]).await?,
+        None,
+        "the next rerun resumes from it"
+    );
 
     Runner::new(&t.db).units([unit]).run().await?;
     let twice = counters.count_documents(doc! { "changes": 2 }).await?;
@@ -764,9 +793,9 @@ async fn a_rollback_keeps_a_checkpoint_of_its_own() -> Result {
     let stored = stored_checkpoints(&t.db).await?;
     assert_eq!(stored[0].change_id.as_deref(), Some("bump-or-fail"));
     assert_eq!(stored[0].step, Some(Step::Execution));
-    let history = Runner::new(&t.db).units([unit]).history().await?;
-    assert!(
-        !stored[0].left_over(&history),
+    assert_eq!(
+        left_over(&t, unit, &stored[0]).await?,
+        None,
         "its run recorded the execution rolled back, not done"
     );
 

@@ -35,6 +35,8 @@ pub struct UnitStatus {
     pub state: UnitState,
     /// Whether the next run applies it.
     pub pending: bool,
+    /// Whether the next run applies it again: a `run_always` unit that is already applied.
+    pub runs_again: bool,
     /// Whether it runs on every run.
     pub run_always: bool,
     /// Set when its code changed since it ran.
@@ -149,6 +151,7 @@ impl Status {
                     order: planned.unit.order().to_owned(),
                     state,
                     pending,
+                    runs_again: planned.decision == Decision::RunAgain,
                     run_always: planned.unit.run_always(),
                     drift: planned.drift.clone(),
                     out_of_order: pending && last_applied.is_some_and(|last| position < last),

@@ -47,7 +47,7 @@ use crate::error::Error;
 
 mod checkpoint;
 
-pub use checkpoint::{stored_checkpoints, StoredCheckpoint};
+pub use checkpoint::{stored_checkpoints, LeftOver, StoredCheckpoint};
 
 /// The collection checkpoints are kept in, beside the collection being changed.
 pub const CHECKPOINT_COLLECTION: &str = "migrateBatchCheckpoints";

@@ -11,7 +11,7 @@ use mongodb::bson::Document;
 
 use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
-use crate::batch::{StoredCheckpoint, CHECKPOINT_COLLECTION};
+use crate::batch::{LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION};
 use crate::{
     AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report, RunStatus,
     SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
@@ -82,7 +82,12 @@ impl Output {
         }
     }
 
-    fn status(&self, status: &Status, check: bool, checkpoints: &[(StoredCheckpoint, bool)]) {
+    fn status(
+        &self,
+        status: &Status,
+        check: bool,
+        checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
+    ) {
         print!("{status}");
         if !checkpoints.is_empty() {
             println!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
@@ -579,7 +584,7 @@ impl fmt::Display for HistoryTable<'_> {
 }
 
 /// One line of `status` about a batch checkpoint.
-struct CheckpointLine<'a>(&'a StoredCheckpoint, bool);
+struct CheckpointLine<'a>(&'a StoredCheckpoint, Option<LeftOver>);
 
 impl fmt::Display for CheckpointLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -592,8 +597,13 @@ impl fmt::Display for CheckpointLine<'_> {
         if let Some(last_id) = &c.last_id {
             write!(f, " up to _id {last_id}")?;
         }
-        if left_over {
-            write!(f, ", left over (its run recorded the step; safe to delete)")?;
+        if let Some(left_over) = left_over {
+            let why = match left_over {
+                LeftOver::Recorded => "its run recorded the step",
+                LeftOver::RunsAgain => "its unit runs again and starts over",
+                _ => "nothing resumes from it",
+            };
+            write!(f, ", left over ({why}; safe to delete)")?;
         } else if c.complete {
             write!(f, ", complete (removed once its unit is recorded)")?;
         }

@@ -6,7 +6,7 @@ use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
 use super::{Done, Entry, Exit, Failure};
-use crate::batch::StoredCheckpoint;
+use crate::batch::{LeftOver, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
     RunStatus, Severity, SkipReason, Status, Step, Unlock, Validation,
@@ -48,7 +48,10 @@ fn skip(reason: &SkipReason) -> Value {
     }
 }
 
-pub(super) fn status(status: &Status, checkpoints: &[(StoredCheckpoint, bool)]) -> Value {
+pub(super) fn status(
+    status: &Status,
+    checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
+) -> Value {
     use crate::UnitState;
     let units: Vec<Value> = status
         .units
@@ -76,6 +79,7 @@ pub(super) fn status(status: &Status, checkpoints: &[(StoredCheckpoint, bool)]) 
                 "skip_reason": skip_reason,
                 "pending": u.pending,
                 "run_always": u.run_always,
+                "runs_again": u.runs_again,
                 "out_of_order": u.out_of_order,
                 "drift": drift(u.drift.as_ref()),
             })
@@ -106,7 +110,7 @@ pub(super) fn status(status: &Status, checkpoints: &[(StoredCheckpoint, bool)]) 
                 "execution_id": c.execution_id,
                 "change_id": c.change_id,
                 "step": c.step.map(Step::attribute),
-                "left_over": left_over,
+                "left_over": left_over.is_some(),
             })
         })
         .collect();

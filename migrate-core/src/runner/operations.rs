@@ -64,10 +64,18 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     /// Every unit of the binary with its recorded state, drift and order problems, and the
     /// history rows of units the binary does not contain. One read, no lock.
     pub async fn status(&self) -> Result<Status, Error> {
+        Ok(self.status_and_history().await?.0)
+    }
+
+    /// [`status`](Self::status) with the history entries it was built from, as stored: one
+    /// read for both.
+    pub async fn status_and_history(
+        &self,
+    ) -> Result<(Status, Vec<HistoryEntry<S::Metadata>>), Error> {
         let input = self.options.check()?;
         let history = read_history(&self.store).await?;
         let plan = Plan::new(&input, &history)?;
-        Ok(Status::new(&plan, &history))
+        Ok((Status::new(&plan, &history), history))
     }
 
     /// Every history entry, newest first.

@@ -1,7 +1,7 @@
 //! The checkpointed walk: each batch's update and the checkpoint that records its last `_id`
 //! commit in one transaction, and the checkpoint is marked complete when the work is done.
 
-use migrate_core::{Error as RunError, HistoryEntry, RunContext, Step};
+use migrate_core::{Error as RunError, HistoryEntry, RunContext, Status, Step};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{ClientSession, Collection, Database};
 
@@ -55,20 +55,43 @@ impl StoredCheckpoint {
         }
     }
 
-    /// Whether `history` records the step that moved this checkpoint as done by the run that
-    /// moved it last. Such a checkpoint outlived its cleanup (the process stopped after the
-    /// record): nothing resumes from it, and the step deletes it when it runs again.
-    /// `false` when the checkpoint does not say its run, unit and step (those written before
-    /// checkpoints recorded them).
-    pub fn left_over<M>(&self, history: &[HistoryEntry<M>]) -> bool {
+    /// Why nothing resumes from this checkpoint any more, if nothing does: `history`
+    /// records the step that moved it as done by the run that moved it last, or it is
+    /// complete and its unit runs again (`status` is what the next run does with each unit).
+    /// Such a checkpoint outlived its cleanup (the process stopped after the work was done);
+    /// the step deletes it when it runs again, and an operator can delete it.
+    ///
+    /// `None` for a checkpoint a step resumes from, and for one that does not say its run,
+    /// unit and step (those written before checkpoints recorded them).
+    pub fn left_over<M>(&self, history: &[HistoryEntry<M>], status: &Status) -> Option<LeftOver> {
         let (Some(run), Some(id), Some(step)) = (&self.execution_id, &self.change_id, self.step)
         else {
-            return false;
+            return None;
         };
-        history
+        if history
             .iter()
             .any(|entry| entry.execution_id == *run && entry.records_done(id, step))
+        {
+            Some(LeftOver::Recorded)
+        } else if self.complete && status.unit(id).is_some_and(|unit| unit.runs_again) {
+            Some(LeftOver::RunsAgain)
+        } else {
+            None
+        }
     }
+}
+
+/// Why nothing resumes from a [`StoredCheckpoint`] any more
+/// ([`StoredCheckpoint::left_over`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LeftOver {
+    /// The history records the step that moved it as done by the run that moved it last.
+    Recorded,
+    /// It is complete and its unit is a `run_always` unit already applied: the next run does
+    /// the unit's work again from the start (a rerun is not recorded, so the history cannot
+    /// say whether the run that completed it succeeded).
+    RunsAgain,
 }
 
 /// The checkpoints kept in `db`, by name. A checkpoint is kept in the database of the

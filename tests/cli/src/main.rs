@@ -1,4 +1,4 @@
-//! A `migrate` command built on `migrate::cli`, with four small change units over a
+//! A `migrate` command built on `migrate::cli`, with small change units over a
 //! `widgets` collection, for the command-line tests in `tests/`.
 //!
 //! ```text
@@ -8,6 +8,7 @@
 //! 004 dev-widgets      only under the `dev` profile: adds a test widget
 //! 005 batch-gadgets    with FIXTURE_BATCH=N only: stores N gadgets, then marks them in
 //!                      batches of 10 outside a transaction, reporting its progress
+//! 006 count-runs       with FIXTURE_ALWAYS=1 only: runs on every run, counting them
 //! ```
 //!
 //! `FIXTURE_FAIL_IN=SUFFIX` limits `FIXTURE_FAIL` to the databases whose name ends with
@@ -180,11 +181,35 @@ impl BatchGadgets {
     }
 }
 
+#[change_unit(id = "count-runs", order = "006", author = "fixture", run_always)]
+struct CountRuns {
+    db: Database,
+}
+
+impl CountRuns {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        self.db
+            .collection::<Document>("runs")
+            .update_one(doc! { "_id": "count" }, doc! { "$inc": { "runs": 1 } })
+            .upsert(true)
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> mongodb::error::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let fail = std::env::var("FIXTURE_FAIL").ok();
     let fail_in = std::env::var("FIXTURE_FAIL_IN").ok();
     let strict = std::env::var_os("FIXTURE_STRICT").is_some();
+    let always = std::env::var_os("FIXTURE_ALWAYS").is_some();
     let batch = std::env::var("FIXTURE_BATCH")
         .ok()
         .and_then(|n| n.parse().ok());
@@ -200,6 +225,9 @@ async fn main() -> ExitCode {
         ];
         if batch.is_some() {
             units.push(BatchGadgets::change_unit());
+        }
+        if always {
+            units.push(CountRuns::change_unit());
         }
         let runner = Runner::new(db)
             .units(units)

@@ -39,7 +39,8 @@ fn fixture() -> Command {
         .env_remove("FIXTURE_FAIL")
         .env_remove("FIXTURE_FAIL_IN")
         .env_remove("FIXTURE_STRICT")
-        .env_remove("FIXTURE_BATCH");
+        .env_remove("FIXTURE_BATCH")
+        .env_remove("FIXTURE_ALWAYS");
     command
 }
 
@@ -141,6 +142,7 @@ both_modes!(
     databases_usage_errors_exit_2,
     a_batch_unit_runs_to_its_summary_and_leaves_json_alone,
     status_lists_the_batch_checkpoints_left_in_the_database,
+    status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -859,5 +861,79 @@ async fn status_lists_the_batch_checkpoints_left_in_the_database(mode: Mode) {
     ] {
         assert!(human.stdout.contains(&line), "{line:?} in {}", human.stdout);
     }
+    t.finish().await;
+}
+
+async fn status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over(mode: Mode) {
+    let t = test_db(mode, "cli_checkpoints_again").await;
+    let always = [("FIXTURE_ALWAYS", "1")];
+    migrate_with(&t, &["run"], &always).expect(0);
+    // A rerun is not recorded: one that completed its walk and stopped before its cleanup
+    // leaves a complete checkpoint that no history entry explains; one stopped mid-walk
+    // leaves a checkpoint the next rerun resumes from.
+    t.collection("migrateBatchCheckpoints")
+        .insert_many([
+            doc! {
+                "_id": "count-runs:app.done",
+                "namespace": "app.done",
+                "lastId": 9_i64,
+                "done": 10_i64,
+                "complete": true,
+                "executionId": "rerun-1",
+                "changeId": "count-runs",
+                "step": "execution",
+            },
+            doc! {
+                "_id": "count-runs:app.halfway",
+                "namespace": "app.halfway",
+                "lastId": 4_i64,
+                "done": 5_i64,
+                "executionId": "rerun-2",
+                "changeId": "count-runs",
+                "step": "execution",
+            },
+        ])
+        .await
+        .unwrap();
+
+    let status = migrate_with(&t, &["--json", "status"], &always)
+        .expect(0)
+        .json();
+    let unit = &status["units"][4];
+    assert_eq!(unit["id"], "count-runs");
+    assert_eq!(unit["state"], "executed");
+    assert_eq!(
+        (&unit["pending"], &unit["run_always"], &unit["runs_again"]),
+        (&false.into(), &true.into(), &true.into())
+    );
+    assert_eq!(status["units"][0]["runs_again"], false);
+    let left_over: Vec<_> = status["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["left_over"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        left_over,
+        [
+            ("count-runs:app.done", true),
+            ("count-runs:app.halfway", false)
+        ]
+    );
+
+    let human = migrate_with(&t, &["status"], &always).expect(0);
+    let line = "`count-runs:app.done` on `app.done`: 10 documents done up to _id 9, left over \
+                (its unit runs again and starts over; safe to delete), last moved by \
+                `#[execution]` of `count-runs` in run rerun-1";
+    assert!(human.stdout.contains(line), "{line:?} in {}", human.stdout);
+
+    // Without the unit in the binary nothing says it runs again.
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    assert_eq!(status["checkpoints"][0]["left_over"], false);
     t.finish().await;
 }

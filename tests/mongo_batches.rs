@@ -1,7 +1,8 @@
 //! Resumable batch updates against a real server: a run killed at random points and started
 //! again finishes the work with every document changed exactly once; the checkpoint goes
 //! when the unit is recorded, a run stopped before that changes nothing again, and one a
-//! run left after its record does not stop the unit applied again; a batch
+//! run left after its record does not stop the unit applied again; documents whose ids are
+//! of different types are all changed; a batch
 //! never commits over a checkpoint another run moved, and a rollback keeps a checkpoint of
 //! its own; the lock is checked between batches.
 
@@ -18,7 +19,8 @@ use migrate::{
     change_unit, execution, rollback_execution, ChangeUnit, DescribeUnit, Error, Outcome, Progress,
     RunContext, Runner, Step,
 };
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{doc, Bson, DateTime, Document};
 use mongodb::Database;
 use support::{test_db, transactional_db, Mode, TestDb};
 
@@ -352,6 +354,25 @@ async fn seed(t: &TestDb, collection: &str) {
     t.collection(collection).insert_many(docs).await.unwrap();
 }
 
+/// Seeds `collection` with ids of five types, which the server compares by type first: 30
+/// numbers (less than a batch), then strings, ObjectIds, dates and documents, in runs that
+/// do not line up with the batches.
+async fn seed_mixed_ids(t: &TestDb, collection: &str) {
+    let docs: Vec<Document> = (0..DOCUMENTS)
+        .map(|i| {
+            let id = match i {
+                ..30 => Bson::Int32(i32::try_from(i).unwrap()),
+                30..730 => Bson::String(format!("person-{i:05}")),
+                730..1210 => Bson::ObjectId(ObjectId::new()),
+                1210..1700 => Bson::DateTime(DateTime::from_millis(i)),
+                _ => Bson::Document(doc! { "n": i }),
+            };
+            doc! { "_id": id, "n": i }
+        })
+        .collect();
+    t.collection(collection).insert_many(docs).await.unwrap();
+}
+
 /// Runs `unit`, killing the run once progress passes each of `kill_at` documents, then lets
 /// it finish. Returns how many kills landed mid-work.
 async fn run_with_kills(t: &TestDb, unit: &'static ChangeUnit, kill_at: &[u64]) -> usize {
@@ -483,9 +504,24 @@ fn kill_points(name: &str) -> Vec<u64> {
     points
 }
 
-async fn a_filter_batch_survives_kills(mode: Mode, name: &str) -> Result {
+/// What the documents' `_id`s are.
+#[derive(Clone, Copy)]
+enum Ids {
+    Numbers,
+    /// Of five types ([`seed_mixed_ids`]).
+    Mixed,
+}
+
+async fn seed_ids(t: &TestDb, collection: &str, ids: Ids) {
+    match ids {
+        Ids::Numbers => seed(t, collection).await,
+        Ids::Mixed => seed_mixed_ids(t, collection).await,
+    }
+}
+
+async fn a_filter_batch_survives_kills(mode: Mode, name: &str, ids: Ids) -> Result {
     let t = test_db(mode, name).await;
-    seed(&t, "people").await;
+    seed_ids(&t, "people", ids).await;
     let killed = run_with_kills(&t, BackfillPeople::change_unit(), &kill_points(name)).await;
     eprintln!("{name}: {killed} kills landed mid-work");
     assert!(killed >= 1, "at least one kill interrupted the work");
@@ -497,26 +533,30 @@ async fn a_filter_batch_survives_kills(mode: Mode, name: &str) -> Result {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_batch_survives_kills_in_a_replica_set() -> Result {
-    a_filter_batch_survives_kills(Mode::ReplicaSet, "batch_filter_rs").await
+    a_filter_batch_survives_kills(Mode::ReplicaSet, "batch_filter_rs", Ids::Numbers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_batch_survives_kills_on_a_standalone_server() -> Result {
-    a_filter_batch_survives_kills(Mode::Standalone, "batch_filter_sa").await
+    a_filter_batch_survives_kills(Mode::Standalone, "batch_filter_sa", Ids::Numbers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
-    let Some(t) = transactional_db("batch_checkpoint").await else {
+async fn a_filter_batch_changes_ids_of_every_type_in_a_replica_set() -> Result {
+    a_filter_batch_survives_kills(Mode::ReplicaSet, "batch_mixed_rs", Ids::Mixed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_batch_changes_ids_of_every_type_on_a_standalone_server() -> Result {
+    a_filter_batch_survives_kills(Mode::Standalone, "batch_mixed_sa", Ids::Mixed).await
+}
+
+async fn a_checkpointed_batch_survives_kills(name: &str, ids: Ids) -> Result {
+    let Some(t) = transactional_db(name).await else {
         return Ok(());
     };
-    seed(&t, "counters").await;
-    let killed = run_with_kills(
-        &t,
-        BumpCounters::change_unit(),
-        &kill_points("batch_checkpoint"),
-    )
-    .await;
+    seed_ids(&t, "counters", ids).await;
+    let killed = run_with_kills(&t, BumpCounters::change_unit(), &kill_points(name)).await;
     assert!(killed >= 1, "at least one kill interrupted the work");
     assert_each_changed_once(&t, "counters").await;
     assert!(
@@ -526,6 +566,16 @@ async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
     assert_eq!(executed_rows(&t, "bump-counters").await, 1);
     t.finish().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
+    a_checkpointed_batch_survives_kills("batch_checkpoint", Ids::Numbers).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpointed_batch_changes_ids_of_every_type() -> Result {
+    a_checkpointed_batch_survives_kills("batch_mixed_checkpoint", Ids::Mixed).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -827,6 +877,13 @@ async fn a_checkpointed_batch_needs_transactions() -> Result {
     assert!(
         chain.contains("commit each batch with its checkpoint in a transaction"),
         "{chain}"
+    );
+    assert!(
+        chain.contains(
+            "; run the server as a (single-node) replica set, or use a filter that the change \
+             makes false instead"
+        ) && !chain.contains("`transactional`"),
+        "the advice is for checkpoints, not for the runner's option: {chain}"
     );
     assert_eq!(
         t.collection("counters")

@@ -603,6 +603,10 @@ async fn forced_transactions_on_a_standalone_server_fail_before_anything_runs() 
     };
     assert!(reason.contains("standalone"), "{reason}");
     assert!(
+        reason.ends_with("or leave `transactional` unset"),
+        "{reason}"
+    );
+    assert!(
         error
             .to_string()
             .starts_with("transactions were requested with `transactional(true)`"),

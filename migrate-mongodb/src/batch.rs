@@ -12,7 +12,8 @@
 //!   `emailLower`), so whatever a crash interrupted, a rerun sees only the documents still to
 //!   do. Works on every server.
 //! - **By checkpoint** ([`BatchUpdate::checkpointed`]): for changes that make no filter false
-//!   (`$inc`), documents are taken in `_id` order, and each batch's update and the checkpoint
+//!   (`$inc`), documents are taken in `_id` order (ids of any type, in the order the server
+//!   sorts them), and each batch's update and the checkpoint
 //!   that records its last `_id` commit in one transaction. Needs a server with transactions.
 //!
 //! ```no_run
@@ -232,22 +233,58 @@ impl Walk<'_> {
 
     /// The first and last `_id` of the next batch: the first `batch_size` matching documents
     /// after `after`, in `_id` order. Only the ids are fetched.
+    ///
+    /// A batch's ids are all of one [type bracket](bracket), since a range condition on `_id`
+    /// matches only values of its operand's bracket. After the last id of a bracket, the walk
+    /// goes on with the first id of the next bracket that has matching documents.
     async fn next_ids(
         &self,
         after: Option<&Bson>,
+        mut session: Option<&mut ClientSession>,
+    ) -> Result<Option<(Bson, Bson)>, RunError> {
+        let batch_size = self.update.batch_size;
+        let Some(after) = after else {
+            return self
+                .ids(self.update.filter.clone(), batch_size, session)
+                .await;
+        };
+        let same_type = self.within(doc! { "$gt": after.clone() });
+        if let Some(bounds) = self
+            .ids(same_type, batch_size, session.as_deref_mut())
+            .await?
+        {
+            return Ok(Some(bounds));
+        }
+        let later: Vec<i32> = TYPE_ORDER[bracket(after) + 1..]
+            .iter()
+            .flat_map(|codes| codes.iter().copied())
+            .collect();
+        if later.is_empty() {
+            return Ok(None);
+        }
+        let later_type = self.within(doc! { "$type": later });
+        let Some((next, _)) = self.ids(later_type, 1, session.as_deref_mut()).await? else {
+            return Ok(None);
+        };
+        self.ids(self.within(doc! { "$gte": next }), batch_size, session)
+            .await
+    }
+
+    /// The first and last of the first `limit` ids that `filter` matches, in `_id` order,
+    /// cut where the ids change type bracket.
+    async fn ids(
+        &self,
+        filter: Document,
+        limit: usize,
         session: Option<&mut ClientSession>,
     ) -> Result<Option<(Bson, Bson)>, RunError> {
-        let filter = match after {
-            Some(after) => self.within(doc! { "$gt": after.clone() }),
-            None => self.update.filter.clone(),
-        };
         let raw = self.update.collection.clone_with_type::<RawDocumentBuf>();
         let find = raw
             .find(filter)
             .sort(doc! { "_id": 1 })
             .projection(doc! { "_id": 1 })
-            .limit(i64::try_from(self.update.batch_size).unwrap_or(i64::MAX))
-            .batch_size(u32::try_from(self.update.batch_size).unwrap_or(u32::MAX));
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .batch_size(u32::try_from(limit).unwrap_or(u32::MAX));
         let mut bounds: Option<(Bson, Bson)> = None;
         let failed = |e| self.failed("selecting a batch", e);
         match session {
@@ -279,7 +316,8 @@ impl Walk<'_> {
         selected
     }
 
-    /// Widens `bounds` with the `_id` of `doc` (ids arrive in ascending order).
+    /// Widens `bounds` with the `_id` of `doc` if it is of the same type bracket as the first
+    /// (ids arrive in ascending order, so the rest of the batch is of later brackets).
     fn extend(
         &self,
         bounds: &mut Option<(Bson, Bson)>,
@@ -297,7 +335,8 @@ impl Walk<'_> {
                 )
             })?;
         match bounds {
-            Some((_, last)) => *last = id,
+            Some((first, last)) if bracket(&id) == bracket(first) => *last = id,
+            Some(_) => {}
             None => *bounds = Some((id.clone(), id)),
         }
         Ok(())
@@ -320,6 +359,50 @@ impl Walk<'_> {
 
     fn failed(&self, operation: &'static str, e: mongodb::error::Error) -> RunError {
         store_error(Error::driver(operation, self.namespace.clone(), e))
+    }
+}
+
+/// The `$type` codes of each type bracket, in the order MongoDB sorts them. The server
+/// compares values of different brackets by their bracket alone, and a range condition
+/// (`$gt`, `$lte`, ...) matches only values of its operand's bracket.
+const TYPE_ORDER: [&[i32]; 16] = [
+    &[-1],            // MinKey
+    &[6, 10],         // undefined, null
+    &[1, 16, 18, 19], // double, int, long, decimal
+    &[2, 14],         // string, symbol
+    &[3],             // document
+    &[4],             // array
+    &[5],             // binary
+    &[7],             // ObjectId
+    &[8],             // boolean
+    &[9],             // date
+    &[17],            // timestamp
+    &[11],            // regular expression
+    &[12],            // DBPointer
+    &[13],            // JavaScript code
+    &[15],            // JavaScript code with scope
+    &[127],           // MaxKey
+];
+
+/// The position of `value`'s type bracket in [`TYPE_ORDER`].
+fn bracket(value: &Bson) -> usize {
+    match value {
+        Bson::MinKey => 0,
+        Bson::Undefined | Bson::Null => 1,
+        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) => 2,
+        Bson::String(_) | Bson::Symbol(_) => 3,
+        Bson::Document(_) => 4,
+        Bson::Array(_) => 5,
+        Bson::Binary(_) => 6,
+        Bson::ObjectId(_) => 7,
+        Bson::Boolean(_) => 8,
+        Bson::DateTime(_) => 9,
+        Bson::Timestamp(_) => 10,
+        Bson::RegularExpression(_) => 11,
+        Bson::DbPointer(_) => 12,
+        Bson::JavaScriptCode(_) => 13,
+        Bson::JavaScriptCodeWithScope(_) => 14,
+        Bson::MaxKey => 15,
     }
 }
 

@@ -87,7 +87,8 @@ pub enum Error {
     /// A checkpointed batch update needs transactions, which the server cannot run.
     #[error(
         "checkpointed batches on `{namespace}` commit each batch with its checkpoint in a \
-         transaction, but {reason}; use a filter that the change makes false instead"
+         transaction, but {reason}; run the server as a (single-node) replica set, or use a \
+         filter that the change makes false instead"
     )]
     CheckpointNeedsTransactions {
         /// The collection being changed (`database.collection`).

@@ -64,7 +64,7 @@ fn classify(reply: &Document) -> Topology {
             false,
             "the server is a standalone server (its `hello` reply names no replica set and \
              it is not a mongos); MongoDB runs transactions only on replica set members and \
-             mongos, so run it as a (single-node) replica set or leave `transactional` unset"
+             mongos"
                 .to_owned(),
         )
     };

@@ -29,7 +29,10 @@ impl TransactionStore for MongoStore {
 
     fn transactions_unsupported_reason(&self) -> String {
         match self.topology.get() {
-            Some(topology) if !topology.transactions => topology.reason.clone(),
+            Some(topology) if !topology.transactions => format!(
+                "{}, so run it as a (single-node) replica set or leave `transactional` unset",
+                topology.reason
+            ),
             _ => "the server cannot run transactions".to_owned(),
         }
     }

@@ -66,6 +66,12 @@ logging_unit!(OrderNine, id = "nine", order = "9");
 logging_unit!(TieB, id = "tie-b", order = "5");
 logging_unit!(TieA, id = "tie-a", order = "5");
 logging_unit!(Always, id = "always", order = "000", run_always = true);
+logging_unit!(
+    NoTransaction,
+    id = "no-transaction",
+    order = "003",
+    transactional = false
+);
 logging_unit!(DevOnly, id = "dev-only", order = "001", profiles = ["dev"]);
 logging_unit!(
     NotProd,
@@ -1093,6 +1099,40 @@ async fn one_transaction_per_run_commits_all_or_nothing() {
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn one_transaction_per_run_refuses_a_unit_that_runs_without_one() {
+    let (store, log) = (MemoryStore::new(), Recorder::default());
+    let per_run = || {
+        runner(&store, &log)
+            .transaction_strategy(TransactionStrategy::PerRun)
+            .units([unit::<First>(), unit::<NoTransaction>()])
+    };
+    for error in [
+        per_run().plan().await.unwrap_err(),
+        per_run().run().await.unwrap_err(),
+    ] {
+        let Error::InvalidConfig { option, reason } = &error else {
+            panic!("expected InvalidConfig, got {error:?}");
+        };
+        assert_eq!(*option, "transaction_strategy");
+        assert!(
+            reason.contains("change unit `no-transaction` sets `transactional = false`"),
+            "{reason}"
+        );
+    }
+    assert!(log.lines().is_empty(), "nothing ran");
+    assert!(store.history().is_empty());
+
+    // Once that unit is applied, the run-wide transaction holds every pending unit.
+    runner(&store, &log)
+        .units([unit::<NoTransaction>()])
+        .run()
+        .await
+        .unwrap();
+    per_run().run().await.unwrap();
+    assert_eq!(log.lines(), ["no-transaction", "first"]);
 }
 
 // ---------------------------------------------------------------- lock

@@ -34,7 +34,10 @@ pub enum TransactionStrategy {
     #[default]
     PerChangeUnit,
     /// One transaction for every pending execution of the run. Before-steps run first,
-    /// outside it; a failure aborts every execution of the run.
+    /// outside it; a failure aborts every execution of the run. A run with a pending unit
+    /// that sets `transactional = false` is refused before anything runs
+    /// ([`Error::InvalidConfig`]): its writes would be left in place when the transaction
+    /// aborts.
     PerRun,
 }
 
@@ -342,6 +345,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             .await
             .map_err(|e| Error::store("preparing the history and lock collections", e))?;
         let transactions = transactions_enabled(&store, options.transactional, &plan).await?;
+        check_strategy(options.strategy, transactions, &plan)?;
 
         let store = Arc::new(store);
         if let Some(legacy) = &options.legacy {
@@ -481,5 +485,30 @@ async fn transactions_enabled<S: TransactionStore>(
             }
             Ok(supported && wanted)
         }
+    }
+}
+
+/// Refuses a run-wide transaction over a pending unit that runs without one: its writes would
+/// not be undone with the others' (they are not in the transaction), nor by its rollback
+/// methods (the run does not call them for a unit in a transaction).
+fn check_strategy(
+    strategy: TransactionStrategy,
+    transactions: bool,
+    plan: &Plan,
+) -> Result<(), Error> {
+    if !transactions || strategy != TransactionStrategy::PerRun {
+        return Ok(());
+    }
+    match plan.pending().find(|p| !p.unit.transactional()) {
+        Some(planned) => Err(Error::InvalidConfig {
+            option: "transaction_strategy",
+            reason: format!(
+                "`PerRun` runs every execution in one transaction, but change unit `{}` sets \
+                 `transactional = false`: use `TransactionStrategy::PerChangeUnit`, or let the \
+                 unit run in the transaction",
+                planned.unit.id()
+            ),
+        }),
+        None => Ok(()),
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use super::{execution, provide, read_history, transactions_enabled, Runner};
+use super::{check_strategy, execution, provide, read_history, transactions_enabled, Runner};
 use crate::context::RunContext;
 use crate::drift::{self, AcceptedChecksum};
 use crate::error::Error;
@@ -56,7 +56,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             self.store.provide(&mut provided);
             provided.insert(RunContext::new(Vec::new(), self.options.retry_deadline));
             plan.check_dependencies(&[&self.deps, &provided])?;
-            transactions_enabled(&self.store, self.options.transactional, &plan).await?;
+            let transactions =
+                transactions_enabled(&self.store, self.options.transactional, &plan).await?;
+            check_strategy(self.options.strategy, transactions, &plan)?;
         }
         Ok(plan)
     }

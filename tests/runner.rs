@@ -883,12 +883,17 @@ async fn a_failed_rollback_is_recorded_and_both_errors_are_returned() {
     let message = error.to_string();
     assert_eq!(
         message,
-        "change unit `doubly-failing` failed in `#[execution]`; \
-         `#[rollback_execution]` also failed: rollback broke too",
+        "change unit `doubly-failing`: `#[rollback_execution]` failed (rollback broke too) \
+         after it failed in `#[execution]`",
         "the message says its own part; the execution error is its source"
     );
     let source = std::error::Error::source(&error).map(ToString::to_string);
     assert_eq!(source.as_deref(), Some("execution broke"));
+    assert!(
+        format!("{:#}", anyhow::Error::from(error))
+            .ends_with("after it failed in `#[execution]`: execution broke"),
+        "the chain names the execution's error as the execution's cause"
+    );
 
     let entry = &entries(&store, "doubly-failing")[0];
     assert_eq!(entry.state, State::RollbackFailed);

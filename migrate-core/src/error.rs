@@ -219,32 +219,39 @@ pub struct ExecutionError {
 
 impl fmt::Display for ExecutionError {
     /// The failed step is the [`source`](std::error::Error::source); rollback errors are not
-    /// in the source chain, so the message carries them.
+    /// in the source chain, so the message carries them, before the words the source
+    /// explains: "change unit `x`: `#[rollback_execution]` failed (why) after it failed in
+    /// `#[execution]`".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.unit.is_system() {
-            write!(f, "system change `{}` failed", self.unit_id)?;
+        let kind = if self.unit.is_system() {
+            "system change"
         } else if self.unit.is_change_set() {
-            write!(
-                f,
-                "change set `{}` failed in `#[change_set]` method `{}`",
-                self.unit_id,
-                self.unit.execution_method(),
-            )?;
+            "change set"
         } else {
+            "change unit"
+        };
+        write!(f, "{kind} `{}`", self.unit_id)?;
+        for (i, (step, error)) in self.rollback_errors.iter().enumerate() {
+            let joint = if i == 0 { ": " } else { " and " };
             write!(
                 f,
-                "change unit `{}` failed in `#[{}]`",
-                self.unit_id,
-                self.step.attribute(),
-            )?;
-        }
-        for (step, error) in &self.rollback_errors {
-            write!(
-                f,
-                "; `#[{}]` also failed: {}",
+                "{joint}`#[{}]` failed ({})",
                 step.attribute(),
                 Chain(&**error)
             )?;
+        }
+        if !self.rollback_errors.is_empty() {
+            write!(f, " after it")?;
+        }
+        write!(f, " failed")?;
+        if self.unit.is_change_set() {
+            write!(
+                f,
+                " in `#[change_set]` method `{}`",
+                self.unit.execution_method()
+            )?;
+        } else if !self.unit.is_system() {
+            write!(f, " in `#[{}]`", self.step.attribute())?;
         }
         Ok(())
     }

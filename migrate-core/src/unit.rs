@@ -259,8 +259,8 @@ impl ChangeUnit {
         !self.rollback_does_nothing
     }
 
-    /// A checksum of the unit's source tokens (whitespace and comments ignored), as 16 hex
-    /// digits.
+    /// A checksum of the unit's source tokens, as 16 hex digits. Whitespace, comments, doc
+    /// comments and the trailing commas `rustfmt` adds or removes do not count.
     pub fn checksum(&self) -> String {
         format!("{:016x}", self.checksum.value())
     }

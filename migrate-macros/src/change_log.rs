@@ -43,7 +43,7 @@ pub(crate) fn model(args: &UnitArgs, item: &ItemStruct, errors: &mut Errors) -> 
         ident: item.ident.clone(),
         order,
         profiles,
-        fields: fields::sites(&item.fields),
+        fields: fields::sites(&item.fields, "change log", errors),
         checksum: checksum::of_tokens(item.to_token_stream()),
     }
 }

@@ -6,6 +6,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Fields, Ident, Member, Type};
 
+use crate::errors::Errors;
 use crate::step::UnrawName;
 
 /// One field, resolved by type when the struct is built.
@@ -15,8 +16,21 @@ pub(crate) struct FieldSite {
     site: String,
 }
 
-/// The injection sites of a struct's fields.
-pub(crate) fn sites(fields: &Fields) -> Vec<FieldSite> {
+/// The injection sites of a struct's fields. A field that borrows is an error: the runner
+/// builds the struct from values it owns.
+pub(crate) fn sites(fields: &Fields, kind: &str, errors: &mut Errors) -> Vec<FieldSite> {
+    for field in fields {
+        if let Type::Reference(reference) = &field.ty {
+            errors.error_spanned(
+                reference,
+                format!(
+                    "a {kind}'s field cannot be a reference: the runner builds the struct from \
+                     values it owns; make it `Dep<T>` for a value registered with \
+                     `Runner::dependency` (a method's parameter can be `&T`)"
+                ),
+            );
+        }
+    }
     match fields {
         Fields::Named(named) => named
             .named

@@ -53,7 +53,7 @@ pub(crate) fn model(args: UnitArgs, item: &ItemStruct, errors: &mut Errors) -> U
     }
     values::not_generic(&item.generics, ("change units", "unit"), errors);
     let mut unit = model_attributes(&args, &item.ident, errors);
-    unit.fields = fields::sites(&item.fields);
+    unit.fields = fields::sites(&item.fields, "change unit", errors);
     unit.checksum = checksum::of_tokens(item.to_token_stream());
     unit
 }
@@ -67,10 +67,11 @@ pub(crate) fn model_attributes(args: &UnitArgs, ident: &Ident, errors: &mut Erro
     let id = values::not_empty(args.id.as_ref(), "id", SYNTAX, errors);
     let order = values::not_empty(args.order.as_ref(), "order", SYNTAX, errors);
     let author = args.author.as_ref().map(|author| {
-        if author.value().is_empty() {
+        if author.value().trim().is_empty() {
             errors.error(
                 author.span(),
-                "`author` must not be empty; leave it out to record the runner's default author",
+                "`author` must not be empty or blank; leave it out to record the runner's \
+                 default author",
             );
         }
         author.value()

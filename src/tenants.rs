@@ -83,6 +83,10 @@ impl Tenants {
     /// The databases of `client` whose names match `pattern` (`*` any run of characters, `?`
     /// one character), in name order. `admin`, `config` and `local` match only when named
     /// exactly.
+    ///
+    /// A pattern that matches no database is not an error (a service may start before its
+    /// first tenant exists): the set is empty, [`run`](Self::run) does nothing, and a warning
+    /// names the pattern in the log.
     pub async fn matching(client: &Client, pattern: &str) -> Result<Self, Error> {
         let names = client
             .list_database_names()
@@ -96,6 +100,9 @@ impl Tenants {
             })
             .collect();
         names.sort();
+        if names.is_empty() {
+            tracing::warn!(pattern, "no database matches the pattern: nothing to migrate");
+        }
         Ok(Tenants::new(names.iter().map(|name| client.database(name))))
     }
 

@@ -43,7 +43,8 @@ mod values;
 /// when absent), `system_version` (string, `"0"` when absent), `run_always` (bool, `false`),
 /// `transactional` (bool, `true`), `fail_fast` (bool, `true`), `profiles` (array of strings
 /// such as `["dev", "!prod"]`; always active when absent) and `crate` (path to the `migrate`
-/// crate, `::migrate` when absent).
+/// crate, `::migrate` when absent; a crate that renames `migrate` gives the same path to each
+/// step marker, `#[execution(crate = mg)]`).
 ///
 /// The struct must not be generic. Its impl must mark one `#[execution]` and one
 /// `#[rollback_execution]` method, and may mark a `#[before_execution]` method together with a

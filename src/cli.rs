@@ -61,7 +61,9 @@
 //! it ran, a transactional unit whose writes escape its transaction) go to standard error as
 //! `warning:` lines, unless the application installed a `tracing` subscriber of its own.
 //! Colour is used only on a terminal, and never when
-//! `NO_COLOR` is set. Errors go to standard error with their causes:
+//! `NO_COLOR` is set. Once standard output cannot be written to (a closed pipe, as in
+//! `migrate run | head -1`), the rest of the output is dropped quietly: the command still
+//! does all its work and exits with its own code. Errors go to standard error with their causes:
 //!
 //! ```text
 //! error: change unit `seed-widgets` failed in `#[execution]`
@@ -193,6 +195,7 @@
 
 mod human;
 mod json;
+mod out;
 mod warnings;
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::Document;
 
+use super::out::{out, outln};
 use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
 use crate::batch::{LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION};
@@ -88,56 +89,59 @@ impl Output {
         check: bool,
         checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
     ) {
-        print!("{status}");
+        out!("{status}");
         if !checkpoints.is_empty() {
-            println!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
+            outln!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
             for (checkpoint, left_over) in checkpoints {
-                println!("  {}", CheckpointLine(checkpoint, *left_over));
+                outln!("  {}", CheckpointLine(checkpoint, *left_over));
             }
         }
         if check {
             if status.is_up_to_date() {
-                println!("{}", self.colour.paint(GREEN, "up to date"));
+                outln!("{}", self.colour.paint(GREEN, "up to date"));
             } else {
                 let verdict = format!(
                     "not up to date: {} pending, {} changed since they ran",
                     status.pending().count(),
                     status.drifted().count()
                 );
-                println!("{}", self.colour.paint(YELLOW, &verdict));
+                outln!("{}", self.colour.paint(YELLOW, &verdict));
             }
         }
     }
 
     fn plan(&self, plan: &Plan) {
-        print!("{plan}");
+        out!("{plan}");
     }
 
     fn history(&self, history: &[HistoryEntry<Document>]) {
         if history.is_empty() {
-            println!("the history is empty");
+            outln!("the history is empty");
         } else {
-            print!("{}", HistoryTable(history));
+            out!("{}", HistoryTable(history));
         }
     }
 
     fn unlock(&self, unlock: &Unlock) {
         let code = if unlock.is_held() { YELLOW } else { GREEN };
-        println!("{}", self.colour.paint(code, &unlock.to_string()));
+        outln!("{}", self.colour.paint(code, &unlock.to_string()));
     }
 
     fn validation(&self, validation: &Validation) {
-        print!("{validation}");
+        out!("{validation}");
     }
 
     fn accepted(&self, accepted: &[AcceptedChecksum]) {
         if accepted.is_empty() {
-            println!("no applied change unit changed since it ran; nothing to accept");
+            outln!("no applied change unit changed since it ran; nothing to accept");
         }
         for a in accepted {
-            println!(
+            outln!(
                 "recorded the new checksum of `{}` by `{}` ({} -> {})",
-                a.id, a.author, a.drift.recorded, a.drift.current
+                a.id,
+                a.author,
+                a.drift.recorded,
+                a.drift.current
             );
         }
     }
@@ -149,11 +153,11 @@ impl Output {
             RunStatus::Completed => self.summary(report, command == "undo"),
             _ => "another runner holds the migration lock; nothing ran".into(),
         };
-        println!("{summary}");
+        outln!("{summary}");
         // Units that failed without stopping the run (`fail_fast = false`).
         for unit in &report.units {
             if let Outcome::Failed { error, .. } = &unit.outcome {
-                println!("  {}: {error}", unit.id);
+                outln!("  {}: {error}", unit.id);
             }
         }
     }
@@ -235,7 +239,7 @@ impl Output {
         }
         if !changes {
             for entry in entries {
-                println!(
+                outln!(
                     "{}",
                     self.colour
                         .paint(BOLD, &format!("database `{}`", entry.database))
@@ -243,10 +247,10 @@ impl Output {
                 match &entry.result {
                     Ok(done) => self.show(done),
                     Err(failure) => {
-                        println!("{}", self.colour.paint(RED, &failure.error.to_string()))
+                        outln!("{}", self.colour.paint(RED, &failure.error.to_string()))
                     }
                 }
-                println!();
+                outln!();
             }
             if command != "status" {
                 return;
@@ -270,7 +274,7 @@ impl Output {
                 error,
             ]);
         }
-        print!("{}", Table(rows));
+        out!("{}", Table(rows));
         // `2 databases: 1 completed, 1 failed`, outcomes in order of first appearance.
         let mut tally: Vec<(&str, usize)> = Vec::new();
         for entry in entries {
@@ -291,7 +295,7 @@ impl Output {
             Exit::NotUpToDate | Exit::Locked => YELLOW,
             Exit::Failed | Exit::Usage => RED,
         };
-        println!("{}", self.colour.paint(code, &verdict));
+        outln!("{}", self.colour.paint(code, &verdict));
     }
 
     /// The progress display of a `run` or an `undo`: nothing with `--json`. `width` is that
@@ -526,7 +530,7 @@ impl Track {
                     Some(multi) => {
                         let _ = multi.println(line);
                     }
-                    None => println!("{line}"),
+                    None => outln!("{line}"),
                 }
             }
             _ => {}

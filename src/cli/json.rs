@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
+use super::out::outln;
 use super::{Done, Entry, Exit, Failure};
 use crate::batch::{LeftOver, StoredCheckpoint};
 use crate::{
@@ -14,7 +15,7 @@ use crate::{
 
 /// Prints `value` on one line of standard output.
 pub(super) fn print(value: &Value) {
-    println!("{value}");
+    outln!("{value}");
 }
 
 fn time(at: SystemTime) -> Value {

@@ -35,7 +35,7 @@ impl Subscriber for StderrWarnings {
     fn event(&self, event: &Event<'_>) {
         let mut line = Line::default();
         event.record(&mut line);
-        eprintln!("warning: {line}");
+        super::out::warn(format_args!("warning: {line}"));
     }
 
     fn enter(&self, _: &Id) {}

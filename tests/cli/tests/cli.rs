@@ -71,6 +71,27 @@ fn migrate(t: &TestDb, args: &[&str]) -> Run {
     migrate_with(t, args, &[])
 }
 
+/// Runs the fixture against the test's database with its standard output a pipe that is
+/// closed before the command writes to it, as `migrate run | head -0` leaves it.
+fn migrate_into_closed_pipe(t: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut child = fixture()
+        .args(["--uri", &t.uri, "--database", t.db.name()])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running fixture-migrate");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("fixture-migrate ends");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::new(),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
 /// The `state` of every unit in `status --json`, in order.
 fn states(t: &TestDb) -> Vec<String> {
     let status = migrate(t, &["--json", "status"]).expect(0).json();
@@ -143,6 +164,7 @@ both_modes!(
     a_batch_unit_runs_to_its_summary_and_leaves_json_alone,
     status_lists_the_batch_checkpoints_left_in_the_database,
     status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over,
+    a_closed_stdout_neither_panics_nor_stops_the_command,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -935,5 +957,42 @@ async fn status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_ove
     // Without the unit in the binary nothing says it runs again.
     let status = migrate(&t, &["--json", "status"]).expect(0).json();
     assert_eq!(status["checkpoints"][0]["left_over"], false);
+    t.finish().await;
+}
+
+async fn a_closed_stdout_neither_panics_nor_stops_the_command(mode: Mode) {
+    let t = test_db(mode, "cli_closed_stdout").await;
+    let run = migrate_into_closed_pipe(&t, &["run"], &[]).expect(0);
+    assert!(run.stderr.is_empty(), "{run:?}");
+    assert_eq!(
+        states(&t)[..3],
+        [
+            "create-widgets executed",
+            "price-widgets executed",
+            "audit-widgets executed"
+        ],
+        "the run went on after its first line could not be written"
+    );
+    for args in [
+        &["status"][..],
+        &["status", "--check"],
+        &["history"],
+        &["--json", "history"],
+        &["--json", "run"],
+    ] {
+        let run = migrate_into_closed_pipe(&t, args, &[]);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
+        run.expect(0);
+    }
+    // The command's own code stays: a failure is still 1, and said on standard error.
+    migrate(&t, &["undo", "--all", "--yes"]).expect(0);
+    let fail = [("FIXTURE_FAIL", "price-widgets")];
+    let failed = migrate_into_closed_pipe(&t, &["run"], &fail).expect(1);
+    assert!(
+        failed
+            .stderr
+            .starts_with("error: change unit `price-widgets` failed"),
+        "{failed:?}"
+    );
     t.finish().await;
 }

@@ -51,7 +51,8 @@
 //! ``error: in `tenant_b`: ...``.
 //!
 //! `undo` changes data, so without `--yes` it lists what it would undo and asks on a
-//! terminal; when standard input is not a terminal it refuses with exit code 2.
+//! terminal; any answer but `y` or `yes` cancels it, and when standard input is not a
+//! terminal it refuses: both exit with code 2.
 //!
 //! While `run` and `undo` work, each unit gets a live progress line on a terminal (one per
 //! database at work), showing how far a long unit got when it reports its progress
@@ -958,36 +959,81 @@ fn confirm_undo(
     listing: &[(&str, Vec<(String, String)>)],
     output: &human::Output,
 ) -> Result<(), Failure> {
+    ask_undo(
+        listing,
+        output,
+        &mut io::stdin().lock(),
+        &mut io::stderr().lock(),
+    )
+}
+
+/// Lists what `undo` would undo on `prompt` and reads the answer from `answers`: anything but
+/// yes is a usage error (exit code 2), as scripts test for an unconfirmed undo.
+fn ask_undo(
+    listing: &[(&str, Vec<(String, String)>)],
+    output: &human::Output,
+    answers: &mut impl BufRead,
+    prompt: &mut impl Write,
+) -> Result<(), Failure> {
     if listing.iter().all(|(_, targets)| targets.is_empty()) {
         return Ok(());
     }
-    let mut stderr = io::stderr().lock();
     for (database, targets) in listing.iter().filter(|(_, t)| !t.is_empty()) {
         let _ = writeln!(
-            stderr,
+            prompt,
             "{} will be undone in `{database}`, newest first:",
             output.plural(targets.len(), "change unit")
         );
         for (order, id) in targets {
-            let _ = writeln!(stderr, "  {order}  {id}");
+            let _ = writeln!(prompt, "  {order}  {id}");
         }
     }
-    let _ = write!(stderr, "undo them? [y/N] ");
-    let _ = stderr.flush();
+    let _ = write!(prompt, "undo them? [y/N] ");
+    let _ = prompt.flush();
     let mut answer = String::new();
-    io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure {
-            exit: Exit::Failed,
-            error: Box::new(e),
-        })?;
+    answers.read_line(&mut answer).map_err(|e| Failure {
+        exit: Exit::Failed,
+        error: Box::new(e),
+    })?;
     if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err(Failure {
-            exit: Exit::Failed,
-            error: Box::new(Message("undo cancelled; nothing was undone".into())),
-        })
+        Err(Failure::usage("undo cancelled; nothing was undone"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(text: &str) -> Result<(), Failure> {
+        let listing = [("app", vec![("002".to_owned(), "price".to_owned())])];
+        let mut prompt = Vec::new();
+        let asked = ask_undo(
+            &listing,
+            &human::Output::new(false),
+            &mut text.as_bytes(),
+            &mut prompt,
+        );
+        let prompt = String::from_utf8(prompt).unwrap();
+        assert!(
+            prompt.contains("  002  price\nundo them? [y/N] "),
+            "{prompt}"
+        );
+        asked
+    }
+
+    #[test]
+    fn an_unconfirmed_undo_is_a_usage_error() {
+        for text in ["n\n", "\n", "", "maybe\n"] {
+            let refused = answer(text).unwrap_err();
+            assert_eq!(refused.exit, Exit::Usage, "{text:?}");
+            assert_eq!(
+                refused.error.to_string(),
+                "undo cancelled; nothing was undone"
+            );
+        }
+        assert!(answer("y\n").is_ok());
+        assert!(answer("Yes\n").is_ok());
     }
 }

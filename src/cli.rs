@@ -473,10 +473,20 @@ impl From<Error> for Failure {
             Error::UnknownChangeUnit { .. } => Exit::Usage,
             _ => Exit::Failed,
         };
-        Failure {
-            exit,
-            error: Box::new(error),
-        }
+        let error: Box<dyn StdError + Send + Sync> = match error {
+            // The runner's advice names its method; here the command does it.
+            Error::ChecksumDrift { units } => Box::new(Message(format!(
+                "change units changed since they ran: {}; revert the edits, or record the new \
+                 code with `accept-checksums` once it is reviewed",
+                units
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            error => Box::new(error),
+        };
+        Failure { exit, error }
     }
 }
 

@@ -157,7 +157,7 @@ impl Output {
         // Units that failed without stopping the run (`fail_fast = false`).
         for unit in &report.units {
             if let Outcome::Failed { error, .. } = &unit.outcome {
-                outln!("  {}: {error}", unit.id);
+                outln!("  {}", unit_error(unit.id, error));
             }
         }
     }
@@ -338,7 +338,7 @@ fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
         }
         Ok(Done::Report { report, .. }) => {
             let failed = report.units.iter().find_map(|u| match &u.outcome {
-                Outcome::Failed { error, .. } => Some(format!("{}: {error}", u.id)),
+                Outcome::Failed { error, .. } => Some(unit_error(u.id, error)),
                 _ => None,
             });
             let outcome = match (report.status, &failed) {
@@ -369,6 +369,16 @@ fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
             }
             (outcome, Some(counts.applied), counts.pending, error)
         }
+    }
+}
+
+/// The error of the unit `id`, which names it once: the runner's errors start with
+/// ``change unit `id` failed``, others get `id: ` in front.
+fn unit_error(id: &str, error: &str) -> String {
+    if error.contains(&format!("`{id}`")) {
+        error.to_owned()
+    } else {
+        format!("{id}: {error}")
     }
 }
 

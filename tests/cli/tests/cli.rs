@@ -40,7 +40,10 @@ fn fixture() -> Command {
         .env_remove("FIXTURE_FAIL_IN")
         .env_remove("FIXTURE_STRICT")
         .env_remove("FIXTURE_BATCH")
-        .env_remove("FIXTURE_ALWAYS");
+        .env_remove("FIXTURE_ALWAYS")
+        .env_remove("FIXTURE_TOLERANT")
+        .env_remove("FIXTURE_SHARED")
+        .env_remove("FIXTURE_FAIL_UNDO");
     command
 }
 
@@ -165,6 +168,7 @@ both_modes!(
     status_lists_the_batch_checkpoints_left_in_the_database,
     status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over,
     a_closed_stdout_neither_panics_nor_stops_the_command,
+    a_unit_failing_without_fail_fast_is_named_once,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -444,20 +448,20 @@ async fn drift_fails_the_check_and_a_strict_run_until_accepted(mode: Mode) {
     );
     let strict = [("FIXTURE_STRICT", "1")];
     let stopped = migrate_with(&t, &["run"], &strict).expect(4);
-    assert!(
-        stopped
-            .stderr
-            .starts_with("error: change units changed since they ran: `create-widgets`"),
-        "{stopped:?}"
+    assert_eq!(
+        stopped.stderr,
+        "error: change units changed since they ran: `create-widgets`; revert the edits, or \
+         record the new code with `accept-checksums` once it is reviewed\n",
     );
     assert_eq!(states(&t)[2], "audit-widgets pending", "nothing ran");
 
     // Under the default policy the run goes on, and says what drifted.
     let warned = migrate(&t, &["run"]).expect(0);
     assert!(
-        warned
-            .stderr
-            .contains("warning: change unit `create-widgets`: change unit changed since it ran"),
+        warned.stderr.starts_with(
+            "warning: change unit `create-widgets` changed since it ran; review the edit, then \
+             accept it with `accept-checksums` (recorded: 0000000000000000, current: "
+        ),
         "{warned:?}"
     );
 
@@ -993,6 +997,28 @@ async fn a_closed_stdout_neither_panics_nor_stops_the_command(mode: Mode) {
             .stderr
             .starts_with("error: change unit `price-widgets` failed"),
         "{failed:?}"
+    );
+    t.finish().await;
+}
+
+async fn a_unit_failing_without_fail_fast_is_named_once(mode: Mode) {
+    let t = test_db(mode, "cli_tolerant").await;
+    let env = [
+        ("FIXTURE_TOLERANT", "1"),
+        ("FIXTURE_FAIL", "tolerant-widgets"),
+    ];
+    let run = migrate_with(&t, &["run"], &env).expect(1);
+    assert_eq!(
+        run.stderr,
+        "warning: change unit `tolerant-widgets` failed in `#[execution]`: the widgets are \
+         tolerated; fail_fast is off, continuing\n",
+    );
+    assert!(
+        run.stdout.ends_with(
+            "; 1 failed\n  change unit `tolerant-widgets` failed in `#[execution]`: the widgets \
+             are tolerated\n"
+        ),
+        "{run:?}"
     );
     t.finish().await;
 }

@@ -178,8 +178,13 @@
 //! ```text
 //! { "command": string, "exit_code": int,
 //!   "error": { "kind": "failed" | "usage" | "locked" | "checksum_drift" | "not_run",
-//!              "message": string, "causes": [ string ] } }
+//!              "message": string, "causes": [ string ] },
+//!   "units": [ unit ] }
 //! ```
+//!
+//! where `"units"` is there for a `run` or an `undo` that started: the units it applied (or
+//! undid) before it stopped and the one it failed at (`"outcome": "failed"`), in the order
+//! they finished, each in the shape of the report's units above.
 //!
 //! With `--databases`, one object for all the databases, in name order: each entry is the
 //! object the command prints for that one database (or its failure object; `"kind":
@@ -437,13 +442,30 @@ impl Exit {
 struct Failure {
     exit: Exit,
     error: Box<dyn StdError + Send + Sync>,
+    /// For a `run` or an `undo` that failed partway: the units it finished before it
+    /// stopped, and the one it stopped at.
+    units: Option<Vec<human::Finished>>,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
+    fn new(exit: Exit, error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Failure {
-            exit: Exit::Usage,
-            error: Box::new(Message(message.into())),
+            exit,
+            error: error.into(),
+            units: None,
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Self {
+        Failure::new(Exit::Usage, Message(message.into()))
+    }
+
+    /// The failure of a `run` or an `undo` that `tracker` followed, with the units it
+    /// finished (the one that failed among them).
+    fn tracked(error: Error, tracker: Option<&human::Tracker>) -> Self {
+        Failure {
+            units: tracker.map(human::Tracker::units),
+            ..Failure::from(error)
         }
     }
 
@@ -486,7 +508,11 @@ impl From<Error> for Failure {
             ))),
             error => Box::new(error),
         };
-        Failure { exit, error }
+        Failure {
+            exit,
+            error,
+            units: None,
+        }
     }
 }
 
@@ -627,7 +653,9 @@ where
         .command
         .verb()
         .map(|verb| output.progress(verb, 0).tracker(None));
-    let done = perform(runner, cli.command, &db, tracker.as_ref()).await?;
+    let done = perform(runner, cli.command, &db, tracker.as_ref())
+        .await
+        .map_err(|error| Failure::tracked(error, tracker.as_ref()))?;
     output.done(&done);
     Ok(done.exit())
 }
@@ -672,6 +700,9 @@ async fn perform(
                 Some(id) => runner.run_up_to(id).await,
                 None => runner.run().await,
             };
+            if let (Err(error), Some(tracker)) = (&result, tracker) {
+                tracker.fail(error);
+            }
             tracker.inspect(|t| t.finish());
             Done::Report {
                 report: result?,
@@ -702,6 +733,9 @@ async fn perform(
                 Some(id) => runner.undo_to(id).await,
                 None => runner.undo_all().await,
             };
+            if let (Err(error), Some(tracker)) = (&result, tracker) {
+                tracker.fail(error);
+            }
             tracker.inspect(|t| t.finish());
             Done::Report {
                 report: result?,
@@ -831,11 +865,10 @@ where
                 .unwrap_or_default(),
             result: match outcome.result {
                 TenantResult::Done(done) => Ok(done),
-                TenantResult::Failed(error) => Err(Failure::from(error)),
-                _ => Err(Failure {
-                    exit: Exit::Failed,
-                    error: Box::new(NotStarted),
-                }),
+                TenantResult::Failed(error) => {
+                    Err(Failure::tracked(error, trackers.get(&outcome.database)))
+                }
+                _ => Err(Failure::new(Exit::Failed, NotStarted)),
             },
             database: outcome.database,
         })
@@ -869,10 +902,9 @@ async fn client(
 ) -> Result<(Client, Option<String>), Failure> {
     let uri = uri.or_else(|| std::env::var("MONGODB_URI").ok().filter(|u| !u.is_empty()));
     let mut options = match uri {
-        Some(uri) => ClientOptions::parse(&uri).await.map_err(|e| Failure {
-            exit: Exit::Usage,
-            error: Box::new(InvalidUri(e)),
-        })?,
+        Some(uri) => ClientOptions::parse(&uri)
+            .await
+            .map_err(|e| Failure::new(Exit::Usage, InvalidUri(e)))?,
         None if offline => ClientOptions::default(),
         None => {
             return Err(Failure::usage(
@@ -885,10 +917,8 @@ async fn client(
         .get_or_insert(Duration::from_secs(10));
     options.app_name.get_or_insert_with(|| "migrate".to_owned());
     let default = options.default_database.clone();
-    let client = Client::with_options(options).map_err(|e| Failure {
-        exit: Exit::Usage,
-        error: Box::new(InvalidUri(e)),
-    })?;
+    let client =
+        Client::with_options(options).map_err(|e| Failure::new(Exit::Usage, InvalidUri(e)))?;
     connection.keep(&client);
     Ok((client, default))
 }
@@ -1001,10 +1031,9 @@ fn ask_undo(
     let _ = write!(prompt, "undo them? [y/N] ");
     let _ = prompt.flush();
     let mut answer = String::new();
-    answers.read_line(&mut answer).map_err(|e| Failure {
-        exit: Exit::Failed,
-        error: Box::new(e),
-    })?;
+    answers
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(Exit::Failed, e))?;
     if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {

@@ -1,10 +1,11 @@
 //! What the commands print: tables and lines for people, or the `--json` objects; the live
 //! progress of `run` and `undo`.
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::Document;
@@ -14,8 +15,8 @@ use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
 use crate::batch::{LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION};
 use crate::{
-    AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report, RunStatus,
-    SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
+    AcceptedChecksum, Error, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report,
+    RunStatus, SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
 };
 
 const GREEN: &str = "32";
@@ -420,6 +421,31 @@ pub(super) struct Counts {
     pub(super) pending: Option<usize>,
 }
 
+/// A unit that a run or an undo finished (or stopped at), as its report lists it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    pub(super) id: String,
+    pub(super) author: String,
+    pub(super) order: String,
+    pub(super) outcome: Outcome,
+    pub(super) elapsed: Option<Duration>,
+}
+
+impl From<&UnitReport> for Finished {
+    fn from(report: &UnitReport) -> Self {
+        Finished {
+            id: report.id.to_owned(),
+            author: report.author.clone().into_owned(),
+            order: report.order.to_owned(),
+            outcome: report.outcome.clone(),
+            elapsed: report.elapsed,
+        }
+    }
+}
+
+/// A unit started and not finished yet: its id, author, order and start.
+type Started = (String, String, String, Instant);
+
 /// The progress of a run or an undo in one database.
 #[derive(Clone)]
 pub(super) struct Tracker(Arc<Track>);
@@ -432,6 +458,8 @@ struct Track {
     /// What the spinner says before the unit's own progress.
     doing: Mutex<String>,
     counts: Mutex<Counts>,
+    started: Mutex<Vec<Started>>,
+    finished: Mutex<Vec<Finished>>,
 }
 
 impl Progress {
@@ -443,6 +471,8 @@ impl Progress {
             bar: Mutex::new(None),
             doing: Mutex::new(String::new()),
             counts: Mutex::new(Counts::default()),
+            started: Mutex::new(Vec::new()),
+            finished: Mutex::new(Vec::new()),
         }))
     }
 }
@@ -501,6 +531,43 @@ impl Tracker {
     pub(super) fn counts(&self) -> Counts {
         *lock(&self.0.counts)
     }
+
+    /// The units finished so far, in the order they finished.
+    pub(super) fn units(&self) -> Vec<Finished> {
+        lock(&self.0.finished).clone()
+    }
+
+    /// Records the unit that `error` stopped the run or the undo at, with its line, unless
+    /// the runner reported it finished already (a run does; an undo does not).
+    pub(super) fn fail(&self, error: &Error) {
+        let Some(failed) = error.as_execution() else {
+            return;
+        };
+        let started = {
+            let mut started = lock(&self.0.started);
+            let at = started.iter().position(|s| s.0 == failed.unit_id);
+            at.map(|at| started.remove(at))
+        };
+        let Some((id, author, order, start)) = started else {
+            return;
+        };
+        let mut message = error.to_string();
+        let mut source = StdError::source(error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        self.0.finish(Finished {
+            id,
+            author,
+            order,
+            outcome: Outcome::Failed {
+                error: message,
+                rolled_back: failed.rolled_back,
+            },
+            elapsed: Some(start.elapsed()),
+        });
+    }
 }
 
 impl Track {
@@ -514,7 +581,13 @@ impl Track {
 
     fn event(&self, event: &Event<'_>) {
         match event {
-            Event::UnitStarted { id, order, .. } => {
+            Event::UnitStarted { id, author, order } => {
+                lock(&self.started).push((
+                    (*id).to_owned(),
+                    (*author).to_owned(),
+                    (*order).to_owned(),
+                    Instant::now(),
+                ));
                 let doing = match self.live.verb {
                     Verb::Apply => "applying",
                     Verb::Undo => "undoing",
@@ -526,29 +599,35 @@ impl Track {
                 *lock(&self.doing) = doing;
             }
             Event::UnitFinished(report) => {
-                if matches!(
-                    report.outcome,
-                    Outcome::Executed | Outcome::ExecutedAgain | Outcome::RolledBack
-                ) {
-                    lock(&self.counts).applied += 1;
-                }
-                if !self.live.lines {
-                    return;
-                }
-                let line = self.prefixed(&self.line(report));
-                match &self.live.multi {
-                    Some(multi) => {
-                        let _ = multi.println(line);
-                    }
-                    None => outln!("{line}"),
-                }
+                lock(&self.started).retain(|s| !(s.0 == report.id && s.1 == report.author));
+                self.finish(Finished::from(*report));
             }
             _ => {}
         }
     }
 
+    /// Counts and keeps a finished unit, and prints its line.
+    fn finish(&self, unit: Finished) {
+        if matches!(
+            unit.outcome,
+            Outcome::Executed | Outcome::ExecutedAgain | Outcome::RolledBack
+        ) {
+            lock(&self.counts).applied += 1;
+        }
+        if self.live.lines {
+            let line = self.prefixed(&self.line(&unit));
+            match &self.live.multi {
+                Some(multi) => {
+                    let _ = multi.println(line);
+                }
+                None => outln!("{line}"),
+            }
+        }
+        lock(&self.finished).push(unit);
+    }
+
     /// `✓ applied    001  create-widgets            12 ms`, or the failure.
-    fn line(&self, report: &UnitReport) -> String {
+    fn line(&self, report: &Finished) -> String {
         let colour = self.live.colour;
         let ms = report.elapsed.map_or(0, |e| e.as_millis());
         let (mark, done) = match (&report.outcome, self.live.verb) {

@@ -156,33 +156,42 @@ pub(super) fn plan(plan: &Plan, command: &str) -> Value {
     value
 }
 
+/// One unit of a run's or an undo's report.
+fn unit(
+    id: &str,
+    author: &str,
+    order: &str,
+    outcome: &Outcome,
+    elapsed: Option<Duration>,
+) -> Value {
+    let (outcome, skip_reason, error, rolled_back) = match outcome {
+        Outcome::Executed => ("executed", Value::Null, Value::Null, Value::Null),
+        Outcome::ExecutedAgain => ("executed_again", Value::Null, Value::Null, Value::Null),
+        Outcome::Skipped(reason) => ("skipped", skip(reason), Value::Null, Value::Null),
+        Outcome::Failed { error, rolled_back } => {
+            ("failed", Value::Null, json!(error), json!(rolled_back))
+        }
+        Outcome::RolledBack => ("rolled_back", Value::Null, Value::Null, Value::Null),
+        _ => ("not_run", Value::Null, Value::Null, Value::Null),
+    };
+    json!({
+        "id": id,
+        "author": author,
+        "order": order,
+        "outcome": outcome,
+        "skip_reason": skip_reason,
+        "error": error,
+        "rolled_back": rolled_back,
+        "elapsed_ms": elapsed.map(millis),
+    })
+}
+
 /// The report of `run` or `undo`.
 pub(super) fn report(report: &Report, command: &str) -> Value {
     let units: Vec<Value> = report
         .units
         .iter()
-        .map(|u| {
-            let (outcome, skip_reason, error, rolled_back) = match &u.outcome {
-                Outcome::Executed => ("executed", Value::Null, Value::Null, Value::Null),
-                Outcome::ExecutedAgain => ("executed_again", Value::Null, Value::Null, Value::Null),
-                Outcome::Skipped(reason) => ("skipped", skip(reason), Value::Null, Value::Null),
-                Outcome::Failed { error, rolled_back } => {
-                    ("failed", Value::Null, json!(error), json!(rolled_back))
-                }
-                Outcome::RolledBack => ("rolled_back", Value::Null, Value::Null, Value::Null),
-                _ => ("not_run", Value::Null, Value::Null, Value::Null),
-            };
-            json!({
-                "id": u.id,
-                "author": u.author,
-                "order": u.order,
-                "outcome": outcome,
-                "skip_reason": skip_reason,
-                "error": error,
-                "rolled_back": rolled_back,
-                "elapsed_ms": u.elapsed.map(millis),
-            })
-        })
+        .map(|u| unit(u.id, &u.author, u.order, &u.outcome, u.elapsed))
         .collect();
     let status = match report.status {
         RunStatus::Completed => "completed",
@@ -290,7 +299,7 @@ pub(super) fn accepted(accepted: &[AcceptedChecksum]) -> Value {
 /// The object printed in place of `command`'s when it fails.
 pub(super) fn failure(command: &str, failure: &Failure) -> Value {
     let causes: Vec<String> = failure.causes().map(|e| e.to_string()).collect();
-    json!({
+    let mut value = json!({
         "command": command,
         "exit_code": failure.exit as u8,
         "error": {
@@ -298,7 +307,15 @@ pub(super) fn failure(command: &str, failure: &Failure) -> Value {
             "message": failure.error.to_string(),
             "causes": causes,
         },
-    })
+    });
+    if let Some(units) = &failure.units {
+        let units: Vec<Value> = units
+            .iter()
+            .map(|u| unit(&u.id, &u.author, &u.order, &u.outcome, u.elapsed))
+            .collect();
+        value["units"] = Value::Array(units);
+    }
+    value
 }
 
 /// The object of a command in one database.

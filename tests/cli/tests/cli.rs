@@ -112,6 +112,22 @@ fn states(t: &TestDb) -> Vec<String> {
         .collect()
 }
 
+/// `id outcome` of every unit in the `units` of a `run` or `undo` JSON object.
+fn outcomes(value: &Value) -> Vec<String> {
+    value["units"]
+        .as_array()
+        .unwrap_or_else(|| panic!("units in {value}"))
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["id"].as_str().unwrap(),
+                u["outcome"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// Holds the lock of `t`'s database as `another-host-runner`, for ten minutes.
 async fn hold_lock(t: &TestDb) {
     let expires = SystemTime::now() + Duration::from_secs(600);
@@ -169,6 +185,7 @@ both_modes!(
     status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over,
     a_closed_stdout_neither_panics_nor_stops_the_command,
     a_unit_failing_without_fail_fast_is_named_once,
+    a_failed_undo_shows_what_it_undid_and_where_it_stopped,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -419,6 +436,12 @@ async fn a_failing_unit_exits_1_with_its_cause(mode: Mode) {
     assert_eq!(
         json["error"]["causes"],
         serde_json::json!(["the price list is unavailable"])
+    );
+    // The second run has nothing to apply before it fails again.
+    assert_eq!(outcomes(&json), ["price-widgets failed"], "{json}");
+    assert_eq!(
+        json["units"][0]["error"],
+        "change unit `price-widgets` failed in `#[execution]`: the price list is unavailable"
     );
     assert_eq!(
         states(&t)[..2],
@@ -1019,6 +1042,53 @@ async fn a_unit_failing_without_fail_fast_is_named_once(mode: Mode) {
              are tolerated\n"
         ),
         "{run:?}"
+    );
+    t.finish().await;
+}
+
+async fn a_failed_undo_shows_what_it_undid_and_where_it_stopped(mode: Mode) {
+    let t = test_db(mode, "cli_failed_undo").await;
+    let fail = [("FIXTURE_FAIL_UNDO", "price-widgets")];
+    migrate(&t, &["run"]).expect(0);
+    let undo = migrate_with(&t, &["undo", "--all", "--yes"], &fail).expect(1);
+    let lines: Vec<&str> = undo.stdout.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("✓ undone     003  audit-widgets")
+            && lines[1] == "✗ failed     002  price-widgets",
+        "{undo:?}"
+    );
+    assert!(
+        undo.stderr
+            .starts_with("error: change unit `price-widgets` failed in `#[rollback_execution]`"),
+        "{undo:?}"
+    );
+
+    migrate(&t, &["run"]).expect(0);
+    let json = migrate_with(&t, &["--json", "undo", "--all", "--yes"], &fail)
+        .expect(1)
+        .json();
+    assert_eq!(json["error"]["kind"], "failed");
+    assert_eq!(
+        outcomes(&json),
+        ["audit-widgets rolled_back", "price-widgets failed"],
+        "{json}"
+    );
+    assert_eq!(
+        json["units"][1]["error"],
+        "change unit `price-widgets` failed in `#[rollback_execution]`: the old prices are gone"
+    );
+    assert!(json["units"][0]["elapsed_ms"].is_u64(), "{json}");
+
+    // A run that fails partway lists the units it applied first.
+    migrate(&t, &["undo", "--all", "--yes"]).expect(0);
+    let run = migrate_with(&t, &["--json", "run"], &[("FIXTURE_FAIL", "price-widgets")])
+        .expect(1)
+        .json();
+    assert_eq!(
+        outcomes(&run),
+        ["create-widgets executed", "price-widgets failed"],
+        "{run}"
     );
     t.finish().await;
 }

@@ -24,7 +24,7 @@
 //! | `plan` | what `run` would do, after every check `run` makes, without the lock or a write |
 //! | `history [--limit N]` | the history entries, newest first ([`Runner::history`]) |
 //! | `undo (--to ID \| --all) [--yes] [--concurrency N] [--fail-fast]` | undoes applied units, newest first ([`Runner::undo_to`], [`Runner::undo_all`]) |
-//! | `unlock [--force]` | releases the lock of a runner that is gone ([`Runner::unlock`]) |
+//! | `unlock [--force]` | releases the lock of a runner that is gone ([`Runner::unlock`]); with `--force`, also deletes a lock document that cannot be read (which every command reports as corrupt) |
 //! | `validate` | checks the units without a database ([`Runner::validate`]) |
 //! | `accept-checksums` | records the new checksum of units edited since they ran ([`Runner::accept_checksums`]) |
 //!
@@ -156,8 +156,13 @@
 //! ```text
 //! { "command": "unlock", "lock": "free" | "released" | "held",
 //!   "owner": string | null, "expires_at": time | null,
-//!   "reason": "expired" | "owned_by_this_process" | "forced" | null }
+//!   "reason": "expired" | "owned_by_this_process" | "forced" | "corrupt" | null,
+//!   "corrupt": { "id": string, "namespace": string, "problem": string } | null }
 //! ```
+//!
+//! `"corrupt"` describes the lock document that `unlock --force` deleted because it could not
+//! be read (`"reason": "corrupt"`; its owner and lease are unknown): its `_id` as text, its
+//! collection (`database.collection`) and what was wrong with it.
 //!
 //! `validate`:
 //!
@@ -506,6 +511,7 @@ impl From<Error> for Failure {
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
+            error if CorruptLock::in_chain(&error).is_some() => Box::new(CorruptLockHint(error)),
             error => Box::new(error),
         };
         Failure {
@@ -527,6 +533,83 @@ impl fmt::Display for Message {
 }
 
 impl StdError for Message {}
+
+/// A lock document that the store cannot read, which keeps every runner out until it is
+/// deleted.
+#[derive(Debug)]
+struct CorruptLock {
+    /// The lock collection, `database.collection`.
+    namespace: String,
+    /// The document's `_id`, as the store renders it.
+    id: String,
+    /// What is wrong with it.
+    problem: String,
+}
+
+impl CorruptLock {
+    /// The corrupt lock document that `error` (or one of its causes) is about.
+    fn in_chain(error: &(dyn StdError + 'static)) -> Option<Self> {
+        std::iter::successors(Some(error), |e| (*e).source()).find_map(|e| {
+            match e.downcast_ref::<crate::MongoStoreError>()? {
+                crate::MongoStoreError::CorruptLock {
+                    namespace,
+                    id,
+                    reason,
+                    ..
+                } => Some(CorruptLock {
+                    namespace: namespace.clone(),
+                    id: id.clone(),
+                    problem: reason.clone(),
+                }),
+                _ => None,
+            }
+        })
+    }
+
+    /// Deletes the lock of the store's collection in `db`, whatever its document holds.
+    async fn delete(&self, db: &Database) -> Result<(), Error> {
+        // The error names the collection the runner's store was configured with.
+        let collection = self
+            .namespace
+            .split_once('.')
+            .map_or(self.namespace.as_str(), |(_, collection)| collection);
+        crate::MongoStore::new(db)
+            .lock_collection(collection)
+            .force_release_lock()
+            .await
+            .map_err(|e| Error::store("deleting the corrupt lock document", e))
+    }
+}
+
+impl fmt::Display for CorruptLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deleted the corrupt lock document `_id: {}` in `{}` ({})",
+            self.id, self.namespace, self.problem
+        )
+    }
+}
+
+/// An error about a corrupt lock document, with the way out.
+#[derive(Debug)]
+struct CorruptLockHint(Error);
+
+impl fmt::Display for CorruptLockHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; `unlock --force` deletes the corrupt lock document",
+            self.0
+        )
+    }
+}
+
+impl StdError for CorruptLockHint {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
 
 /// A database of `--databases` that was not started because another failed first.
 #[derive(Debug)]
@@ -574,6 +657,8 @@ enum Done {
         command: &'static str,
     },
     Unlock(Unlock),
+    /// `unlock --force` deleted a lock document that could not be read.
+    CorruptLockDeleted(CorruptLock),
     Validation(Validation),
     Accepted(Vec<AcceptedChecksum>),
 }
@@ -742,7 +827,16 @@ async fn perform(
                 command: name,
             }
         }
-        Command::Unlock { force } => Done::Unlock(runner.unlock(force).await?),
+        Command::Unlock { force } => match runner.unlock(force).await {
+            Err(error) if force => match CorruptLock::in_chain(&error) {
+                Some(corrupt) => {
+                    corrupt.delete(db).await?;
+                    Done::CorruptLockDeleted(corrupt)
+                }
+                None => return Err(error),
+            },
+            unlock => Done::Unlock(unlock?),
+        },
         Command::Validate => Done::Validation(runner.validate()),
         Command::AcceptChecksums => Done::Accepted(runner.accept_checksums().await?),
     })

@@ -221,6 +221,9 @@ impl Output {
             Done::History(history) => self.history(history),
             Done::Report { report, command } => self.report(report, command),
             Done::Unlock(unlock) => self.unlock(unlock),
+            Done::CorruptLockDeleted(corrupt) => {
+                outln!("{}", self.colour.paint(GREEN, &corrupt.to_string()))
+            }
             Done::Validation(validation) => self.validation(validation),
             Done::Accepted(accepted) => self.accepted(accepted),
         }

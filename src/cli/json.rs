@@ -6,7 +6,7 @@ use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
 use super::out::outln;
-use super::{Done, Entry, Exit, Failure};
+use super::{CorruptLock, Done, Entry, Exit, Failure};
 use crate::batch::{LeftOver, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
@@ -258,6 +258,23 @@ pub(super) fn unlock(unlock: &Unlock) -> Value {
         "owner": owner,
         "expires_at": expires_at,
         "reason": reason,
+        "corrupt": null,
+    })
+}
+
+/// `unlock --force` that deleted a lock document it could not read.
+fn corrupt_lock_deleted(corrupt: &CorruptLock) -> Value {
+    json!({
+        "command": "unlock",
+        "lock": "released",
+        "owner": null,
+        "expires_at": null,
+        "reason": "corrupt",
+        "corrupt": {
+            "id": corrupt.id,
+            "namespace": corrupt.namespace,
+            "problem": corrupt.problem,
+        },
     })
 }
 
@@ -330,6 +347,7 @@ pub(super) fn done(done: &Done) -> Value {
         Done::History(h) => history(h),
         Done::Report { report: r, command } => report(r, command),
         Done::Unlock(u) => unlock(u),
+        Done::CorruptLockDeleted(c) => corrupt_lock_deleted(c),
         Done::Validation(v) => validation(v),
         Done::Accepted(a) => accepted(a),
     }

@@ -186,6 +186,7 @@ both_modes!(
     a_closed_stdout_neither_panics_nor_stops_the_command,
     a_unit_failing_without_fail_fast_is_named_once,
     a_failed_undo_shows_what_it_undid_and_where_it_stopped,
+    unlock_force_deletes_a_corrupt_lock_document,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -1090,5 +1091,82 @@ async fn a_failed_undo_shows_what_it_undid_and_where_it_stopped(mode: Mode) {
         ["create-widgets executed", "price-widgets failed"],
         "{run}"
     );
+    t.finish().await;
+}
+
+async fn unlock_force_deletes_a_corrupt_lock_document(mode: Mode) {
+    let t = test_db(mode, "cli_corrupt_lock").await;
+    let locks = t.collection("mongockLock");
+    let later = DateTime::from_system_time(SystemTime::now() + Duration::from_secs(600));
+    let corrupt = [
+        (
+            doc! { "_id": 1, "key": "DEFAULT_KEY", "owner": "gone", "expiresAt": "tomorrow" },
+            "field `expiresAt` is a string, expected a date",
+        ),
+        (
+            doc! { "_id": 2, "key": "DEFAULT_KEY", "expiresAt": later },
+            "field `owner`",
+        ),
+        (
+            doc! { "_id": 3, "key": "DEFAULT_KEY", "owner": 5, "expiresAt": later },
+            "field `owner` is an int32, expected a string",
+        ),
+        (
+            doc! { "_id": 4, "key": "DEFAULT_KEY", "owner": "gone" },
+            "field `expiresAt`",
+        ),
+    ];
+    for (n, (lock, problem)) in corrupt.into_iter().enumerate() {
+        locks.insert_one(lock).await.unwrap();
+        let refused = migrate(&t, &["unlock"]).expect(1);
+        assert!(
+            refused.stderr.starts_with(
+                "error: reading the lock failed; `unlock --force` deletes the corrupt lock \
+                 document\n  caused by: lock document `_id: "
+            ) && refused.stderr.contains(problem),
+            "{refused:?}"
+        );
+        let run = migrate(&t, &["--json", "run"]).expect(1).json();
+        assert!(
+            run["error"]["message"].as_str().is_some_and(
+                |m| m.ends_with("; `unlock --force` deletes the corrupt lock document")
+            ),
+            "{run}"
+        );
+        assert_eq!(t.documents("mongockLock").await.len(), 1, "left in place");
+
+        let id = n + 1;
+        if n % 2 == 0 {
+            let forced = migrate(&t, &["unlock", "--force"]).expect(0);
+            assert!(
+                forced.stdout.starts_with(&format!(
+                    "deleted the corrupt lock document `_id: {id}` in `{}.mongockLock` (",
+                    t.db.name()
+                )) && forced.stdout.contains(problem),
+                "{forced:?}"
+            );
+        } else {
+            let forced = migrate(&t, &["--json", "unlock", "--force"])
+                .expect(0)
+                .json();
+            assert_eq!(forced["lock"], "released");
+            assert_eq!(forced["reason"], "corrupt");
+            assert_eq!(forced["owner"], Value::Null);
+            assert_eq!(forced["corrupt"]["id"], id.to_string());
+            assert!(
+                forced["corrupt"]["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(problem)),
+                "{forced}"
+            );
+        }
+        assert!(t.documents("mongockLock").await.is_empty());
+    }
+    migrate(&t, &["run"]).expect(0);
+    let free = migrate(&t, &["--json", "unlock", "--force"])
+        .expect(0)
+        .json();
+    assert_eq!(free["lock"], "free");
+    assert_eq!(free["corrupt"], Value::Null);
     t.finish().await;
 }

@@ -28,6 +28,10 @@
 //! | `validate` | checks the units without a database ([`Runner::validate`]) |
 //! | `accept-checksums` | records the new checksum of units edited since they ran ([`Runner::accept_checksums`]) |
 //!
+//! `ID` names a unit by its id. When units by several authors share the id, `ID` alone is a
+//! usage error that lists them, and `ID/AUTHOR` names one; the runner stops at (or undoes
+//! from) the first unit of an id in order, so `ID/AUTHOR` can name only that one for now.
+//!
 //! Global options: `--uri` (default: the `MONGODB_URI` environment variable), `--database`
 //! (default: the database named in the URI) or `--databases GLOB` (see below), `--profile
 //! NAME` (repeatable; replaces the runner's active profiles), `--json`. `validate` reads no
@@ -410,6 +414,15 @@ impl Command {
         }
     }
 
+    /// The unit that `run --up-to` or `undo --to` names, if any.
+    fn target_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Command::Run { up_to, .. } => up_to.as_mut(),
+            Command::Undo { to, .. } => to.as_mut(),
+            _ => None,
+        }
+    }
+
     fn spread(&self) -> Spread {
         match self {
             Command::Run { spread, .. } | Command::Undo { spread, .. } => spread.clone(),
@@ -729,16 +742,19 @@ where
     }
     let db = database(cli.uri, cli.database, offline, connection).await?;
     let runner = build(&configure, &db, &cli.profiles);
-    if let Command::Undo { to, yes: false, .. } = &cli.command {
+    let mut command = cli.command;
+    if let Some(target) = command.target_mut() {
+        *target = resolve_target(&runner, target).await?;
+    }
+    if let Command::Undo { to, yes: false, .. } = &command {
         can_ask()?;
         let targets = undo_targets(&runner, to.as_deref()).await?;
         confirm_undo(&[(db.name(), targets)], output)?;
     }
-    let tracker = cli
-        .command
+    let tracker = command
         .verb()
         .map(|verb| output.progress(verb, 0).tracker(None));
-    let done = perform(runner, cli.command, &db, tracker.as_ref())
+    let done = perform(runner, command, &db, tracker.as_ref())
         .await
         .map_err(|error| Failure::tracked(error, tracker.as_ref()))?;
     output.done(&done);
@@ -891,6 +907,7 @@ where
         )));
     }
     let verb = cli.command.verb();
+    let mut command = cli.command.clone();
     let mut slots = HashMap::new();
     for name in &names {
         let db = client.database(name);
@@ -902,7 +919,15 @@ where
             },
         );
     }
-    if let Command::Undo { to, yes: false, .. } = &cli.command {
+    if let Some(target) = command.target_mut() {
+        // Every database has the binary's units: the first one's runner resolves it.
+        let runner = slots[&names[0]]
+            .runner
+            .as_ref()
+            .expect("a runner per database");
+        *target = resolve_target(runner, target).await?;
+    }
+    if let Command::Undo { to, yes: false, .. } = &command {
         can_ask()?;
         let mut listing = Vec::new();
         for name in &names {
@@ -922,7 +947,6 @@ where
     };
     let slots = Arc::new(Mutex::new(slots));
     let trackers = Arc::new(trackers);
-    let command = cli.command.clone();
     let outcomes = {
         let trackers = Arc::clone(&trackers);
         tenants
@@ -1055,6 +1079,68 @@ async fn checkpoints(
             (checkpoint, left_over)
         })
         .collect())
+}
+
+/// The id to give the runner for the unit that `run --up-to` or `undo --to` names: `ID`, or
+/// `ID/AUTHOR` when several units share the id.
+///
+/// The runner finds a unit by id alone, taking the first in order: an id that several units
+/// share is a usage error that lists their authors, and `ID/AUTHOR` can name only the first
+/// of them.
+async fn resolve_target(runner: &Runner, target: &str) -> Result<String, Failure> {
+    let plan = runner.plan().await?;
+    let with_id = |id: &str| -> Vec<&str> {
+        plan.units()
+            .iter()
+            .filter(|p| p.unit.id() == id)
+            .map(|p| p.author.as_ref())
+            .collect()
+    };
+    let authors = with_id(target);
+    let (id, author) = match (authors.len(), target.rsplit_once('/')) {
+        (1, _) => return Ok(target.to_owned()),
+        (0, Some((id, author))) => (id, author),
+        (0, None) => {
+            return Err(Error::UnknownChangeUnit {
+                id: target.to_owned(),
+            }
+            .into())
+        }
+        (_, _) => {
+            let authors: Vec<String> = authors.iter().map(|a| format!("`{a}`")).collect();
+            let named: Vec<String> = with_id(target)
+                .iter()
+                .map(|author| format!("`{target}/{author}`"))
+                .collect();
+            return Err(Failure::usage(format!(
+                "`{target}` names {} change units, by {}: say which, as {}",
+                authors.len(),
+                authors.join(" and "),
+                named.join(" or ")
+            )));
+        }
+    };
+    let authors = with_id(id);
+    match authors.iter().position(|a| *a == author) {
+        Some(0) => Ok(id.to_owned()),
+        Some(_) => Err(Failure::usage(format!(
+            "`{target}` is not the first change unit `{id}` in order (that is `{id}/{}`), and \
+             the runner stops only at the first unit of an id",
+            authors[0]
+        ))),
+        None if authors.is_empty() => Err(Error::UnknownChangeUnit {
+            id: target.to_owned(),
+        }
+        .into()),
+        None => Err(Failure::usage(format!(
+            "no change unit `{id}` by `{author}` in this binary; `{id}` is by {}",
+            authors
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 /// The applied units `undo` would undo, newest first: their order and id.

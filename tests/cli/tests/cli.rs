@@ -187,6 +187,7 @@ both_modes!(
     a_unit_failing_without_fail_fast_is_named_once,
     a_failed_undo_shows_what_it_undid_and_where_it_stopped,
     unlock_force_deletes_a_corrupt_lock_document,
+    an_id_shared_by_two_authors_needs_the_author,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -1168,5 +1169,43 @@ async fn unlock_force_deletes_a_corrupt_lock_document(mode: Mode) {
         .json();
     assert_eq!(free["lock"], "free");
     assert_eq!(free["corrupt"], Value::Null);
+    t.finish().await;
+}
+
+async fn an_id_shared_by_two_authors_needs_the_author(mode: Mode) {
+    let t = test_db(mode, "cli_shared_id").await;
+    let shared = [("FIXTURE_SHARED", "1")];
+    let ambiguous = "error: `shared` names 2 change units, by `alice` and `bob`: say which, as \
+                     `shared/alice` or `shared/bob`\n";
+    for args in [
+        &["run", "--up-to", "shared"][..],
+        &["run", "--up-to", "shared", "--dry-run"],
+        &["undo", "--to", "shared", "--yes"],
+    ] {
+        let refused = migrate_with(&t, args, &shared).expect(2);
+        assert_eq!(refused.stderr, ambiguous, "{args:?}");
+    }
+    assert!(t.history().await.is_empty(), "nothing ran");
+    let json = migrate_with(&t, &["--json", "run", "--up-to", "shared"], &shared)
+        .expect(2)
+        .json();
+    assert_eq!(json["error"]["kind"], "usage");
+
+    let run = migrate_with(&t, &["run", "--up-to", "shared/alice"], &shared).expect(0);
+    assert!(
+        run.stdout.contains("applied 4 change units in")
+            && run
+                .stdout
+                .contains("1 ordered after `shared` left for later"),
+        "{run:?}"
+    );
+    let unknown = migrate_with(&t, &["run", "--up-to", "shared/carol"], &shared).expect(2);
+    assert_eq!(
+        unknown.stderr,
+        "error: no change unit `shared` by `carol` in this binary; `shared` is by `alice`, `bob`\n"
+    );
+    migrate_with(&t, &["run"], &shared).expect(0);
+    let undo = migrate_with(&t, &["undo", "--to", "shared/alice", "--yes"], &shared).expect(0);
+    assert!(undo.stdout.contains("undid 2 change units"), "{undo:?}");
     t.finish().await;
 }

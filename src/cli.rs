@@ -118,6 +118,8 @@
 //! where `skip` is `{ "reason": "already_executed" | "profile" | "system_version" |
 //! "after_target", "version": string (system_version only), "target": string (after_target
 //! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...).
+//! `host` and `millis` are those of the row that recorded the unit's state (also for a failed
+//! unit); `error` is the message of a failed unit's recorded error trace.
 //! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the
 //! database: those of failed or stopped units, and complete ones that outlived their cleanup.
 //! `step` is the attribute of the step that moved it (`"execution"`, ...), and `left_over`
@@ -154,6 +156,9 @@
 //!                  "executionHostname", "errorTrace", "systemChange", "checksum",
 //!                  "metadata": relaxed extended JSON | null } ] }
 //! ```
+//!
+//! A row without `timestamp`, `executionId` or `executionHostname` has `null` there (and `-`
+//! in the table). `history --limit 0` says how many entries there are and shows none.
 //!
 //! `unlock`:
 //!
@@ -659,12 +664,20 @@ enum Done {
         check: bool,
         /// The batch checkpoints kept in the database, each with whether it is left over.
         checkpoints: Vec<(StoredCheckpoint, Option<LeftOver>)>,
+        /// The history the status was built from, for what the status leaves out (the host
+        /// of a failed unit).
+        history: Vec<HistoryEntry<Document>>,
     },
     Plan {
         plan: Plan,
         command: &'static str,
     },
-    History(Vec<HistoryEntry<Document>>),
+    History {
+        /// The entries shown, newest first.
+        entries: Vec<HistoryEntry<Document>>,
+        /// How many the history holds.
+        total: usize,
+    },
     Report {
         report: Report,
         command: &'static str,
@@ -817,6 +830,7 @@ async fn perform(
                 status,
                 check,
                 checkpoints,
+                history,
             }
         }
         Command::Plan => Done::Plan {
@@ -824,9 +838,10 @@ async fn perform(
             command: name,
         },
         Command::History { limit } => {
-            let mut history = runner.history().await?;
-            history.truncate(limit.unwrap_or(usize::MAX));
-            Done::History(history)
+            let mut entries = runner.history().await?;
+            let total = entries.len();
+            entries.truncate(limit.unwrap_or(usize::MAX));
+            Done::History { entries, total }
         }
         Command::Undo { to, .. } => {
             let runner = watched(runner, tracker);

@@ -115,9 +115,12 @@ impl Output {
         out!("{plan}");
     }
 
-    fn history(&self, history: &[HistoryEntry<Document>]) {
-        if history.is_empty() {
+    fn history(&self, history: &[HistoryEntry<Document>], total: usize) {
+        if total == 0 {
             outln!("the history is empty");
+        } else if history.is_empty() {
+            let entries = if total == 1 { "entry" } else { "entries" };
+            outln!("{total} history {entries}, none shown");
         } else {
             out!("{}", HistoryTable(history));
         }
@@ -216,9 +219,10 @@ impl Output {
                 status,
                 check,
                 checkpoints,
+                ..
             } => self.status(status, *check, checkpoints),
             Done::Plan { plan, .. } => self.plan(plan),
-            Done::History(history) => self.history(history),
+            Done::History { entries, total } => self.history(entries, *total),
             Done::Report { report, command } => self.report(report, command),
             Done::Unlock(unlock) => self.unlock(unlock),
             Done::CorruptLockDeleted(corrupt) => {
@@ -665,18 +669,23 @@ impl fmt::Display for HistoryTable<'_> {
         let mut rows = vec![header.map(str::to_owned).to_vec()];
         for e in self.0 {
             rows.push(vec![
-                format_utc(e.timestamp),
+                json::recorded_at(e.timestamp).map_or("-".to_owned(), format_utc),
                 e.change_id.clone(),
                 e.author.clone(),
                 e.state.as_str().to_owned(),
                 e.entry_type.as_str().to_owned(),
                 e.execution_millis.to_string(),
-                e.execution_hostname.clone(),
-                e.execution_id.clone(),
+                text_or_dash(&e.execution_hostname),
+                text_or_dash(&e.execution_id),
             ]);
         }
         write_table(f, &rows)
     }
+}
+
+/// `text`, or `-` for a field the history row leaves out.
+fn text_or_dash(text: &str) -> String {
+    if text.is_empty() { "-" } else { text }.to_owned()
 }
 
 /// One line of `status` about a batch checkpoint.

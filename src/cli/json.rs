@@ -24,6 +24,43 @@ fn time(at: SystemTime) -> Value {
         .map_or(Value::Null, Value::String)
 }
 
+/// A time read from a history row, or `None` for a row without it: the store reads a
+/// missing `timestamp` as the Unix epoch, a time no history row was written at.
+pub(super) fn recorded_at(at: SystemTime) -> Option<SystemTime> {
+    (at != SystemTime::UNIX_EPOCH).then_some(at)
+}
+
+/// A time read from a history row, or `null`.
+fn recorded_time(at: SystemTime) -> Value {
+    recorded_at(at).map_or(Value::Null, time)
+}
+
+/// A text field of a history row, or `null` for one it leaves out (read as empty).
+fn recorded_text(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_owned())
+    }
+}
+
+/// The message of an `errorTrace`, which holds JSON as Mongock writes it:
+/// `{"execution-error":"...","rollback-error":"..."}`; another text is the message itself.
+fn error_message(trace: &str) -> String {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(trace) else {
+        return trace.to_owned();
+    };
+    match (
+        fields.get("execution-error").and_then(Value::as_str),
+        fields.get("rollback-error").and_then(Value::as_str),
+    ) {
+        (Some(execution), Some(rollback)) => format!("{execution}; rollback failed: {rollback}"),
+        (Some(execution), None) => execution.to_owned(),
+        (None, Some(rollback)) => format!("rollback failed: {rollback}"),
+        (None, None) => trace.to_owned(),
+    }
+}
+
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
@@ -52,18 +89,40 @@ fn skip(reason: &SkipReason) -> Value {
 pub(super) fn status(
     status: &Status,
     checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
+    history: &[HistoryEntry<Document>],
 ) -> Value {
-    use crate::UnitState;
+    use crate::{EntryType, UnitState};
     let units: Vec<Value> = status
         .units
         .iter()
         .map(|u| {
             let (host, millis, error, skip_reason) = match &u.state {
-                UnitState::Executed { host, millis, .. } => {
-                    (json!(host), json!(millis), Value::Null, Value::Null)
-                }
-                UnitState::Failed { error, .. } => {
-                    (Value::Null, Value::Null, json!(error), Value::Null)
+                UnitState::Executed { host, millis, .. } => (
+                    recorded_text(host),
+                    if *millis >= 0 {
+                        json!(millis)
+                    } else {
+                        Value::Null
+                    },
+                    Value::Null,
+                    Value::Null,
+                ),
+                UnitState::Failed { at, error, .. } => {
+                    // The row the status read the failure from holds its host and duration.
+                    let row = history.iter().find(|e| {
+                        e.change_id == u.id
+                            && e.author == u.author
+                            && e.entry_type == EntryType::Execution
+                            && e.timestamp == *at
+                            && e.error_trace == *error
+                    });
+                    (
+                        row.map_or(Value::Null, |e| recorded_text(&e.execution_hostname)),
+                        row.filter(|e| e.execution_millis >= 0)
+                            .map_or(Value::Null, |e| json!(e.execution_millis)),
+                        error.as_deref().map(error_message).into(),
+                        Value::Null,
+                    )
                 }
                 UnitState::Skipped(reason) => (Value::Null, Value::Null, Value::Null, skip(reason)),
                 _ => (Value::Null, Value::Null, Value::Null, Value::Null),
@@ -73,7 +132,7 @@ pub(super) fn status(
                 "author": u.author,
                 "order": u.order,
                 "state": u.state.label().replace(' ', "_"),
-                "at": u.state.at().map_or(Value::Null, time),
+                "at": u.state.at().map_or(Value::Null, recorded_time),
                 "host": host,
                 "millis": millis,
                 "error": error,
@@ -95,7 +154,7 @@ pub(super) fn status(
                 "author": e.author,
                 "class": e.change_log_class,
                 "state": e.state.as_str(),
-                "at": time(e.at),
+                "at": recorded_time(e.at),
             })
         })
         .collect();
@@ -213,16 +272,16 @@ pub(super) fn history(history: &[HistoryEntry<Document>]) -> Value {
         .iter()
         .map(|e| {
             json!({
-                "executionId": e.execution_id,
+                "executionId": recorded_text(&e.execution_id),
                 "changeId": e.change_id,
                 "author": e.author,
-                "timestamp": time(e.timestamp),
+                "timestamp": recorded_time(e.timestamp),
                 "state": e.state.as_str(),
                 "type": e.entry_type.as_str(),
                 "changeLogClass": e.change_log_class,
                 "changeSetMethod": e.change_set_method,
                 "executionMillis": e.execution_millis,
-                "executionHostname": e.execution_hostname,
+                "executionHostname": recorded_text(&e.execution_hostname),
                 "errorTrace": e.error_trace,
                 "systemChange": e.system_change,
                 "checksum": e.checksum,
@@ -341,10 +400,11 @@ pub(super) fn done(done: &Done) -> Value {
         Done::Status {
             status: s,
             checkpoints,
+            history,
             ..
-        } => status(s, checkpoints),
+        } => status(s, checkpoints, history),
         Done::Plan { plan: p, command } => plan(p, command),
-        Done::History(h) => history(h),
+        Done::History { entries, .. } => history(entries),
         Done::Report { report: r, command } => report(r, command),
         Done::Unlock(u) => unlock(u),
         Done::CorruptLockDeleted(c) => corrupt_lock_deleted(c),

@@ -188,6 +188,7 @@ both_modes!(
     a_failed_undo_shows_what_it_undid_and_where_it_stopped,
     unlock_force_deletes_a_corrupt_lock_document,
     an_id_shared_by_two_authors_needs_the_author,
+    fields_a_history_row_leaves_out_stay_absent,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -1207,5 +1208,48 @@ async fn an_id_shared_by_two_authors_needs_the_author(mode: Mode) {
     migrate_with(&t, &["run"], &shared).expect(0);
     let undo = migrate_with(&t, &["undo", "--to", "shared/alice", "--yes"], &shared).expect(0);
     assert!(undo.stdout.contains("undid 2 change units"), "{undo:?}");
+    t.finish().await;
+}
+
+async fn fields_a_history_row_leaves_out_stay_absent(mode: Mode) {
+    let t = test_db(mode, "cli_absent_fields").await;
+    migrate_with(&t, &["run"], &[("FIXTURE_FAIL", "price-widgets")]).expect(1);
+    // As a hand-written or foreign row may be: no timestamp, a null executionId.
+    t.collection("mongockChangeLog")
+        .update_one(
+            doc! { "changeId": "create-widgets" },
+            doc! { "$unset": { "timestamp": "" }, "$set": { "executionId": null } },
+        )
+        .await
+        .unwrap();
+
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    let created = &status["units"][0];
+    assert_eq!(created["state"], "executed");
+    assert_eq!(created["at"], Value::Null, "{created}");
+    let failed = &status["units"][1];
+    assert_eq!(failed["state"], "failed");
+    assert!(failed["host"].is_string(), "{failed}");
+    assert_eq!(failed["error"], "the price list is unavailable", "{failed}");
+
+    let history = migrate(&t, &["--json", "history"]).expect(0).json();
+    let created = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["changeId"] == "create-widgets")
+        .unwrap();
+    assert_eq!(created["timestamp"], Value::Null, "{created}");
+    assert_eq!(created["executionId"], Value::Null, "{created}");
+    let human = migrate(&t, &["history"]).expect(0);
+    let row = human
+        .stdout
+        .lines()
+        .find(|l| l.contains("create-widgets"))
+        .unwrap();
+    assert!(row.starts_with("- ") && row.ends_with(" -"), "{human:?}");
+
+    let none = migrate(&t, &["history", "--limit", "0"]).expect(0);
+    assert_eq!(none.stdout, "2 history entries, none shown\n");
     t.finish().await;
 }

@@ -24,9 +24,13 @@
 //! | `plan` | what `run` would do, after every check `run` makes, without the lock or a write |
 //! | `history [--limit N]` | the history entries, newest first ([`Runner::history`]) |
 //! | `undo (--to ID \| --all) [--yes] [--concurrency N] [--fail-fast]` | undoes applied units, newest first ([`Runner::undo_to`], [`Runner::undo_all`]) |
-//! | `unlock [--force]` | releases the lock of a runner that is gone ([`Runner::unlock`]) |
+//! | `unlock [--force]` | releases the lock of a runner that is gone ([`Runner::unlock`]); with `--force`, also deletes a lock document that cannot be read (which every command reports as corrupt) |
 //! | `validate` | checks the units without a database ([`Runner::validate`]) |
 //! | `accept-checksums` | records the new checksum of units edited since they ran ([`Runner::accept_checksums`]) |
+//!
+//! `ID` names a unit by its id. When units by several authors share the id, `ID` alone is a
+//! usage error that lists them, and `ID/AUTHOR` names one; the runner stops at (or undoes
+//! from) the first unit of an id in order, so `ID/AUTHOR` can name only that one for now.
 //!
 //! Global options: `--uri` (default: the `MONGODB_URI` environment variable), `--database`
 //! (default: the database named in the URI) or `--databases GLOB` (see below), `--profile
@@ -51,7 +55,8 @@
 //! ``error: in `tenant_b`: ...``.
 //!
 //! `undo` changes data, so without `--yes` it lists what it would undo and asks on a
-//! terminal; when standard input is not a terminal it refuses with exit code 2.
+//! terminal; any answer but `y` or `yes` cancels it, and when standard input is not a
+//! terminal it refuses: both exit with code 2.
 //!
 //! While `run` and `undo` work, each unit gets a live progress line on a terminal (one per
 //! database at work), showing how far a long unit got when it reports its progress
@@ -61,7 +66,9 @@
 //! it ran, a transactional unit whose writes escape its transaction) go to standard error as
 //! `warning:` lines, unless the application installed a `tracing` subscriber of its own.
 //! Colour is used only on a terminal, and never when
-//! `NO_COLOR` is set. Errors go to standard error with their causes:
+//! `NO_COLOR` is set. Once standard output cannot be written to (a closed pipe, as in
+//! `migrate run | head -1`), the rest of the output is dropped quietly: the command still
+//! does all its work and exits with its own code. Errors go to standard error with their causes:
 //!
 //! ```text
 //! error: change unit `seed-widgets` failed in `#[execution]`
@@ -111,6 +118,8 @@
 //! where `skip` is `{ "reason": "already_executed" | "profile" | "system_version" |
 //! "after_target", "version": string (system_version only), "target": string (after_target
 //! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...).
+//! `host` and `millis` are those of the row that recorded the unit's state (also for a failed
+//! unit); `error` is the message of a failed unit's recorded error trace.
 //! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the
 //! database: those of failed or stopped units, and complete ones that outlived their cleanup.
 //! `step` is the attribute of the step that moved it (`"execution"`, ...), and `left_over`
@@ -148,13 +157,21 @@
 //!                  "metadata": relaxed extended JSON | null } ] }
 //! ```
 //!
+//! A row without `timestamp`, `executionId` or `executionHostname` has `null` there (and `-`
+//! in the table). `history --limit 0` says how many entries there are and shows none.
+//!
 //! `unlock`:
 //!
 //! ```text
 //! { "command": "unlock", "lock": "free" | "released" | "held",
 //!   "owner": string | null, "expires_at": time | null,
-//!   "reason": "expired" | "owned_by_this_process" | "forced" | null }
+//!   "reason": "expired" | "owned_by_this_process" | "forced" | "corrupt" | null,
+//!   "corrupt": { "id": string, "namespace": string, "problem": string } | null }
 //! ```
+//!
+//! `"corrupt"` describes the lock document that `unlock --force` deleted because it could not
+//! be read (`"reason": "corrupt"`; its owner and lease are unknown): its `_id` as text, its
+//! collection (`database.collection`) and what was wrong with it.
 //!
 //! `validate`:
 //!
@@ -175,8 +192,13 @@
 //! ```text
 //! { "command": string, "exit_code": int,
 //!   "error": { "kind": "failed" | "usage" | "locked" | "checksum_drift" | "not_run",
-//!              "message": string, "causes": [ string ] } }
+//!              "message": string, "causes": [ string ] },
+//!   "units": [ unit ] }
 //! ```
+//!
+//! where `"units"` is there for a `run` or an `undo` that started: the units it applied (or
+//! undid) before it stopped and the one it failed at (`"outcome": "failed"`), in the order
+//! they finished, each in the shape of the report's units above.
 //!
 //! With `--databases`, one object for all the databases, in name order: each entry is the
 //! object the command prints for that one database (or its failure object; `"kind":
@@ -193,6 +215,7 @@
 
 mod human;
 mod json;
+mod out;
 mod warnings;
 
 use std::collections::HashMap;
@@ -396,6 +419,15 @@ impl Command {
         }
     }
 
+    /// The unit that `run --up-to` or `undo --to` names, if any.
+    fn target_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Command::Run { up_to, .. } => up_to.as_mut(),
+            Command::Undo { to, .. } => to.as_mut(),
+            _ => None,
+        }
+    }
+
     fn spread(&self) -> Spread {
         match self {
             Command::Run { spread, .. } | Command::Undo { spread, .. } => spread.clone(),
@@ -433,13 +465,30 @@ impl Exit {
 struct Failure {
     exit: Exit,
     error: Box<dyn StdError + Send + Sync>,
+    /// For a `run` or an `undo` that failed partway: the units it finished before it
+    /// stopped, and the one it stopped at.
+    units: Option<Vec<human::Finished>>,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Self {
+    fn new(exit: Exit, error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
         Failure {
-            exit: Exit::Usage,
-            error: Box::new(Message(message.into())),
+            exit,
+            error: error.into(),
+            units: None,
+        }
+    }
+
+    fn usage(message: impl Into<String>) -> Self {
+        Failure::new(Exit::Usage, Message(message.into()))
+    }
+
+    /// The failure of a `run` or an `undo` that `tracker` followed, with the units it
+    /// finished (the one that failed among them).
+    fn tracked(error: Error, tracker: Option<&human::Tracker>) -> Self {
+        Failure {
+            units: tracker.map(human::Tracker::units),
+            ..Failure::from(error)
         }
     }
 
@@ -469,9 +518,24 @@ impl From<Error> for Failure {
             Error::UnknownChangeUnit { .. } => Exit::Usage,
             _ => Exit::Failed,
         };
+        let error: Box<dyn StdError + Send + Sync> = match error {
+            // The runner's advice names its method; here the command does it.
+            Error::ChecksumDrift { units } => Box::new(Message(format!(
+                "change units changed since they ran: {}; revert the edits, or record the new \
+                 code with `accept-checksums` once it is reviewed",
+                units
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            error if CorruptLock::in_chain(&error).is_some() => Box::new(CorruptLockHint(error)),
+            error => Box::new(error),
+        };
         Failure {
             exit,
-            error: Box::new(error),
+            error,
+            units: None,
         }
     }
 }
@@ -487,6 +551,83 @@ impl fmt::Display for Message {
 }
 
 impl StdError for Message {}
+
+/// A lock document that the store cannot read, which keeps every runner out until it is
+/// deleted.
+#[derive(Debug)]
+struct CorruptLock {
+    /// The lock collection, `database.collection`.
+    namespace: String,
+    /// The document's `_id`, as the store renders it.
+    id: String,
+    /// What is wrong with it.
+    problem: String,
+}
+
+impl CorruptLock {
+    /// The corrupt lock document that `error` (or one of its causes) is about.
+    fn in_chain(error: &(dyn StdError + 'static)) -> Option<Self> {
+        std::iter::successors(Some(error), |e| (*e).source()).find_map(|e| {
+            match e.downcast_ref::<crate::MongoStoreError>()? {
+                crate::MongoStoreError::CorruptLock {
+                    namespace,
+                    id,
+                    reason,
+                    ..
+                } => Some(CorruptLock {
+                    namespace: namespace.clone(),
+                    id: id.clone(),
+                    problem: reason.clone(),
+                }),
+                _ => None,
+            }
+        })
+    }
+
+    /// Deletes the lock of the store's collection in `db`, whatever its document holds.
+    async fn delete(&self, db: &Database) -> Result<(), Error> {
+        // The error names the collection the runner's store was configured with.
+        let collection = self
+            .namespace
+            .split_once('.')
+            .map_or(self.namespace.as_str(), |(_, collection)| collection);
+        crate::MongoStore::new(db)
+            .lock_collection(collection)
+            .force_release_lock()
+            .await
+            .map_err(|e| Error::store("deleting the corrupt lock document", e))
+    }
+}
+
+impl fmt::Display for CorruptLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deleted the corrupt lock document `_id: {}` in `{}` ({})",
+            self.id, self.namespace, self.problem
+        )
+    }
+}
+
+/// An error about a corrupt lock document, with the way out.
+#[derive(Debug)]
+struct CorruptLockHint(Error);
+
+impl fmt::Display for CorruptLockHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}; `unlock --force` deletes the corrupt lock document",
+            self.0
+        )
+    }
+}
+
+impl StdError for CorruptLockHint {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
 
 /// A database of `--databases` that was not started because another failed first.
 #[derive(Debug)]
@@ -523,17 +664,27 @@ enum Done {
         check: bool,
         /// The batch checkpoints kept in the database, each with whether it is left over.
         checkpoints: Vec<(StoredCheckpoint, Option<LeftOver>)>,
+        /// The history the status was built from, for what the status leaves out (the host
+        /// of a failed unit).
+        history: Vec<HistoryEntry<Document>>,
     },
     Plan {
         plan: Plan,
         command: &'static str,
     },
-    History(Vec<HistoryEntry<Document>>),
+    History {
+        /// The entries shown, newest first.
+        entries: Vec<HistoryEntry<Document>>,
+        /// How many the history holds.
+        total: usize,
+    },
     Report {
         report: Report,
         command: &'static str,
     },
     Unlock(Unlock),
+    /// `unlock --force` deleted a lock document that could not be read.
+    CorruptLockDeleted(CorruptLock),
     Validation(Validation),
     Accepted(Vec<AcceptedChecksum>),
 }
@@ -604,16 +755,21 @@ where
     }
     let db = database(cli.uri, cli.database, offline, connection).await?;
     let runner = build(&configure, &db, &cli.profiles);
-    if let Command::Undo { to, yes: false, .. } = &cli.command {
+    let mut command = cli.command;
+    if let Some(target) = command.target_mut() {
+        *target = resolve_target(&runner, target).await?;
+    }
+    if let Command::Undo { to, yes: false, .. } = &command {
         can_ask()?;
         let targets = undo_targets(&runner, to.as_deref()).await?;
         confirm_undo(&[(db.name(), targets)], output)?;
     }
-    let tracker = cli
-        .command
+    let tracker = command
         .verb()
         .map(|verb| output.progress(verb, 0).tracker(None));
-    let done = perform(runner, cli.command, &db, tracker.as_ref()).await?;
+    let done = perform(runner, command, &db, tracker.as_ref())
+        .await
+        .map_err(|error| Failure::tracked(error, tracker.as_ref()))?;
     output.done(&done);
     Ok(done.exit())
 }
@@ -658,6 +814,9 @@ async fn perform(
                 Some(id) => runner.run_up_to(id).await,
                 None => runner.run().await,
             };
+            if let (Err(error), Some(tracker)) = (&result, tracker) {
+                tracker.fail(error);
+            }
             tracker.inspect(|t| t.finish());
             Done::Report {
                 report: result?,
@@ -671,6 +830,7 @@ async fn perform(
                 status,
                 check,
                 checkpoints,
+                history,
             }
         }
         Command::Plan => Done::Plan {
@@ -678,9 +838,10 @@ async fn perform(
             command: name,
         },
         Command::History { limit } => {
-            let mut history = runner.history().await?;
-            history.truncate(limit.unwrap_or(usize::MAX));
-            Done::History(history)
+            let mut entries = runner.history().await?;
+            let total = entries.len();
+            entries.truncate(limit.unwrap_or(usize::MAX));
+            Done::History { entries, total }
         }
         Command::Undo { to, .. } => {
             let runner = watched(runner, tracker);
@@ -688,13 +849,25 @@ async fn perform(
                 Some(id) => runner.undo_to(id).await,
                 None => runner.undo_all().await,
             };
+            if let (Err(error), Some(tracker)) = (&result, tracker) {
+                tracker.fail(error);
+            }
             tracker.inspect(|t| t.finish());
             Done::Report {
                 report: result?,
                 command: name,
             }
         }
-        Command::Unlock { force } => Done::Unlock(runner.unlock(force).await?),
+        Command::Unlock { force } => match runner.unlock(force).await {
+            Err(error) if force => match CorruptLock::in_chain(&error) {
+                Some(corrupt) => {
+                    corrupt.delete(db).await?;
+                    Done::CorruptLockDeleted(corrupt)
+                }
+                None => return Err(error),
+            },
+            unlock => Done::Unlock(unlock?),
+        },
         Command::Validate => Done::Validation(runner.validate()),
         Command::AcceptChecksums => Done::Accepted(runner.accept_checksums().await?),
     })
@@ -749,6 +922,7 @@ where
         )));
     }
     let verb = cli.command.verb();
+    let mut command = cli.command.clone();
     let mut slots = HashMap::new();
     for name in &names {
         let db = client.database(name);
@@ -760,7 +934,15 @@ where
             },
         );
     }
-    if let Command::Undo { to, yes: false, .. } = &cli.command {
+    if let Some(target) = command.target_mut() {
+        // Every database has the binary's units: the first one's runner resolves it.
+        let runner = slots[&names[0]]
+            .runner
+            .as_ref()
+            .expect("a runner per database");
+        *target = resolve_target(runner, target).await?;
+    }
+    if let Command::Undo { to, yes: false, .. } = &command {
         can_ask()?;
         let mut listing = Vec::new();
         for name in &names {
@@ -780,7 +962,6 @@ where
     };
     let slots = Arc::new(Mutex::new(slots));
     let trackers = Arc::new(trackers);
-    let command = cli.command.clone();
     let outcomes = {
         let trackers = Arc::clone(&trackers);
         tenants
@@ -817,11 +998,10 @@ where
                 .unwrap_or_default(),
             result: match outcome.result {
                 TenantResult::Done(done) => Ok(done),
-                TenantResult::Failed(error) => Err(Failure::from(error)),
-                _ => Err(Failure {
-                    exit: Exit::Failed,
-                    error: Box::new(NotStarted),
-                }),
+                TenantResult::Failed(error) => {
+                    Err(Failure::tracked(error, trackers.get(&outcome.database)))
+                }
+                _ => Err(Failure::new(Exit::Failed, NotStarted)),
             },
             database: outcome.database,
         })
@@ -855,10 +1035,9 @@ async fn client(
 ) -> Result<(Client, Option<String>), Failure> {
     let uri = uri.or_else(|| std::env::var("MONGODB_URI").ok().filter(|u| !u.is_empty()));
     let mut options = match uri {
-        Some(uri) => ClientOptions::parse(&uri).await.map_err(|e| Failure {
-            exit: Exit::Usage,
-            error: Box::new(InvalidUri(e)),
-        })?,
+        Some(uri) => ClientOptions::parse(&uri)
+            .await
+            .map_err(|e| Failure::new(Exit::Usage, InvalidUri(e)))?,
         None if offline => ClientOptions::default(),
         None => {
             return Err(Failure::usage(
@@ -871,10 +1050,8 @@ async fn client(
         .get_or_insert(Duration::from_secs(10));
     options.app_name.get_or_insert_with(|| "migrate".to_owned());
     let default = options.default_database.clone();
-    let client = Client::with_options(options).map_err(|e| Failure {
-        exit: Exit::Usage,
-        error: Box::new(InvalidUri(e)),
-    })?;
+    let client =
+        Client::with_options(options).map_err(|e| Failure::new(Exit::Usage, InvalidUri(e)))?;
     connection.keep(&client);
     Ok((client, default))
 }
@@ -919,6 +1096,68 @@ async fn checkpoints(
         .collect())
 }
 
+/// The id to give the runner for the unit that `run --up-to` or `undo --to` names: `ID`, or
+/// `ID/AUTHOR` when several units share the id.
+///
+/// The runner finds a unit by id alone, taking the first in order: an id that several units
+/// share is a usage error that lists their authors, and `ID/AUTHOR` can name only the first
+/// of them.
+async fn resolve_target(runner: &Runner, target: &str) -> Result<String, Failure> {
+    let plan = runner.plan().await?;
+    let with_id = |id: &str| -> Vec<&str> {
+        plan.units()
+            .iter()
+            .filter(|p| p.unit.id() == id)
+            .map(|p| p.author.as_ref())
+            .collect()
+    };
+    let authors = with_id(target);
+    let (id, author) = match (authors.len(), target.rsplit_once('/')) {
+        (1, _) => return Ok(target.to_owned()),
+        (0, Some((id, author))) => (id, author),
+        (0, None) => {
+            return Err(Error::UnknownChangeUnit {
+                id: target.to_owned(),
+            }
+            .into())
+        }
+        (_, _) => {
+            let authors: Vec<String> = authors.iter().map(|a| format!("`{a}`")).collect();
+            let named: Vec<String> = with_id(target)
+                .iter()
+                .map(|author| format!("`{target}/{author}`"))
+                .collect();
+            return Err(Failure::usage(format!(
+                "`{target}` names {} change units, by {}: say which, as {}",
+                authors.len(),
+                authors.join(" and "),
+                named.join(" or ")
+            )));
+        }
+    };
+    let authors = with_id(id);
+    match authors.iter().position(|a| *a == author) {
+        Some(0) => Ok(id.to_owned()),
+        Some(_) => Err(Failure::usage(format!(
+            "`{target}` is not the first change unit `{id}` in order (that is `{id}/{}`), and \
+             the runner stops only at the first unit of an id",
+            authors[0]
+        ))),
+        None if authors.is_empty() => Err(Error::UnknownChangeUnit {
+            id: target.to_owned(),
+        }
+        .into()),
+        None => Err(Failure::usage(format!(
+            "no change unit `{id}` by `{author}` in this binary; `{id}` is by {}",
+            authors
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// The applied units `undo` would undo, newest first: their order and id.
 async fn undo_targets(runner: &Runner, to: Option<&str>) -> Result<Vec<(String, String)>, Failure> {
     let status = runner.status().await?;
@@ -955,36 +1194,80 @@ fn confirm_undo(
     listing: &[(&str, Vec<(String, String)>)],
     output: &human::Output,
 ) -> Result<(), Failure> {
+    ask_undo(
+        listing,
+        output,
+        &mut io::stdin().lock(),
+        &mut io::stderr().lock(),
+    )
+}
+
+/// Lists what `undo` would undo on `prompt` and reads the answer from `answers`: anything but
+/// yes is a usage error (exit code 2), as scripts test for an unconfirmed undo.
+fn ask_undo(
+    listing: &[(&str, Vec<(String, String)>)],
+    output: &human::Output,
+    answers: &mut impl BufRead,
+    prompt: &mut impl Write,
+) -> Result<(), Failure> {
     if listing.iter().all(|(_, targets)| targets.is_empty()) {
         return Ok(());
     }
-    let mut stderr = io::stderr().lock();
     for (database, targets) in listing.iter().filter(|(_, t)| !t.is_empty()) {
         let _ = writeln!(
-            stderr,
+            prompt,
             "{} will be undone in `{database}`, newest first:",
             output.plural(targets.len(), "change unit")
         );
         for (order, id) in targets {
-            let _ = writeln!(stderr, "  {order}  {id}");
+            let _ = writeln!(prompt, "  {order}  {id}");
         }
     }
-    let _ = write!(stderr, "undo them? [y/N] ");
-    let _ = stderr.flush();
+    let _ = write!(prompt, "undo them? [y/N] ");
+    let _ = prompt.flush();
     let mut answer = String::new();
-    io::stdin()
-        .lock()
+    answers
         .read_line(&mut answer)
-        .map_err(|e| Failure {
-            exit: Exit::Failed,
-            error: Box::new(e),
-        })?;
+        .map_err(|e| Failure::new(Exit::Failed, e))?;
     if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
-        Err(Failure {
-            exit: Exit::Failed,
-            error: Box::new(Message("undo cancelled; nothing was undone".into())),
-        })
+        Err(Failure::usage("undo cancelled; nothing was undone"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(text: &str) -> Result<(), Failure> {
+        let listing = [("app", vec![("002".to_owned(), "price".to_owned())])];
+        let mut prompt = Vec::new();
+        let asked = ask_undo(
+            &listing,
+            &human::Output::new(false),
+            &mut text.as_bytes(),
+            &mut prompt,
+        );
+        let prompt = String::from_utf8(prompt).unwrap();
+        assert!(
+            prompt.contains("  002  price\nundo them? [y/N] "),
+            "{prompt}"
+        );
+        asked
+    }
+
+    #[test]
+    fn an_unconfirmed_undo_is_a_usage_error() {
+        for text in ["n\n", "\n", "", "maybe\n"] {
+            let refused = answer(text).unwrap_err();
+            assert_eq!(refused.exit, Exit::Usage, "{text:?}");
+            assert_eq!(
+                refused.error.to_string(),
+                "undo cancelled; nothing was undone"
+            );
+        }
+        assert!(answer("y\n").is_ok());
+        assert!(answer("Yes\n").is_ok());
     }
 }

@@ -1,20 +1,22 @@
 //! What the commands print: tables and lines for people, or the `--json` objects; the live
 //! progress of `run` and `undo`.
 
+use std::error::Error as StdError;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::Document;
 
+use super::out::{out, outln};
 use super::{json, Done, Entry, Exit, Failure};
 use crate::__private::{format_utc, write_table};
 use crate::batch::{LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION};
 use crate::{
-    AcceptedChecksum, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report, RunStatus,
-    SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
+    AcceptedChecksum, Error, Event, HistoryEntry, Outcome, Plan, Progress as Work, Report,
+    RunStatus, SkipReason, Status, UnitReport, UnitState, Unlock, Validation,
 };
 
 const GREEN: &str = "32";
@@ -88,56 +90,62 @@ impl Output {
         check: bool,
         checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
     ) {
-        print!("{status}");
+        out!("{status}");
         if !checkpoints.is_empty() {
-            println!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
+            outln!("batch checkpoints in `{CHECKPOINT_COLLECTION}`:");
             for (checkpoint, left_over) in checkpoints {
-                println!("  {}", CheckpointLine(checkpoint, *left_over));
+                outln!("  {}", CheckpointLine(checkpoint, *left_over));
             }
         }
         if check {
             if status.is_up_to_date() {
-                println!("{}", self.colour.paint(GREEN, "up to date"));
+                outln!("{}", self.colour.paint(GREEN, "up to date"));
             } else {
                 let verdict = format!(
                     "not up to date: {} pending, {} changed since they ran",
                     status.pending().count(),
                     status.drifted().count()
                 );
-                println!("{}", self.colour.paint(YELLOW, &verdict));
+                outln!("{}", self.colour.paint(YELLOW, &verdict));
             }
         }
     }
 
     fn plan(&self, plan: &Plan) {
-        print!("{plan}");
+        out!("{plan}");
     }
 
-    fn history(&self, history: &[HistoryEntry<Document>]) {
-        if history.is_empty() {
-            println!("the history is empty");
+    fn history(&self, history: &[HistoryEntry<Document>], total: usize) {
+        if total == 0 {
+            outln!("the history is empty");
+        } else if history.is_empty() {
+            let entries = if total == 1 { "entry" } else { "entries" };
+            outln!("{total} history {entries}, none shown");
         } else {
-            print!("{}", HistoryTable(history));
+            out!("{}", HistoryTable(history));
         }
     }
 
     fn unlock(&self, unlock: &Unlock) {
         let code = if unlock.is_held() { YELLOW } else { GREEN };
-        println!("{}", self.colour.paint(code, &unlock.to_string()));
+        outln!("{}", self.colour.paint(code, &unlock.to_string()));
     }
 
     fn validation(&self, validation: &Validation) {
-        print!("{validation}");
+        out!("{validation}");
     }
 
     fn accepted(&self, accepted: &[AcceptedChecksum]) {
         if accepted.is_empty() {
-            println!("no applied change unit changed since it ran; nothing to accept");
+            outln!("no applied change unit changed since it ran; nothing to accept");
         }
         for a in accepted {
-            println!(
+            outln!(
                 "recorded the new checksum of `{}` by `{}` ({} -> {})",
-                a.id, a.author, a.drift.recorded, a.drift.current
+                a.id,
+                a.author,
+                a.drift.recorded,
+                a.drift.current
             );
         }
     }
@@ -149,11 +157,11 @@ impl Output {
             RunStatus::Completed => self.summary(report, command == "undo"),
             _ => "another runner holds the migration lock; nothing ran".into(),
         };
-        println!("{summary}");
+        outln!("{summary}");
         // Units that failed without stopping the run (`fail_fast = false`).
         for unit in &report.units {
             if let Outcome::Failed { error, .. } = &unit.outcome {
-                println!("  {}: {error}", unit.id);
+                outln!("  {}", unit_error(unit.id, error));
             }
         }
     }
@@ -211,11 +219,15 @@ impl Output {
                 status,
                 check,
                 checkpoints,
+                ..
             } => self.status(status, *check, checkpoints),
             Done::Plan { plan, .. } => self.plan(plan),
-            Done::History(history) => self.history(history),
+            Done::History { entries, total } => self.history(entries, *total),
             Done::Report { report, command } => self.report(report, command),
             Done::Unlock(unlock) => self.unlock(unlock),
+            Done::CorruptLockDeleted(corrupt) => {
+                outln!("{}", self.colour.paint(GREEN, &corrupt.to_string()))
+            }
             Done::Validation(validation) => self.validation(validation),
             Done::Accepted(accepted) => self.accepted(accepted),
         }
@@ -235,7 +247,7 @@ impl Output {
         }
         if !changes {
             for entry in entries {
-                println!(
+                outln!(
                     "{}",
                     self.colour
                         .paint(BOLD, &format!("database `{}`", entry.database))
@@ -243,10 +255,10 @@ impl Output {
                 match &entry.result {
                     Ok(done) => self.show(done),
                     Err(failure) => {
-                        println!("{}", self.colour.paint(RED, &failure.error.to_string()))
+                        outln!("{}", self.colour.paint(RED, &failure.error.to_string()))
                     }
                 }
-                println!();
+                outln!();
             }
             if command != "status" {
                 return;
@@ -270,7 +282,7 @@ impl Output {
                 error,
             ]);
         }
-        print!("{}", Table(rows));
+        out!("{}", Table(rows));
         // `2 databases: 1 completed, 1 failed`, outcomes in order of first appearance.
         let mut tally: Vec<(&str, usize)> = Vec::new();
         for entry in entries {
@@ -291,7 +303,7 @@ impl Output {
             Exit::NotUpToDate | Exit::Locked => YELLOW,
             Exit::Failed | Exit::Usage => RED,
         };
-        println!("{}", self.colour.paint(code, &verdict));
+        outln!("{}", self.colour.paint(code, &verdict));
     }
 
     /// The progress display of a `run` or an `undo`: nothing with `--json`. `width` is that
@@ -334,7 +346,7 @@ fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
         }
         Ok(Done::Report { report, .. }) => {
             let failed = report.units.iter().find_map(|u| match &u.outcome {
-                Outcome::Failed { error, .. } => Some(format!("{}: {error}", u.id)),
+                Outcome::Failed { error, .. } => Some(unit_error(u.id, error)),
                 _ => None,
             });
             let outcome = match (report.status, &failed) {
@@ -365,6 +377,16 @@ fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
             }
             (outcome, Some(counts.applied), counts.pending, error)
         }
+    }
+}
+
+/// The error of the unit `id`, which names it once: the runner's errors start with
+/// ``change unit `id` failed``, others get `id: ` in front.
+fn unit_error(id: &str, error: &str) -> String {
+    if error.contains(&format!("`{id}`")) {
+        error.to_owned()
+    } else {
+        format!("{id}: {error}")
     }
 }
 
@@ -406,6 +428,31 @@ pub(super) struct Counts {
     pub(super) pending: Option<usize>,
 }
 
+/// A unit that a run or an undo finished (or stopped at), as its report lists it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    pub(super) id: String,
+    pub(super) author: String,
+    pub(super) order: String,
+    pub(super) outcome: Outcome,
+    pub(super) elapsed: Option<Duration>,
+}
+
+impl From<&UnitReport> for Finished {
+    fn from(report: &UnitReport) -> Self {
+        Finished {
+            id: report.id.to_owned(),
+            author: report.author.clone().into_owned(),
+            order: report.order.to_owned(),
+            outcome: report.outcome.clone(),
+            elapsed: report.elapsed,
+        }
+    }
+}
+
+/// A unit started and not finished yet: its id, author, order and start.
+type Started = (String, String, String, Instant);
+
 /// The progress of a run or an undo in one database.
 #[derive(Clone)]
 pub(super) struct Tracker(Arc<Track>);
@@ -418,6 +465,8 @@ struct Track {
     /// What the spinner says before the unit's own progress.
     doing: Mutex<String>,
     counts: Mutex<Counts>,
+    started: Mutex<Vec<Started>>,
+    finished: Mutex<Vec<Finished>>,
 }
 
 impl Progress {
@@ -429,6 +478,8 @@ impl Progress {
             bar: Mutex::new(None),
             doing: Mutex::new(String::new()),
             counts: Mutex::new(Counts::default()),
+            started: Mutex::new(Vec::new()),
+            finished: Mutex::new(Vec::new()),
         }))
     }
 }
@@ -487,6 +538,43 @@ impl Tracker {
     pub(super) fn counts(&self) -> Counts {
         *lock(&self.0.counts)
     }
+
+    /// The units finished so far, in the order they finished.
+    pub(super) fn units(&self) -> Vec<Finished> {
+        lock(&self.0.finished).clone()
+    }
+
+    /// Records the unit that `error` stopped the run or the undo at, with its line, unless
+    /// the runner reported it finished already (a run does; an undo does not).
+    pub(super) fn fail(&self, error: &Error) {
+        let Some(failed) = error.as_execution() else {
+            return;
+        };
+        let started = {
+            let mut started = lock(&self.0.started);
+            let at = started.iter().position(|s| s.0 == failed.unit_id);
+            at.map(|at| started.remove(at))
+        };
+        let Some((id, author, order, start)) = started else {
+            return;
+        };
+        let mut message = error.to_string();
+        let mut source = StdError::source(error);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        self.0.finish(Finished {
+            id,
+            author,
+            order,
+            outcome: Outcome::Failed {
+                error: message,
+                rolled_back: failed.rolled_back,
+            },
+            elapsed: Some(start.elapsed()),
+        });
+    }
 }
 
 impl Track {
@@ -500,7 +588,13 @@ impl Track {
 
     fn event(&self, event: &Event<'_>) {
         match event {
-            Event::UnitStarted { id, order, .. } => {
+            Event::UnitStarted { id, author, order } => {
+                lock(&self.started).push((
+                    (*id).to_owned(),
+                    (*author).to_owned(),
+                    (*order).to_owned(),
+                    Instant::now(),
+                ));
                 let doing = match self.live.verb {
                     Verb::Apply => "applying",
                     Verb::Undo => "undoing",
@@ -512,29 +606,35 @@ impl Track {
                 *lock(&self.doing) = doing;
             }
             Event::UnitFinished(report) => {
-                if matches!(
-                    report.outcome,
-                    Outcome::Executed | Outcome::ExecutedAgain | Outcome::RolledBack
-                ) {
-                    lock(&self.counts).applied += 1;
-                }
-                if !self.live.lines {
-                    return;
-                }
-                let line = self.prefixed(&self.line(report));
-                match &self.live.multi {
-                    Some(multi) => {
-                        let _ = multi.println(line);
-                    }
-                    None => println!("{line}"),
-                }
+                lock(&self.started).retain(|s| !(s.0 == report.id && s.1 == report.author));
+                self.finish(Finished::from(*report));
             }
             _ => {}
         }
     }
 
+    /// Counts and keeps a finished unit, and prints its line.
+    fn finish(&self, unit: Finished) {
+        if matches!(
+            unit.outcome,
+            Outcome::Executed | Outcome::ExecutedAgain | Outcome::RolledBack
+        ) {
+            lock(&self.counts).applied += 1;
+        }
+        if self.live.lines {
+            let line = self.prefixed(&self.line(&unit));
+            match &self.live.multi {
+                Some(multi) => {
+                    let _ = multi.println(line);
+                }
+                None => outln!("{line}"),
+            }
+        }
+        lock(&self.finished).push(unit);
+    }
+
     /// `✓ applied    001  create-widgets            12 ms`, or the failure.
-    fn line(&self, report: &UnitReport) -> String {
+    fn line(&self, report: &Finished) -> String {
         let colour = self.live.colour;
         let ms = report.elapsed.map_or(0, |e| e.as_millis());
         let (mark, done) = match (&report.outcome, self.live.verb) {
@@ -569,18 +669,23 @@ impl fmt::Display for HistoryTable<'_> {
         let mut rows = vec![header.map(str::to_owned).to_vec()];
         for e in self.0 {
             rows.push(vec![
-                format_utc(e.timestamp),
+                json::recorded_at(e.timestamp).map_or("-".to_owned(), format_utc),
                 e.change_id.clone(),
                 e.author.clone(),
                 e.state.as_str().to_owned(),
                 e.entry_type.as_str().to_owned(),
                 e.execution_millis.to_string(),
-                e.execution_hostname.clone(),
-                e.execution_id.clone(),
+                text_or_dash(&e.execution_hostname),
+                text_or_dash(&e.execution_id),
             ]);
         }
         write_table(f, &rows)
     }
+}
+
+/// `text`, or `-` for a field the history row leaves out.
+fn text_or_dash(text: &str) -> String {
+    if text.is_empty() { "-" } else { text }.to_owned()
 }
 
 /// One line of `status` about a batch checkpoint.

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
-use super::{Done, Entry, Exit, Failure};
+use super::out::outln;
+use super::{CorruptLock, Done, Entry, Exit, Failure};
 use crate::batch::{LeftOver, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,
@@ -14,13 +15,50 @@ use crate::{
 
 /// Prints `value` on one line of standard output.
 pub(super) fn print(value: &Value) {
-    println!("{value}");
+    outln!("{value}");
 }
 
 fn time(at: SystemTime) -> Value {
     DateTime::from_system_time(at)
         .try_to_rfc3339_string()
         .map_or(Value::Null, Value::String)
+}
+
+/// A time read from a history row, or `None` for a row without it: the store reads a
+/// missing `timestamp` as the Unix epoch, a time no history row was written at.
+pub(super) fn recorded_at(at: SystemTime) -> Option<SystemTime> {
+    (at != SystemTime::UNIX_EPOCH).then_some(at)
+}
+
+/// A time read from a history row, or `null`.
+fn recorded_time(at: SystemTime) -> Value {
+    recorded_at(at).map_or(Value::Null, time)
+}
+
+/// A text field of a history row, or `null` for one it leaves out (read as empty).
+fn recorded_text(text: &str) -> Value {
+    if text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text.to_owned())
+    }
+}
+
+/// The message of an `errorTrace`, which holds JSON as Mongock writes it:
+/// `{"execution-error":"...","rollback-error":"..."}`; another text is the message itself.
+fn error_message(trace: &str) -> String {
+    let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(trace) else {
+        return trace.to_owned();
+    };
+    match (
+        fields.get("execution-error").and_then(Value::as_str),
+        fields.get("rollback-error").and_then(Value::as_str),
+    ) {
+        (Some(execution), Some(rollback)) => format!("{execution}; rollback failed: {rollback}"),
+        (Some(execution), None) => execution.to_owned(),
+        (None, Some(rollback)) => format!("rollback failed: {rollback}"),
+        (None, None) => trace.to_owned(),
+    }
 }
 
 fn millis(elapsed: Duration) -> u64 {
@@ -51,18 +89,40 @@ fn skip(reason: &SkipReason) -> Value {
 pub(super) fn status(
     status: &Status,
     checkpoints: &[(StoredCheckpoint, Option<LeftOver>)],
+    history: &[HistoryEntry<Document>],
 ) -> Value {
-    use crate::UnitState;
+    use crate::{EntryType, UnitState};
     let units: Vec<Value> = status
         .units
         .iter()
         .map(|u| {
             let (host, millis, error, skip_reason) = match &u.state {
-                UnitState::Executed { host, millis, .. } => {
-                    (json!(host), json!(millis), Value::Null, Value::Null)
-                }
-                UnitState::Failed { error, .. } => {
-                    (Value::Null, Value::Null, json!(error), Value::Null)
+                UnitState::Executed { host, millis, .. } => (
+                    recorded_text(host),
+                    if *millis >= 0 {
+                        json!(millis)
+                    } else {
+                        Value::Null
+                    },
+                    Value::Null,
+                    Value::Null,
+                ),
+                UnitState::Failed { at, error, .. } => {
+                    // The row the status read the failure from holds its host and duration.
+                    let row = history.iter().find(|e| {
+                        e.change_id == u.id
+                            && e.author == u.author
+                            && e.entry_type == EntryType::Execution
+                            && e.timestamp == *at
+                            && e.error_trace == *error
+                    });
+                    (
+                        row.map_or(Value::Null, |e| recorded_text(&e.execution_hostname)),
+                        row.filter(|e| e.execution_millis >= 0)
+                            .map_or(Value::Null, |e| json!(e.execution_millis)),
+                        error.as_deref().map(error_message).into(),
+                        Value::Null,
+                    )
                 }
                 UnitState::Skipped(reason) => (Value::Null, Value::Null, Value::Null, skip(reason)),
                 _ => (Value::Null, Value::Null, Value::Null, Value::Null),
@@ -72,7 +132,7 @@ pub(super) fn status(
                 "author": u.author,
                 "order": u.order,
                 "state": u.state.label().replace(' ', "_"),
-                "at": u.state.at().map_or(Value::Null, time),
+                "at": u.state.at().map_or(Value::Null, recorded_time),
                 "host": host,
                 "millis": millis,
                 "error": error,
@@ -94,7 +154,7 @@ pub(super) fn status(
                 "author": e.author,
                 "class": e.change_log_class,
                 "state": e.state.as_str(),
-                "at": time(e.at),
+                "at": recorded_time(e.at),
             })
         })
         .collect();
@@ -155,33 +215,42 @@ pub(super) fn plan(plan: &Plan, command: &str) -> Value {
     value
 }
 
+/// One unit of a run's or an undo's report.
+fn unit(
+    id: &str,
+    author: &str,
+    order: &str,
+    outcome: &Outcome,
+    elapsed: Option<Duration>,
+) -> Value {
+    let (outcome, skip_reason, error, rolled_back) = match outcome {
+        Outcome::Executed => ("executed", Value::Null, Value::Null, Value::Null),
+        Outcome::ExecutedAgain => ("executed_again", Value::Null, Value::Null, Value::Null),
+        Outcome::Skipped(reason) => ("skipped", skip(reason), Value::Null, Value::Null),
+        Outcome::Failed { error, rolled_back } => {
+            ("failed", Value::Null, json!(error), json!(rolled_back))
+        }
+        Outcome::RolledBack => ("rolled_back", Value::Null, Value::Null, Value::Null),
+        _ => ("not_run", Value::Null, Value::Null, Value::Null),
+    };
+    json!({
+        "id": id,
+        "author": author,
+        "order": order,
+        "outcome": outcome,
+        "skip_reason": skip_reason,
+        "error": error,
+        "rolled_back": rolled_back,
+        "elapsed_ms": elapsed.map(millis),
+    })
+}
+
 /// The report of `run` or `undo`.
 pub(super) fn report(report: &Report, command: &str) -> Value {
     let units: Vec<Value> = report
         .units
         .iter()
-        .map(|u| {
-            let (outcome, skip_reason, error, rolled_back) = match &u.outcome {
-                Outcome::Executed => ("executed", Value::Null, Value::Null, Value::Null),
-                Outcome::ExecutedAgain => ("executed_again", Value::Null, Value::Null, Value::Null),
-                Outcome::Skipped(reason) => ("skipped", skip(reason), Value::Null, Value::Null),
-                Outcome::Failed { error, rolled_back } => {
-                    ("failed", Value::Null, json!(error), json!(rolled_back))
-                }
-                Outcome::RolledBack => ("rolled_back", Value::Null, Value::Null, Value::Null),
-                _ => ("not_run", Value::Null, Value::Null, Value::Null),
-            };
-            json!({
-                "id": u.id,
-                "author": u.author,
-                "order": u.order,
-                "outcome": outcome,
-                "skip_reason": skip_reason,
-                "error": error,
-                "rolled_back": rolled_back,
-                "elapsed_ms": u.elapsed.map(millis),
-            })
-        })
+        .map(|u| unit(u.id, &u.author, u.order, &u.outcome, u.elapsed))
         .collect();
     let status = match report.status {
         RunStatus::Completed => "completed",
@@ -203,16 +272,16 @@ pub(super) fn history(history: &[HistoryEntry<Document>]) -> Value {
         .iter()
         .map(|e| {
             json!({
-                "executionId": e.execution_id,
+                "executionId": recorded_text(&e.execution_id),
                 "changeId": e.change_id,
                 "author": e.author,
-                "timestamp": time(e.timestamp),
+                "timestamp": recorded_time(e.timestamp),
                 "state": e.state.as_str(),
                 "type": e.entry_type.as_str(),
                 "changeLogClass": e.change_log_class,
                 "changeSetMethod": e.change_set_method,
                 "executionMillis": e.execution_millis,
-                "executionHostname": e.execution_hostname,
+                "executionHostname": recorded_text(&e.execution_hostname),
                 "errorTrace": e.error_trace,
                 "systemChange": e.system_change,
                 "checksum": e.checksum,
@@ -248,6 +317,23 @@ pub(super) fn unlock(unlock: &Unlock) -> Value {
         "owner": owner,
         "expires_at": expires_at,
         "reason": reason,
+        "corrupt": null,
+    })
+}
+
+/// `unlock --force` that deleted a lock document it could not read.
+fn corrupt_lock_deleted(corrupt: &CorruptLock) -> Value {
+    json!({
+        "command": "unlock",
+        "lock": "released",
+        "owner": null,
+        "expires_at": null,
+        "reason": "corrupt",
+        "corrupt": {
+            "id": corrupt.id,
+            "namespace": corrupt.namespace,
+            "problem": corrupt.problem,
+        },
     })
 }
 
@@ -289,7 +375,7 @@ pub(super) fn accepted(accepted: &[AcceptedChecksum]) -> Value {
 /// The object printed in place of `command`'s when it fails.
 pub(super) fn failure(command: &str, failure: &Failure) -> Value {
     let causes: Vec<String> = failure.causes().map(|e| e.to_string()).collect();
-    json!({
+    let mut value = json!({
         "command": command,
         "exit_code": failure.exit as u8,
         "error": {
@@ -297,7 +383,15 @@ pub(super) fn failure(command: &str, failure: &Failure) -> Value {
             "message": failure.error.to_string(),
             "causes": causes,
         },
-    })
+    });
+    if let Some(units) = &failure.units {
+        let units: Vec<Value> = units
+            .iter()
+            .map(|u| unit(&u.id, &u.author, &u.order, &u.outcome, u.elapsed))
+            .collect();
+        value["units"] = Value::Array(units);
+    }
+    value
 }
 
 /// The object of a command in one database.
@@ -306,12 +400,14 @@ pub(super) fn done(done: &Done) -> Value {
         Done::Status {
             status: s,
             checkpoints,
+            history,
             ..
-        } => status(s, checkpoints),
+        } => status(s, checkpoints, history),
         Done::Plan { plan: p, command } => plan(p, command),
-        Done::History(h) => history(h),
+        Done::History { entries, .. } => history(entries),
         Done::Report { report: r, command } => report(r, command),
         Done::Unlock(u) => unlock(u),
+        Done::CorruptLockDeleted(c) => corrupt_lock_deleted(c),
         Done::Validation(v) => validation(v),
         Done::Accepted(a) => accepted(a),
     }

@@ -9,8 +9,13 @@
 //! 005 batch-gadgets    with FIXTURE_BATCH=N only: stores N gadgets, then marks them in
 //!                      batches of 10 outside a transaction, reporting its progress
 //! 006 count-runs       with FIXTURE_ALWAYS=1 only: runs on every run, counting them
+//! 007 tolerant-widgets with FIXTURE_TOLERANT=1 only: `fail_fast = false`; fails when
+//!                      FIXTURE_FAIL=tolerant-widgets
+//! 008 shared (alice)   with FIXTURE_SHARED=1 only: two units with one id, by two authors,
+//! 009 shared (bob)     each storing its author in `shared`
 //! ```
 //!
+//! `FIXTURE_FAIL_UNDO=price-widgets` makes the rollback of `price-widgets` fail.
 //! `FIXTURE_FAIL_IN=SUFFIX` limits `FIXTURE_FAIL` to the databases whose name ends with
 //! `SUFFIX` (with `--databases`). `FIXTURE_STRICT=1` turns on the strict checksum policy. The
 //! lock is given up after 1 s.
@@ -29,6 +34,7 @@ use mongodb::{ClientSession, Collection, Database};
 /// Which unit fails on purpose, if any.
 struct Faults {
     fail: Option<String>,
+    fail_undo: Option<String>,
 }
 
 fn widgets(db: &Database) -> Collection<Document> {
@@ -80,7 +86,10 @@ impl PriceWidgets {
     }
 
     #[rollback_execution]
-    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+    async fn rollback(&self, session: &mut ClientSession) -> Result<(), migrate::BoxError> {
+        if self.faults.fail_undo.as_deref() == Some("price-widgets") {
+            return Err("the old prices are gone".into());
+        }
         let unprice = doc! { "$unset": { "price": "" } };
         widgets(&self.db)
             .update_many(doc! {}, unprice)
@@ -204,12 +213,100 @@ impl CountRuns {
     }
 }
 
+#[change_unit(
+    id = "tolerant-widgets",
+    order = "007",
+    author = "fixture",
+    fail_fast = false
+)]
+struct TolerantWidgets {
+    faults: Dep<Faults>,
+}
+
+impl TolerantWidgets {
+    #[execution]
+    async fn execute(&self, _session: &mut ClientSession) -> Result<(), migrate::BoxError> {
+        if self.faults.fail.as_deref() == Some("tolerant-widgets") {
+            return Err("the widgets are tolerated".into());
+        }
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> mongodb::error::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stores who ran it in `shared`.
+async fn share(
+    db: &Database,
+    session: &mut ClientSession,
+    who: &str,
+) -> mongodb::error::Result<()> {
+    db.collection::<Document>("shared")
+        .insert_one(doc! { "_id": who })
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+/// Removes what [`share`] stored.
+async fn unshare(
+    db: &Database,
+    session: &mut ClientSession,
+    who: &str,
+) -> mongodb::error::Result<()> {
+    db.collection::<Document>("shared")
+        .delete_one(doc! { "_id": who })
+        .session(session)
+        .await?;
+    Ok(())
+}
+
+#[change_unit(id = "shared", order = "008", author = "alice")]
+struct SharedByAlice {
+    db: Database,
+}
+
+impl SharedByAlice {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        share(&self.db, session, "alice").await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        unshare(&self.db, session, "alice").await
+    }
+}
+
+#[change_unit(id = "shared", order = "009", author = "bob")]
+struct SharedByBob {
+    db: Database,
+}
+
+impl SharedByBob {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        share(&self.db, session, "bob").await
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self, session: &mut ClientSession) -> mongodb::error::Result<()> {
+        unshare(&self.db, session, "bob").await
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let fail = std::env::var("FIXTURE_FAIL").ok();
     let fail_in = std::env::var("FIXTURE_FAIL_IN").ok();
     let strict = std::env::var_os("FIXTURE_STRICT").is_some();
+    let fail_undo = std::env::var("FIXTURE_FAIL_UNDO").ok();
     let always = std::env::var_os("FIXTURE_ALWAYS").is_some();
+    let tolerant = std::env::var_os("FIXTURE_TOLERANT").is_some();
+    let shared = std::env::var_os("FIXTURE_SHARED").is_some();
     let batch = std::env::var("FIXTURE_BATCH")
         .ok()
         .and_then(|n| n.parse().ok());
@@ -229,10 +326,17 @@ async fn main() -> ExitCode {
         if always {
             units.push(CountRuns::change_unit());
         }
+        if tolerant {
+            units.push(TolerantWidgets::change_unit());
+        }
+        if shared {
+            units.extend([SharedByAlice::change_unit(), SharedByBob::change_unit()]);
+        }
         let runner = Runner::new(db)
             .units(units)
             .dependency(Faults {
                 fail: fail.clone().filter(|_| here),
+                fail_undo: fail_undo.clone(),
             })
             .dependency(Gadgets(batch.unwrap_or(0)))
             .lock_quit_trying_after(Duration::from_secs(1));

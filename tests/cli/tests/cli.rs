@@ -40,7 +40,10 @@ fn fixture() -> Command {
         .env_remove("FIXTURE_FAIL_IN")
         .env_remove("FIXTURE_STRICT")
         .env_remove("FIXTURE_BATCH")
-        .env_remove("FIXTURE_ALWAYS");
+        .env_remove("FIXTURE_ALWAYS")
+        .env_remove("FIXTURE_TOLERANT")
+        .env_remove("FIXTURE_SHARED")
+        .env_remove("FIXTURE_FAIL_UNDO");
     command
 }
 
@@ -71,6 +74,27 @@ fn migrate(t: &TestDb, args: &[&str]) -> Run {
     migrate_with(t, args, &[])
 }
 
+/// Runs the fixture against the test's database with its standard output a pipe that is
+/// closed before the command writes to it, as `migrate run | head -0` leaves it.
+fn migrate_into_closed_pipe(t: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut child = fixture()
+        .args(["--uri", &t.uri, "--database", t.db.name()])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running fixture-migrate");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("fixture-migrate ends");
+    Run {
+        code: output.status.code().expect("an exit code"),
+        stdout: String::new(),
+        stderr: String::from_utf8(output.stderr).expect("utf-8 stderr"),
+    }
+}
+
 /// The `state` of every unit in `status --json`, in order.
 fn states(t: &TestDb) -> Vec<String> {
     let status = migrate(t, &["--json", "status"]).expect(0).json();
@@ -83,6 +107,22 @@ fn states(t: &TestDb) -> Vec<String> {
                 "{} {}",
                 u["id"].as_str().unwrap(),
                 u["state"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// `id outcome` of every unit in the `units` of a `run` or `undo` JSON object.
+fn outcomes(value: &Value) -> Vec<String> {
+    value["units"]
+        .as_array()
+        .unwrap_or_else(|| panic!("units in {value}"))
+        .iter()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u["id"].as_str().unwrap(),
+                u["outcome"].as_str().unwrap()
             )
         })
         .collect()
@@ -143,6 +183,12 @@ both_modes!(
     a_batch_unit_runs_to_its_summary_and_leaves_json_alone,
     status_lists_the_batch_checkpoints_left_in_the_database,
     status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_over,
+    a_closed_stdout_neither_panics_nor_stops_the_command,
+    a_unit_failing_without_fail_fast_is_named_once,
+    a_failed_undo_shows_what_it_undid_and_where_it_stopped,
+    unlock_force_deletes_a_corrupt_lock_document,
+    an_id_shared_by_two_authors_needs_the_author,
+    fields_a_history_row_leaves_out_stay_absent,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -394,6 +440,12 @@ async fn a_failing_unit_exits_1_with_its_cause(mode: Mode) {
         json["error"]["causes"],
         serde_json::json!(["the price list is unavailable"])
     );
+    // The second run has nothing to apply before it fails again.
+    assert_eq!(outcomes(&json), ["price-widgets failed"], "{json}");
+    assert_eq!(
+        json["units"][0]["error"],
+        "change unit `price-widgets` failed in `#[execution]`: the price list is unavailable"
+    );
     assert_eq!(
         states(&t)[..2],
         ["create-widgets executed", "price-widgets failed"]
@@ -422,20 +474,20 @@ async fn drift_fails_the_check_and_a_strict_run_until_accepted(mode: Mode) {
     );
     let strict = [("FIXTURE_STRICT", "1")];
     let stopped = migrate_with(&t, &["run"], &strict).expect(4);
-    assert!(
-        stopped
-            .stderr
-            .starts_with("error: change units changed since they ran: `create-widgets`"),
-        "{stopped:?}"
+    assert_eq!(
+        stopped.stderr,
+        "error: change units changed since they ran: `create-widgets`; revert the edits, or \
+         record the new code with `accept-checksums` once it is reviewed\n",
     );
     assert_eq!(states(&t)[2], "audit-widgets pending", "nothing ran");
 
     // Under the default policy the run goes on, and says what drifted.
     let warned = migrate(&t, &["run"]).expect(0);
     assert!(
-        warned
-            .stderr
-            .contains("warning: change unit `create-widgets`: change unit changed since it ran"),
+        warned.stderr.starts_with(
+            "warning: change unit `create-widgets` changed since it ran; review the edit, then \
+             accept it with `accept-checksums` (recorded: 0000000000000000, current: "
+        ),
         "{warned:?}"
     );
 
@@ -935,5 +987,269 @@ async fn status_marks_the_complete_checkpoint_of_a_unit_that_runs_again_left_ove
     // Without the unit in the binary nothing says it runs again.
     let status = migrate(&t, &["--json", "status"]).expect(0).json();
     assert_eq!(status["checkpoints"][0]["left_over"], false);
+    t.finish().await;
+}
+
+async fn a_closed_stdout_neither_panics_nor_stops_the_command(mode: Mode) {
+    let t = test_db(mode, "cli_closed_stdout").await;
+    let run = migrate_into_closed_pipe(&t, &["run"], &[]).expect(0);
+    assert!(run.stderr.is_empty(), "{run:?}");
+    assert_eq!(
+        states(&t)[..3],
+        [
+            "create-widgets executed",
+            "price-widgets executed",
+            "audit-widgets executed"
+        ],
+        "the run went on after its first line could not be written"
+    );
+    for args in [
+        &["status"][..],
+        &["status", "--check"],
+        &["history"],
+        &["--json", "history"],
+        &["--json", "run"],
+    ] {
+        let run = migrate_into_closed_pipe(&t, args, &[]);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
+        run.expect(0);
+    }
+    // The command's own code stays: a failure is still 1, and said on standard error.
+    migrate(&t, &["undo", "--all", "--yes"]).expect(0);
+    let fail = [("FIXTURE_FAIL", "price-widgets")];
+    let failed = migrate_into_closed_pipe(&t, &["run"], &fail).expect(1);
+    assert!(
+        failed
+            .stderr
+            .starts_with("error: change unit `price-widgets` failed"),
+        "{failed:?}"
+    );
+    t.finish().await;
+}
+
+async fn a_unit_failing_without_fail_fast_is_named_once(mode: Mode) {
+    let t = test_db(mode, "cli_tolerant").await;
+    let env = [
+        ("FIXTURE_TOLERANT", "1"),
+        ("FIXTURE_FAIL", "tolerant-widgets"),
+    ];
+    let run = migrate_with(&t, &["run"], &env).expect(1);
+    assert_eq!(
+        run.stderr,
+        "warning: change unit `tolerant-widgets` failed in `#[execution]`: the widgets are \
+         tolerated; fail_fast is off, continuing\n",
+    );
+    assert!(
+        run.stdout.ends_with(
+            "; 1 failed\n  change unit `tolerant-widgets` failed in `#[execution]`: the widgets \
+             are tolerated\n"
+        ),
+        "{run:?}"
+    );
+    t.finish().await;
+}
+
+async fn a_failed_undo_shows_what_it_undid_and_where_it_stopped(mode: Mode) {
+    let t = test_db(mode, "cli_failed_undo").await;
+    let fail = [("FIXTURE_FAIL_UNDO", "price-widgets")];
+    migrate(&t, &["run"]).expect(0);
+    let undo = migrate_with(&t, &["undo", "--all", "--yes"], &fail).expect(1);
+    let lines: Vec<&str> = undo.stdout.lines().collect();
+    assert!(
+        lines.len() == 2
+            && lines[0].starts_with("✓ undone     003  audit-widgets")
+            && lines[1] == "✗ failed     002  price-widgets",
+        "{undo:?}"
+    );
+    assert!(
+        undo.stderr
+            .starts_with("error: change unit `price-widgets` failed in `#[rollback_execution]`"),
+        "{undo:?}"
+    );
+
+    migrate(&t, &["run"]).expect(0);
+    let json = migrate_with(&t, &["--json", "undo", "--all", "--yes"], &fail)
+        .expect(1)
+        .json();
+    assert_eq!(json["error"]["kind"], "failed");
+    assert_eq!(
+        outcomes(&json),
+        ["audit-widgets rolled_back", "price-widgets failed"],
+        "{json}"
+    );
+    assert_eq!(
+        json["units"][1]["error"],
+        "change unit `price-widgets` failed in `#[rollback_execution]`: the old prices are gone"
+    );
+    assert!(json["units"][0]["elapsed_ms"].is_u64(), "{json}");
+
+    // A run that fails partway lists the units it applied first.
+    migrate(&t, &["undo", "--all", "--yes"]).expect(0);
+    let run = migrate_with(&t, &["--json", "run"], &[("FIXTURE_FAIL", "price-widgets")])
+        .expect(1)
+        .json();
+    assert_eq!(
+        outcomes(&run),
+        ["create-widgets executed", "price-widgets failed"],
+        "{run}"
+    );
+    t.finish().await;
+}
+
+async fn unlock_force_deletes_a_corrupt_lock_document(mode: Mode) {
+    let t = test_db(mode, "cli_corrupt_lock").await;
+    let locks = t.collection("mongockLock");
+    let later = DateTime::from_system_time(SystemTime::now() + Duration::from_secs(600));
+    let corrupt = [
+        (
+            doc! { "_id": 1, "key": "DEFAULT_KEY", "owner": "gone", "expiresAt": "tomorrow" },
+            "field `expiresAt` is a string, expected a date",
+        ),
+        (
+            doc! { "_id": 2, "key": "DEFAULT_KEY", "expiresAt": later },
+            "field `owner`",
+        ),
+        (
+            doc! { "_id": 3, "key": "DEFAULT_KEY", "owner": 5, "expiresAt": later },
+            "field `owner` is an int32, expected a string",
+        ),
+        (
+            doc! { "_id": 4, "key": "DEFAULT_KEY", "owner": "gone" },
+            "field `expiresAt`",
+        ),
+    ];
+    for (n, (lock, problem)) in corrupt.into_iter().enumerate() {
+        locks.insert_one(lock).await.unwrap();
+        let refused = migrate(&t, &["unlock"]).expect(1);
+        assert!(
+            refused.stderr.starts_with(
+                "error: reading the lock failed; `unlock --force` deletes the corrupt lock \
+                 document\n  caused by: lock document `_id: "
+            ) && refused.stderr.contains(problem),
+            "{refused:?}"
+        );
+        let run = migrate(&t, &["--json", "run"]).expect(1).json();
+        assert!(
+            run["error"]["message"].as_str().is_some_and(
+                |m| m.ends_with("; `unlock --force` deletes the corrupt lock document")
+            ),
+            "{run}"
+        );
+        assert_eq!(t.documents("mongockLock").await.len(), 1, "left in place");
+
+        let id = n + 1;
+        if n % 2 == 0 {
+            let forced = migrate(&t, &["unlock", "--force"]).expect(0);
+            assert!(
+                forced.stdout.starts_with(&format!(
+                    "deleted the corrupt lock document `_id: {id}` in `{}.mongockLock` (",
+                    t.db.name()
+                )) && forced.stdout.contains(problem),
+                "{forced:?}"
+            );
+        } else {
+            let forced = migrate(&t, &["--json", "unlock", "--force"])
+                .expect(0)
+                .json();
+            assert_eq!(forced["lock"], "released");
+            assert_eq!(forced["reason"], "corrupt");
+            assert_eq!(forced["owner"], Value::Null);
+            assert_eq!(forced["corrupt"]["id"], id.to_string());
+            assert!(
+                forced["corrupt"]["problem"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(problem)),
+                "{forced}"
+            );
+        }
+        assert!(t.documents("mongockLock").await.is_empty());
+    }
+    migrate(&t, &["run"]).expect(0);
+    let free = migrate(&t, &["--json", "unlock", "--force"])
+        .expect(0)
+        .json();
+    assert_eq!(free["lock"], "free");
+    assert_eq!(free["corrupt"], Value::Null);
+    t.finish().await;
+}
+
+async fn an_id_shared_by_two_authors_needs_the_author(mode: Mode) {
+    let t = test_db(mode, "cli_shared_id").await;
+    let shared = [("FIXTURE_SHARED", "1")];
+    let ambiguous = "error: `shared` names 2 change units, by `alice` and `bob`: say which, as \
+                     `shared/alice` or `shared/bob`\n";
+    for args in [
+        &["run", "--up-to", "shared"][..],
+        &["run", "--up-to", "shared", "--dry-run"],
+        &["undo", "--to", "shared", "--yes"],
+    ] {
+        let refused = migrate_with(&t, args, &shared).expect(2);
+        assert_eq!(refused.stderr, ambiguous, "{args:?}");
+    }
+    assert!(t.history().await.is_empty(), "nothing ran");
+    let json = migrate_with(&t, &["--json", "run", "--up-to", "shared"], &shared)
+        .expect(2)
+        .json();
+    assert_eq!(json["error"]["kind"], "usage");
+
+    let run = migrate_with(&t, &["run", "--up-to", "shared/alice"], &shared).expect(0);
+    assert!(
+        run.stdout.contains("applied 4 change units in")
+            && run
+                .stdout
+                .contains("1 ordered after `shared` left for later"),
+        "{run:?}"
+    );
+    let unknown = migrate_with(&t, &["run", "--up-to", "shared/carol"], &shared).expect(2);
+    assert_eq!(
+        unknown.stderr,
+        "error: no change unit `shared` by `carol` in this binary; `shared` is by `alice`, `bob`\n"
+    );
+    migrate_with(&t, &["run"], &shared).expect(0);
+    let undo = migrate_with(&t, &["undo", "--to", "shared/alice", "--yes"], &shared).expect(0);
+    assert!(undo.stdout.contains("undid 2 change units"), "{undo:?}");
+    t.finish().await;
+}
+
+async fn fields_a_history_row_leaves_out_stay_absent(mode: Mode) {
+    let t = test_db(mode, "cli_absent_fields").await;
+    migrate_with(&t, &["run"], &[("FIXTURE_FAIL", "price-widgets")]).expect(1);
+    // As a hand-written or foreign row may be: no timestamp, a null executionId.
+    t.collection("mongockChangeLog")
+        .update_one(
+            doc! { "changeId": "create-widgets" },
+            doc! { "$unset": { "timestamp": "" }, "$set": { "executionId": null } },
+        )
+        .await
+        .unwrap();
+
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    let created = &status["units"][0];
+    assert_eq!(created["state"], "executed");
+    assert_eq!(created["at"], Value::Null, "{created}");
+    let failed = &status["units"][1];
+    assert_eq!(failed["state"], "failed");
+    assert!(failed["host"].is_string(), "{failed}");
+    assert_eq!(failed["error"], "the price list is unavailable", "{failed}");
+
+    let history = migrate(&t, &["--json", "history"]).expect(0).json();
+    let created = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["changeId"] == "create-widgets")
+        .unwrap();
+    assert_eq!(created["timestamp"], Value::Null, "{created}");
+    assert_eq!(created["executionId"], Value::Null, "{created}");
+    let human = migrate(&t, &["history"]).expect(0);
+    let row = human
+        .stdout
+        .lines()
+        .find(|l| l.contains("create-widgets"))
+        .unwrap();
+    assert!(row.starts_with("- ") && row.ends_with(" -"), "{human:?}");
+
+    let none = migrate(&t, &["history", "--limit", "0"]).expect(0);
+    assert_eq!(none.stdout, "2 history entries, none shown\n");
     t.finish().await;
 }

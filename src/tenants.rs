@@ -85,8 +85,8 @@ impl Tenants {
     /// exactly.
     ///
     /// A pattern that matches no database is not an error (a service may start before its
-    /// first tenant exists): the set is empty, [`run`](Self::run) does nothing, and a warning
-    /// names the pattern in the log.
+    /// first tenant exists): the set is empty and [`run`](Self::run) does nothing. Check
+    /// [`names`](Self::names) to treat it as one, as `migrate --databases` does.
     pub async fn matching(client: &Client, pattern: &str) -> Result<Self, Error> {
         let names = client
             .list_database_names()
@@ -100,9 +100,6 @@ impl Tenants {
             })
             .collect();
         names.sort();
-        if names.is_empty() {
-            tracing::warn!(pattern, "no database matches the pattern: nothing to migrate");
-        }
         Ok(Tenants::new(names.iter().map(|name| client.database(name))))
     }
 

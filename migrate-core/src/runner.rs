@@ -135,7 +135,8 @@ impl<S: Store> Runner<S> {
     }
 
     /// Runs only units with `start <= system_version < end` (Maven version order).
-    /// Default: `"0"` to unbounded.
+    /// Default: `"0"` to unbounded. A start that is not below the end leaves no unit in the
+    /// window: the run fails with [`Error::InvalidConfig`] before it reads anything.
     pub fn system_versions(mut self, start: impl Into<String>, end: impl Into<String>) -> Self {
         self.options.versions = (start.into(), Some(end.into()));
         self
@@ -173,7 +174,8 @@ impl<S: Store> Runner<S> {
         self
     }
 
-    /// Author of units that do not name one. Default: `"default-author"`.
+    /// Author of units that do not name one. Default: `"default-author"`. An empty or
+    /// whitespace-only author fails the run with [`Error::InvalidConfig`].
     pub fn default_author(mut self, author: impl Into<String>) -> Self {
         self.options.default_author = author.into();
         self
@@ -212,7 +214,8 @@ impl<S: Store> Runner<S> {
         self
     }
 
-    /// Runs these units instead of every unit registered in the binary.
+    /// Runs these units instead of every unit registered in the binary. An empty list fails
+    /// the run with [`Error::InvalidConfig`].
     pub fn units(mut self, units: impl IntoIterator<Item = &'static ChangeUnit>) -> Self {
         self.options.units = Some(units.into_iter().collect());
         self

@@ -65,20 +65,22 @@ impl Validation {
     }
 }
 
-/// Checks `units` as authored by `default_author`; `options` is the result of validating the
-/// runner's options, whose error (other than a duplicate, reported here in full) is a finding.
+/// Checks `units` as authored by `default_author`; `problems` are what validating the
+/// runner's options found, each a finding (but duplicates, which are reported here in full).
 pub(crate) fn validate(
     units: &[&'static ChangeUnit],
     default_author: &str,
-    options: Result<(), Error>,
+    problems: Vec<Error>,
 ) -> Validation {
     let mut validation = Validation {
         findings: Vec::new(),
         units: units.len(),
     };
-    match options {
-        Ok(()) | Err(Error::DuplicateChangeUnit { .. }) => {}
-        Err(error) => validation.push(Severity::Error, None, error.to_string()),
+    for problem in problems {
+        match problem {
+            Error::DuplicateChangeUnit { .. } => {}
+            error => validation.push(Severity::Error, None, error.to_string()),
+        }
     }
     let mut sorted = units.to_vec();
     sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));

@@ -33,6 +33,26 @@ pub enum Error {
         second: &'static str,
     },
 
+    /// A unit's id is the history id of another unit's `#[before_execution]` step
+    /// (`<id>_before`), by the same author: the history could not tell them apart.
+    #[error(
+        "change unit `{id}` by `{author}` (`{unit}`) has the id that the history gives the \
+         `#[before_execution]` step of change unit `{before_of}` (`{before_of_type}`); rename \
+         one of them"
+    )]
+    BeforeStepIdClash {
+        /// The clashing id, `<before_of>_before`.
+        id: String,
+        /// The author both units run as.
+        author: String,
+        /// The type declaring the unit `id`.
+        unit: &'static str,
+        /// The id of the unit with the before-step.
+        before_of: String,
+        /// The type declaring the unit with the before-step.
+        before_of_type: &'static str,
+    },
+
     /// A unit declaration is invalid at run time (for example an invalid system version).
     #[error("change unit `{id}`: invalid `{field}`: {reason}")]
     InvalidChangeUnit {

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use crate::error::Error;
+use crate::registry;
 use crate::unit::ChangeUnit;
 use crate::version::Version;
 
@@ -66,7 +67,8 @@ impl Validation {
 }
 
 /// Checks `units` as authored by `default_author`; `problems` are what validating the
-/// runner's options found, each a finding (but duplicates, which are reported here in full).
+/// runner's options found, each a finding (but duplicates and before-step clashes, which are
+/// reported here in full).
 pub(crate) fn validate(
     units: &[&'static ChangeUnit],
     default_author: &str,
@@ -78,13 +80,34 @@ pub(crate) fn validate(
     };
     for problem in problems {
         match problem {
-            Error::DuplicateChangeUnit { .. } => {}
+            Error::DuplicateChangeUnit { .. } | Error::BeforeStepIdClash { .. } => {}
             error => validation.push(Severity::Error, None, error.to_string()),
         }
     }
     let mut sorted = units.to_vec();
     sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
     duplicates(&sorted, default_author, &mut validation);
+    for clash in registry::before_step_clashes(&sorted, default_author) {
+        if let Error::BeforeStepIdClash {
+            id,
+            author,
+            unit,
+            before_of,
+            before_of_type,
+        } = clash
+        {
+            validation.push(
+                Severity::Error,
+                Some(&id),
+                format!(
+                    "declared by `{unit}`, it has the id that the history gives the \
+                     `#[before_execution]` step of change unit `{before_of}` \
+                     (`{before_of_type}`), both by `{author}`, so it would count as applied \
+                     once that unit ran; rename one of them"
+                ),
+            );
+        }
+    }
     for unit in &sorted {
         if let Err(e) = Version::parse(unit.system_version()) {
             validation.push(

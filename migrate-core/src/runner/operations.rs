@@ -86,14 +86,19 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     }
 
     /// Checks the units and options without a database: every invalid option, duplicate
-    /// ids, numeric orders of different widths, profile and version expressions,
-    /// transactional executions that take no session.
+    /// ids, ids that clash with another unit's before-step (`<id>_before`), numeric orders of
+    /// different widths, profile and version expressions, transactional executions that take
+    /// no session.
     pub fn validate(&self) -> Validation {
         let units: Vec<_> = match &self.options.units {
             Some(units) => units.clone(),
             None => registry::registered().iter().collect(),
         };
-        validate::validate(&units, &self.options.default_author, self.options.problems())
+        validate::validate(
+            &units,
+            &self.options.default_author,
+            self.options.problems(),
+        )
     }
 
     /// Releases the lock if its lease has ended or a runner of this process holds it. A live

@@ -85,7 +85,7 @@ pub enum Error {
         .ids.join(", ")
     )]
     UnknownHistory {
-        /// The `changeId`s, as `id (author)`.
+        /// The `changeId`s, as `` `id` by `author` (type path) ``.
         ids: Vec<String>,
     },
 

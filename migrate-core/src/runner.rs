@@ -323,10 +323,10 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             .read_history_for_planning()
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
-        if !options.allow_unknown_history {
-            check_unknown_history(&input.units, history.rows())?;
-        }
         let plan = Plan::new(&input, history.rows())?;
+        if !options.allow_unknown_history {
+            check_unknown_history(&plan, history.rows())?;
+        }
         drift::enforce(&plan, options.checksum_policy)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");

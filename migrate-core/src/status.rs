@@ -5,9 +5,9 @@ use std::fmt;
 use std::time::SystemTime;
 
 use crate::drift::Drift;
-use crate::history::{newest_by_key, EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::history::{newest_by_key, EntryType, ExecutedSet, HistoryEntry, State};
 use crate::ids::format_utc;
-use crate::plan::{Decision, Plan};
+use crate::plan::{unknown_applied, Decision, KnownUnits, Plan};
 use crate::report::SkipReason;
 use crate::text::{skip_text, write_table};
 
@@ -17,8 +17,9 @@ use crate::text::{skip_text, write_table};
 pub struct Status {
     /// Every unit in execution order.
     pub units: Vec<UnitStatus>,
-    /// History rows whose unit is not in this binary (deleted units, other services, other
-    /// runtimes), newest row per (changeId, author), oldest first.
+    /// History rows whose unit (id and author) is not in this binary (deleted units, other
+    /// services, other runtimes), newest row per (changeId, author), oldest first. Those with
+    /// [`blocks_run`](UnknownEntry::blocks_run) set make a run refuse to start.
     pub unknown: Vec<UnknownEntry>,
 }
 
@@ -93,11 +94,22 @@ pub struct UnknownEntry {
     pub state: State,
     /// When it was written.
     pub at: SystemTime,
+    /// Whether this row makes a run refuse to start with
+    /// [`Error::UnknownHistory`](crate::Error::UnknownHistory): it records a step of Rust code
+    /// that is still applied, and the runner does not allow unknown history. Rows of other
+    /// runtimes (Java class names), system changes and units undone before they were deleted
+    /// never block.
+    pub blocks_run: bool,
 }
 
 impl Status {
-    /// Builds the status of `plan`'s units from `history`.
-    pub(crate) fn new<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Self {
+    /// Builds the status of `plan`'s units from `history`; `allow_unknown_history` is the
+    /// runner's option.
+    pub(crate) fn new<M>(
+        plan: &Plan,
+        history: &[HistoryEntry<M>],
+        allow_unknown_history: bool,
+    ) -> Self {
         let executed = ExecutedSet::from_entries(history);
         let newest = newest_by_key(history.iter().filter(|entry| {
             entry.entry_type == EntryType::Execution && entry.state != State::Ignored
@@ -160,7 +172,7 @@ impl Status {
             .collect();
         Status {
             units,
-            unknown: unknown_entries(plan, history),
+            unknown: unknown_entries(plan, history, allow_unknown_history),
         }
     }
 
@@ -174,9 +186,19 @@ impl Status {
         self.units.iter().filter(|u| u.drift.is_some())
     }
 
-    /// Whether the database is up to date with the binary: nothing pending, nothing drifted.
+    /// The history rows that make a run refuse to start (see [`UnknownEntry::blocks_run`]).
+    pub fn blocking(&self) -> impl Iterator<Item = &UnknownEntry> {
+        self.unknown.iter().filter(|e| e.blocks_run)
+    }
+
+    /// Whether the database is up to date with the binary: nothing pending, nothing drifted,
+    /// and no history that makes a run refuse to start ([`blocking`](Self::blocking)), so
+    /// that a deploy gate (`migrate status --check`) does not pass a release whose run then
+    /// fails at start-up.
     pub fn is_up_to_date(&self) -> bool {
-        self.pending().next().is_none() && self.drifted().next().is_none()
+        self.pending().next().is_none()
+            && self.drifted().next().is_none()
+            && self.blocking().next().is_none()
     }
 
     /// The unit `id`.
@@ -185,16 +207,27 @@ impl Status {
     }
 }
 
-/// The newest row of every (changeId, author) whose unit `plan` does not contain.
-fn unknown_entries<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Vec<UnknownEntry> {
-    let known: HashSet<&str> = plan.units().iter().map(|p| p.unit.id()).collect();
-    let is_known = |change_id: &str| {
-        known.contains(change_id)
-            || change_id
-                .strip_suffix(BEFORE_SUFFIX)
-                .is_some_and(|id| known.contains(id))
+/// The newest row of every (changeId, author) whose unit (id and author) `plan` does not
+/// contain, each marked when it makes a run refuse to start.
+fn unknown_entries<M>(
+    plan: &Plan,
+    history: &[HistoryEntry<M>],
+    allow_unknown_history: bool,
+) -> Vec<UnknownEntry> {
+    let known = KnownUnits::new(plan);
+    let blocking: HashSet<(&str, &str)> = if allow_unknown_history {
+        HashSet::new()
+    } else {
+        unknown_applied(plan, history)
+            .into_iter()
+            .map(|e| (e.change_id.as_str(), e.author.as_str()))
+            .collect()
     };
-    let newest = newest_by_key(history.iter().filter(|e| !is_known(&e.change_id)));
+    let newest = newest_by_key(
+        history
+            .iter()
+            .filter(|e| !known.contains(&e.change_id, e.entry_type, &e.author)),
+    );
     let mut unknown: Vec<UnknownEntry> = newest
         .into_values()
         .map(|e| UnknownEntry {
@@ -203,6 +236,7 @@ fn unknown_entries<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Vec<UnknownEn
             change_log_class: e.change_log_class.clone(),
             state: e.state,
             at: e.timestamp,
+            blocks_run: blocking.contains(&(e.change_id.as_str(), e.author.as_str())),
         })
         .collect();
     unknown.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
@@ -294,6 +328,7 @@ impl fmt::Display for Status {
                 "AUTHOR".to_owned(),
                 "STATE".to_owned(),
                 "AT (UTC)".to_owned(),
+                "BLOCKS RUN".to_owned(),
                 "CLASS".to_owned(),
             ]];
             for entry in &self.unknown {
@@ -302,10 +337,21 @@ impl fmt::Display for Status {
                     entry.author.clone(),
                     entry.state.as_str().to_owned(),
                     format_utc(entry.at),
+                    if entry.blocks_run { "yes" } else { "no" }.to_owned(),
                     entry.change_log_class.clone(),
                 ]);
             }
             write_table(f, &rows)?;
+            let blocking = self.blocking().count();
+            if blocking > 0 {
+                writeln!(
+                    f,
+                    "a run refuses to start: {blocking} of these record applied change units of \
+                     Rust code; if they live in a library crate, reference it from the \
+                     application (`use my_migrations as _;`); if they were deleted on purpose, \
+                     set `allow_unknown_history(true)`"
+                )?;
+            }
         }
         let pending = self.pending().count();
         let drifted = self.drifted().count();

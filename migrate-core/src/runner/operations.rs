@@ -46,10 +46,10 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             input.up_to = up_to;
         }
         let history = read_history(&self.store).await?;
-        if !self.options.allow_unknown_history {
-            check_unknown_history(&input.units, &history)?;
-        }
         let plan = Plan::new(&input, &history)?;
+        if !self.options.allow_unknown_history {
+            check_unknown_history(&plan, &history)?;
+        }
         drift::enforce(&plan, self.options.checksum_policy)?;
         if plan.has_pending() {
             let mut provided = Dependencies::new();
@@ -62,7 +62,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     }
 
     /// Every unit of the binary with its recorded state, drift and order problems, and the
-    /// history rows of units the binary does not contain. One read, no lock.
+    /// history rows of units the binary does not contain, marking those that make a run
+    /// refuse to start unless [`allow_unknown_history`](Self::allow_unknown_history) is set
+    /// ([`Status::blocking`]; [`Status::is_up_to_date`] is then `false`). One read, no lock.
     pub async fn status(&self) -> Result<Status, Error> {
         Ok(self.status_and_history().await?.0)
     }
@@ -75,7 +77,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         let input = self.options.check()?;
         let history = read_history(&self.store).await?;
         let plan = Plan::new(&input, &history)?;
-        Ok((Status::new(&plan, &history), history))
+        let status = Status::new(&plan, &history, self.options.allow_unknown_history);
+        Ok((status, history))
     }
 
     /// Every history entry, newest first.

@@ -1,6 +1,6 @@
 //! The state of every unit as the history records it: what `Runner::status` returns.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -10,6 +10,8 @@ use crate::ids::format_utc;
 use crate::plan::{unknown_applied, Decision, KnownUnits, Plan};
 use crate::report::SkipReason;
 use crate::text::{skip_text, write_table};
+use crate::unit::ChangeUnit;
+use crate::validate::order_inversions;
 
 /// Every unit of the binary with its recorded state, and the history rows of units the binary
 /// does not contain.
@@ -45,6 +47,10 @@ pub struct UnitStatus {
     /// Whether it is pending while a unit ordered after it is applied: it will run after
     /// units that were meant to follow it.
     pub out_of_order: bool,
+    /// The units that run after this one although their numeric orders are smaller than its
+    /// own (ids, in run order): orders compare as text, so `"10"` runs before `"9"`. Empty
+    /// unless numeric orders of different widths are mixed; pad them to one width.
+    pub runs_before_smaller_orders: Vec<String>,
 }
 
 /// The recorded state of a unit.
@@ -114,6 +120,15 @@ impl Status {
         let newest = newest_by_key(history.iter().filter(|entry| {
             entry.entry_type == EntryType::Execution && entry.state != State::Ignored
         }));
+        let ordered: Vec<_> = plan.units().iter().map(|p| p.unit).collect();
+        // Keyed by the unit's address: ids are unique only together with the author.
+        let mut inversions: HashMap<*const ChangeUnit, Vec<String>> = order_inversions(&ordered)
+            .into_iter()
+            .map(|(early, late)| {
+                let late = late.iter().map(|unit| unit.id().to_owned()).collect();
+                (std::ptr::from_ref(early), late)
+            })
+            .collect();
         let last_applied = plan
             .units()
             .iter()
@@ -167,6 +182,9 @@ impl Status {
                     run_always: planned.unit.run_always(),
                     drift: planned.drift.clone(),
                     out_of_order: pending && last_applied.is_some_and(|last| position < last),
+                    runs_before_smaller_orders: inversions
+                        .remove(&std::ptr::from_ref(planned.unit))
+                        .unwrap_or_default(),
                 }
             })
             .collect();
@@ -189,6 +207,14 @@ impl Status {
     /// The history rows that make a run refuse to start (see [`UnknownEntry::blocks_run`]).
     pub fn blocking(&self) -> impl Iterator<Item = &UnknownEntry> {
         self.unknown.iter().filter(|e| e.blocks_run)
+    }
+
+    /// The units whose numeric order is larger than that of a unit that runs after them (see
+    /// [`UnitStatus::runs_before_smaller_orders`]).
+    pub fn misordered(&self) -> impl Iterator<Item = &UnitStatus> {
+        self.units
+            .iter()
+            .filter(|u| !u.runs_before_smaller_orders.is_empty())
     }
 
     /// Whether the database is up to date with the binary: nothing pending, nothing drifted,
@@ -295,6 +321,16 @@ impl UnitStatus {
         }
         if self.out_of_order {
             parts.push("ordered before an applied unit".into());
+        }
+        if !self.runs_before_smaller_orders.is_empty() {
+            parts.push(format!(
+                "runs before {} although its order is larger (pad orders to one width)",
+                self.runs_before_smaller_orders
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         parts.join("; ")
     }

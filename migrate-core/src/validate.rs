@@ -1,6 +1,6 @@
 //! Checks of the units and options that need no database: what `Runner::validate` returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::Error;
@@ -186,59 +186,75 @@ fn profile_problem(expression: &str) -> Option<&'static str> {
 }
 
 /// Numeric orders of different widths sort as text, so `"10"` runs before `"9"`: one warning
-/// per pair of widths whose ranges interleave.
+/// per unit that runs before units with smaller numbers.
 fn mixed_width_orders(units: &[&'static ChangeUnit], validation: &mut Validation) {
-    // width -> (smallest, largest) numeric order of that width, with the unit
-    let mut by_width: BTreeMap<usize, (Numbered, Numbered)> = BTreeMap::new();
-    for unit in units {
-        let order = unit.order();
-        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(value) = order.parse::<u128>() else {
-            continue;
-        };
-        let numbered = Numbered { value, unit };
-        by_width
-            .entry(order.len())
-            .and_modify(|(low, high)| {
-                if value < low.value {
-                    *low = numbered;
-                }
-                if value > high.value {
-                    *high = numbered;
-                }
-            })
-            .or_insert((numbered, numbered));
-    }
-    let widths: Vec<_> = by_width.values().collect();
-    for pair in widths.windows(2) {
-        let (_, narrow_high) = pair[0];
-        let (wide_low, _) = pair[1];
-        // The wide order is the larger number, yet sorts first as text.
-        if wide_low.unit.order() < narrow_high.unit.order() && wide_low.value > narrow_high.value {
-            validation.push(
-                Severity::Warning,
-                Some(wide_low.unit.id()),
-                format!(
-                    "order `{}` runs before `{}` (unit `{}`): orders compare as text, so \
-                     numbers of different widths run out of numeric order; pad them to one \
-                     width (`{:0width$}`)",
-                    wide_low.unit.order(),
-                    narrow_high.unit.order(),
-                    narrow_high.unit.id(),
-                    narrow_high.value,
-                    width = wide_low.unit.order().len(),
-                ),
-            );
-        }
+    let inversions = order_inversions(units);
+    let Some(width) = inversions
+        .iter()
+        .flat_map(|(early, late)| std::iter::once(early).chain(late))
+        .map(|unit| unit.order().len())
+        .max()
+    else {
+        return;
+    };
+    for (early, late) in inversions {
+        validation.push(
+            Severity::Warning,
+            Some(early.id()),
+            format!(
+                "order `{}` runs before {}: orders compare as text, so numbers of different \
+                 widths run out of numeric order; pad them to one width (`{:0width$}`)",
+                early.order(),
+                listed(&late),
+                late[0].order().parse::<u128>().unwrap_or_default(),
+            ),
+        );
     }
 }
 
-#[derive(Clone, Copy)]
-struct Numbered {
-    value: u128,
-    unit: &'static ChangeUnit,
+/// `` `9` (unit `nine`), `8` (unit `eight`) and 2 more ``: at most three units by order and id.
+fn listed(units: &[&ChangeUnit]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = units
+        .iter()
+        .take(SHOWN)
+        .map(|unit| format!("`{}` (unit `{}`)", unit.order(), unit.id()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if units.len() > SHOWN {
+        text.push_str(&format!(" and {} more", units.len() - SHOWN));
+    }
+    text
+}
+
+/// Every unit with a numeric order (digits only) that runs before units whose numbers are
+/// smaller, with those units: orders compare as text, so `"10"` runs before `"9"`. Both in
+/// run order; system units are left out (they run first anyway).
+pub(crate) fn order_inversions<'u>(
+    units: &[&'u ChangeUnit],
+) -> Vec<(&'u ChangeUnit, Vec<&'u ChangeUnit>)> {
+    let mut numbered: Vec<(u128, &'u ChangeUnit)> = units
+        .iter()
+        .filter(|unit| !unit.is_system())
+        .filter_map(|&unit| {
+            let order = unit.order();
+            let digits = !order.is_empty() && order.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| order.parse::<u128>().ok().map(|value| (value, unit)))?
+        })
+        .collect();
+    numbered.sort_by(|(_, a), (_, b)| a.sort_key().cmp(&b.sort_key()));
+    numbered
+        .iter()
+        .enumerate()
+        .filter_map(|(at, &(value, early))| {
+            let late: Vec<_> = numbered[at + 1..]
+                .iter()
+                .filter(|(later, _)| *later < value)
+                .map(|&(_, unit)| unit)
+                .collect();
+            (!late.is_empty()).then_some((early, late))
+        })
+        .collect()
 }
 
 impl fmt::Display for Validation {

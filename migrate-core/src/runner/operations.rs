@@ -90,8 +90,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
 
     /// Checks the units and options without a database: every invalid option, duplicate
     /// ids, ids that clash with another unit's before-step (`<id>_before`), numeric orders of
-    /// different widths, profile and version expressions, transactional executions that take
-    /// no session.
+    /// different widths that run out of numeric order, profile and version expressions,
+    /// transactional executions that take no session.
     pub fn validate(&self) -> Validation {
         let units: Vec<_> = match &self.options.units {
             Some(units) => units.clone(),

@@ -34,7 +34,8 @@ pub struct PlannedUnit {
     /// The decision.
     pub decision: Decision,
     /// Set when the unit ran before with different code: the checksum recorded then
-    /// differs from the code's now.
+    /// differs from the code's now. Never set for a `run_always` unit, which runs again
+    /// with the code of the day.
     pub drift: Option<Drift>,
 }
 
@@ -119,7 +120,10 @@ impl Plan {
                 }
             };
             let applied = executed.executed_bytes(unit.id_bytes(), author.as_bytes());
+            // A `run_always` unit runs again with the code of the day: what it ran with
+            // before does not matter.
             let drift = applied
+                .filter(|_| !unit.run_always())
                 .and_then(|entry| entry.checksum())
                 .filter(|recorded| !unit.has_checksum(recorded))
                 .map(|recorded| Drift {

@@ -68,8 +68,9 @@ pub enum UnitState {
         /// How long its execution took, in milliseconds.
         millis: i64,
     },
-    /// Its last run failed (and it has not been applied since); its changes were undone by
-    /// the transaction or its rollback methods unless `rollback_failed`.
+    /// Its last run failed and it has not been applied since, or, for a `run_always` unit,
+    /// the newest recorded rerun failed (the next run runs it again); its changes were undone
+    /// by the transaction or its rollback methods unless `rollback_failed`.
     Failed {
         /// When it failed.
         at: SystemTime,
@@ -139,13 +140,28 @@ impl Status {
             .enumerate()
             .map(|(position, planned)| {
                 let id = planned.unit.id();
-                let state = match executed.executed(id, &planned.author) {
-                    Some(entry) => UnitState::Executed {
+                let newest_row = newest.get(&(id, &planned.author));
+                let state = match (executed.executed(id, &planned.author), newest_row) {
+                    // A `run_always` unit runs again on every run, and only its failures are
+                    // recorded after its first execution: a failure newer than that is its
+                    // state.
+                    (Some(entry), Some(row))
+                        if planned.unit.run_always()
+                            && row.timestamp > entry.timestamp
+                            && failed(row) =>
+                    {
+                        UnitState::Failed {
+                            at: row.timestamp,
+                            error: row.error_trace.clone(),
+                            rollback_failed: row.state == State::RollbackFailed,
+                        }
+                    }
+                    (Some(entry), _) => UnitState::Executed {
                         at: entry.timestamp,
                         host: entry.execution_hostname.clone(),
                         millis: entry.execution_millis,
                     },
-                    None => match (newest.get(&(id, &planned.author)), &planned.decision) {
+                    (None, _) => match (newest_row, &planned.decision) {
                         // An undo records no error; the rollback of a failed execution
                         // records the failure, so that unit failed.
                         (Some(entry), _)
@@ -155,18 +171,11 @@ impl Status {
                                 at: entry.timestamp,
                             }
                         }
-                        (Some(entry), _)
-                            if matches!(
-                                entry.state,
-                                State::Failed | State::RollbackFailed | State::RolledBack
-                            ) =>
-                        {
-                            UnitState::Failed {
-                                at: entry.timestamp,
-                                error: entry.error_trace.clone(),
-                                rollback_failed: entry.state == State::RollbackFailed,
-                            }
-                        }
+                        (Some(entry), _) if failed(entry) => UnitState::Failed {
+                            at: entry.timestamp,
+                            error: entry.error_trace.clone(),
+                            rollback_failed: entry.state == State::RollbackFailed,
+                        },
                         (_, Decision::Skip(reason)) => UnitState::Skipped(reason.clone()),
                         _ => UnitState::Pending,
                     },
@@ -230,6 +239,16 @@ impl Status {
     /// The unit `id`.
     pub fn unit(&self, id: &str) -> Option<&UnitStatus> {
         self.units.iter().find(|u| u.id == id)
+    }
+}
+
+/// Whether `entry` records a failure: FAILED, ROLLBACK_FAILED, or the ROLLED_BACK of a failed
+/// execution (an undo records no error).
+fn failed<M>(entry: &HistoryEntry<M>) -> bool {
+    match entry.state {
+        State::Failed | State::RollbackFailed => true,
+        State::RolledBack => entry.error_trace.is_some(),
+        State::Executed | State::Ignored => false,
     }
 }
 

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::ids::format_utc;
 use crate::unit::{BoxError, ChangeUnit, Step};
 
 /// Everything that can stop a run.
@@ -321,19 +322,11 @@ impl std::error::Error for ExecutionError {
     }
 }
 
-/// Formats a `SystemTime` as seconds since the Unix epoch (no date library needed).
+/// Formats a `SystemTime` as the `unlock` output does: `2026-11-22T02:47:36.038 UTC`.
 pub(crate) struct DisplayTime(pub(crate) SystemTime);
 
 impl fmt::Display for DisplayTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => write!(
-                f,
-                "{}.{:03}s after the Unix epoch",
-                d.as_secs(),
-                d.subsec_millis()
-            ),
-            Err(_) => write!(f, "a time before the Unix epoch"),
-        }
+        write!(f, "{} UTC", format_utc(self.0))
     }
 }

@@ -286,7 +286,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                     applied = report.executed().len(),
                     skipped = report.skipped().count(),
                     ms = report.elapsed.as_millis() as u64,
-                    status = ?report.status,
+                    status = crate::text::run_status_text(report.status),
                     "migration run finished"
                 );
                 listeners.emit(&Event::Succeeded(report));

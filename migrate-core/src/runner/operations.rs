@@ -20,6 +20,7 @@ use crate::registry;
 use crate::report::{Report, RunStatus};
 use crate::status::Status;
 use crate::store::{LockStore, TransactionStore};
+use crate::text::release_reason_text;
 use crate::unlock::{release_reason, Unlock};
 use crate::validate::{self, Validation};
 
@@ -145,7 +146,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                 }),
             };
         }
-        tracing::warn!(owner = %held.owner, ?reason, "migration lock released by hand");
+        tracing::warn!(owner = %held.owner, reason = release_reason_text(reason), "migration lock released by hand");
         Ok(Unlock::Released {
             owner: held.owner,
             expires_at: held.expires_at,

@@ -1332,14 +1332,24 @@ async fn duplicate_ids_name_both_types() {
 }
 
 #[tokio::test]
-async fn an_empty_registry_explains_how_to_link_a_units_crate() {
+async fn an_empty_units_list_is_invalid_configuration() {
+    // The empty registry and its advice on linking a units crate: `unlinked_library.rs`.
     let error = Runner::new(MemoryStore::new())
         .units([])
         .run()
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::NoChangeUnits));
-    assert!(error.to_string().contains("use my_migrations as _;"));
+    assert!(
+        matches!(
+            error,
+            Error::InvalidConfig {
+                option: "units",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("use my_migrations as _;"));
 }
 
 #[tokio::test]

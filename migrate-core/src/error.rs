@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::ids::format_utc;
 use crate::unit::{BoxError, ChangeUnit, Step};
 
 /// Everything that can stop a run.
@@ -31,6 +32,26 @@ pub enum Error {
         first: &'static str,
         /// The second type declaring it.
         second: &'static str,
+    },
+
+    /// A unit's id is the history id of another unit's `#[before_execution]` step
+    /// (`<id>_before`), by the same author: the history could not tell them apart.
+    #[error(
+        "change unit `{id}` by `{author}` (`{unit}`) has the id that the history gives the \
+         `#[before_execution]` step of change unit `{before_of}` (`{before_of_type}`); rename \
+         one of them"
+    )]
+    BeforeStepIdClash {
+        /// The clashing id, `<before_of>_before`.
+        id: String,
+        /// The author both units run as.
+        author: String,
+        /// The type declaring the unit `id`.
+        unit: &'static str,
+        /// The id of the unit with the before-step.
+        before_of: String,
+        /// The type declaring the unit with the before-step.
+        before_of_type: &'static str,
     },
 
     /// A unit declaration is invalid at run time (for example an invalid system version).
@@ -65,7 +86,7 @@ pub enum Error {
         .ids.join(", ")
     )]
     UnknownHistory {
-        /// The `changeId`s, as `id (author)`.
+        /// The `changeId`s, as `` `id` by `author` (type path) ``.
         ids: Vec<String>,
     },
 
@@ -308,19 +329,11 @@ impl std::error::Error for ExecutionError {
     }
 }
 
-/// Formats a `SystemTime` as seconds since the Unix epoch (no date library needed).
+/// Formats a `SystemTime` as the `unlock` output does: `2026-11-22T02:47:36.038 UTC`.
 pub(crate) struct DisplayTime(pub(crate) SystemTime);
 
 impl fmt::Display for DisplayTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.duration_since(SystemTime::UNIX_EPOCH) {
-            Ok(d) => write!(
-                f,
-                "{}.{:03}s after the Unix epoch",
-                d.as_secs(),
-                d.subsec_millis()
-            ),
-            Err(_) => write!(f, "a time before the Unix epoch"),
-        }
+        write!(f, "{} UTC", format_utc(self.0))
     }
 }

@@ -156,6 +156,7 @@ pub(crate) trait Recorded<'h>: Copy {
     fn author(self) -> &'h str;
     fn timestamp(self) -> SystemTime;
     fn state(self) -> State;
+    fn entry_type(self) -> EntryType;
     fn change_log_class(self) -> &'h str;
     fn system_change(self) -> bool;
     fn checksum(self) -> Option<&'h str>;
@@ -173,6 +174,9 @@ impl<'h, M> Recorded<'h> for &'h HistoryEntry<M> {
     }
     fn state(self) -> State {
         self.state
+    }
+    fn entry_type(self) -> EntryType {
+        self.entry_type
     }
     fn change_log_class(self) -> &'h str {
         &self.change_log_class
@@ -260,6 +264,14 @@ impl<'h, E: Recorded<'h>> ExecutedSet<'h, E> {
     pub(crate) fn executed_bytes(&self, change_id: &[u8], author: &[u8]) -> Option<E> {
         self.latest
             .get(&(change_id, author))
+            .copied()
+            .filter(|entry| entry.state() == State::Executed)
+    }
+
+    /// Every entry that makes its (changeId, author) count as executed, in no order.
+    pub(crate) fn applied(&self) -> impl Iterator<Item = E> + '_ {
+        self.latest
+            .values()
             .copied()
             .filter(|entry| entry.state() == State::Executed)
     }

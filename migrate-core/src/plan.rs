@@ -5,8 +5,8 @@ use std::fmt;
 
 use crate::drift::Drift;
 use crate::error::{Error, MissingDependency};
-use crate::hash;
-use crate::history::{ExecutedSet, Recorded, State, BEFORE_SUFFIX};
+use crate::hash::{self, FxHashSet};
+use crate::history::{EntryType, ExecutedSet, Recorded, BEFORE_SUFFIX};
 use crate::inject::Dependencies;
 use crate::report::SkipReason;
 use crate::text::{skip_text, write_table};
@@ -34,7 +34,8 @@ pub struct PlannedUnit {
     /// The decision.
     pub decision: Decision,
     /// Set when the unit ran before with different code: the checksum recorded then
-    /// differs from the code's now.
+    /// differs from the code's now. Never set for a `run_always` unit, which runs again
+    /// with the code of the day.
     pub drift: Option<Drift>,
 }
 
@@ -119,7 +120,10 @@ impl Plan {
                 }
             };
             let applied = executed.executed_bytes(unit.id_bytes(), author.as_bytes());
+            // A `run_always` unit runs again with the code of the day: what it ran with
+            // before does not matter.
             let drift = applied
+                .filter(|_| !unit.run_always())
                 .and_then(|entry| entry.checksum())
                 .filter(|recorded| !unit.has_checksum(recorded))
                 .map(|recorded| Drift {
@@ -245,32 +249,76 @@ pub(crate) fn check_dependencies<'p>(
     }
 }
 
-/// Fails when the history records units of Rust code (type paths with `::`) that are not in
-/// `units`: the usual sign of a units crate the linker dropped. Entries written by other
-/// runtimes (Java class names) are left alone.
+/// The (id, author) of every unit of a plan, to tell the history rows of those units from the
+/// rest. Keyed by bytes, as [`ExecutedSet`] is.
+pub(crate) struct KnownUnits<'p> {
+    units: FxHashSet<(&'p [u8], &'p [u8])>,
+}
+
+impl<'p> KnownUnits<'p> {
+    /// The units of `plan`, each with the author it runs as.
+    pub(crate) fn new(plan: &'p Plan) -> Self {
+        let mut units = hash::set_with_capacity(plan.units.len());
+        units.extend(
+            plan.units
+                .iter()
+                .map(|p| (p.unit.id_bytes(), p.author.as_bytes())),
+        );
+        KnownUnits { units }
+    }
+
+    /// Whether a row with this `changeId`, type and author records a step of a known unit:
+    /// its execution, or its before-step (`<id>_before`).
+    pub(crate) fn contains(&self, change_id: &str, entry_type: EntryType, author: &str) -> bool {
+        let id = match entry_type {
+            EntryType::Execution => change_id,
+            EntryType::BeforeExecution => {
+                change_id.strip_suffix(BEFORE_SUFFIX).unwrap_or(change_id)
+            }
+        };
+        self.units.contains(&(id.as_bytes(), author.as_bytes()))
+    }
+}
+
+/// The history rows that make a run refuse to start: for each (changeId, author) of Rust code
+/// (type paths with `::`) that no unit of `plan` has, its newest effective row, when that
+/// says the step is applied. A unit undone before it was deleted, or that never completed, is
+/// not applied, so its rows do not count. Rows written by other runtimes (Java class names)
+/// and system changes are left alone.
+pub(crate) fn unknown_applied<'h, E: Recorded<'h>>(
+    plan: &Plan,
+    history: impl IntoIterator<Item = E>,
+) -> Vec<E> {
+    let known = KnownUnits::new(plan);
+    let unknown = history.into_iter().filter(|e| {
+        !e.system_change()
+            && is_rust_path(e.change_log_class())
+            && !known.contains(e.change_id(), e.entry_type(), e.author())
+    });
+    ExecutedSet::from_entries(unknown).applied().collect()
+}
+
+/// Fails when the history records applied units of Rust code that `plan` does not contain
+/// (see [`unknown_applied`]): the usual sign of a units crate the linker dropped.
 pub(crate) fn check_unknown_history<'h, E: Recorded<'h>>(
-    units: &[&'static ChangeUnit],
+    plan: &Plan,
     history: impl IntoIterator<Item = E>,
 ) -> Result<(), Error> {
-    let mut known = hash::set_with_capacity(units.len());
-    known.extend(units.iter().map(|u| u.id_bytes()));
-    let mut unknown: Vec<String> = history
+    let mut unknown: Vec<String> = unknown_applied(plan, history)
         .into_iter()
-        .filter(|e| {
-            e.state() == State::Executed && !e.system_change() && is_rust_path(e.change_log_class())
+        .map(|e| {
+            format!(
+                "`{}` by `{}` ({})",
+                e.change_id(),
+                e.author(),
+                e.change_log_class()
+            )
         })
-        .filter(|e| {
-            let id = e.change_id();
-            let unit = id.strip_suffix(BEFORE_SUFFIX).unwrap_or(id);
-            !known.contains(unit.as_bytes()) && !known.contains(id.as_bytes())
-        })
-        .map(|e| format!("`{}` ({})", e.change_id(), e.change_log_class()))
         .collect();
     if unknown.is_empty() {
         return Ok(());
     }
     unknown.sort();
-    unknown.dedup();
     Err(Error::UnknownHistory { ids: unknown })
 }
 

@@ -3,6 +3,7 @@
 use crate::__private::IsChangeLog;
 use crate::error::Error;
 use crate::hash::{self, FxHashMap};
+use crate::history::BEFORE_SUFFIX;
 use crate::unit::ChangeUnit;
 
 /// Every change unit `#[change_unit]` registered in this binary, and every change set
@@ -38,7 +39,8 @@ pub fn registered() -> &'static [ChangeUnit] {
     &CHANGE_UNITS
 }
 
-/// Checks a set of units: not empty, and no two with the same (id, author).
+/// Checks a set of units: not empty, no two with the same (id, author), and none whose id is
+/// the history id of another's before-step.
 ///
 /// `default_author` is the author of units that do not name one.
 pub(crate) fn validate(units: &[&'static ChangeUnit], default_author: &str) -> Result<(), Error> {
@@ -60,5 +62,38 @@ pub(crate) fn validate(units: &[&'static ChangeUnit], default_author: &str) -> R
             });
         }
     }
-    Ok(())
+    match before_step_clashes(units, default_author).pop() {
+        Some(clash) => Err(clash),
+        None => Ok(()),
+    }
+}
+
+/// [`Error::BeforeStepIdClash`] for every unit whose id is `<id>_before` of another unit with
+/// a `#[before_execution]` step and the same author: its history rows would be that step's,
+/// so the runner would take it for applied once the other unit ran, and never run it.
+pub(crate) fn before_step_clashes(
+    units: &[&'static ChangeUnit],
+    default_author: &str,
+) -> Vec<Error> {
+    let author = |unit: &'static ChangeUnit| unit.declared_author().unwrap_or(default_author);
+    let mut by_key: FxHashMap<(&str, &str), &'static ChangeUnit> =
+        hash::map_with_capacity(units.len());
+    for &unit in units {
+        by_key.entry((unit.id(), author(unit))).or_insert(unit);
+    }
+    units
+        .iter()
+        .filter(|unit| unit.before_method().is_some())
+        .filter_map(|&with_before| {
+            let id = format!("{}{BEFORE_SUFFIX}", with_before.id());
+            let clash = *by_key.get(&(id.as_str(), author(with_before)))?;
+            Some(Error::BeforeStepIdClash {
+                id,
+                author: author(with_before).to_owned(),
+                unit: clash.type_path(),
+                before_of: with_before.id().to_owned(),
+                before_of_type: with_before.type_path(),
+            })
+        })
+        .collect()
 }

@@ -138,7 +138,8 @@ impl<S: Store> Runner<S> {
     }
 
     /// Runs only units with `start <= system_version < end` (Maven version order).
-    /// Default: `"0"` to unbounded.
+    /// Default: `"0"` to unbounded. A start that is not below the end leaves no unit in the
+    /// window: the run fails with [`Error::InvalidConfig`] before it reads anything.
     pub fn system_versions(mut self, start: impl Into<String>, end: impl Into<String>) -> Self {
         self.options.versions = (start.into(), Some(end.into()));
         self
@@ -176,7 +177,8 @@ impl<S: Store> Runner<S> {
         self
     }
 
-    /// Author of units that do not name one. Default: `"default-author"`.
+    /// Author of units that do not name one. Default: `"default-author"`. An empty or
+    /// whitespace-only author fails the run with [`Error::InvalidConfig`].
     pub fn default_author(mut self, author: impl Into<String>) -> Self {
         self.options.default_author = author.into();
         self
@@ -215,7 +217,8 @@ impl<S: Store> Runner<S> {
         self
     }
 
-    /// Runs these units instead of every unit registered in the binary.
+    /// Runs these units instead of every unit registered in the binary. An empty list fails
+    /// the run with [`Error::InvalidConfig`].
     pub fn units(mut self, units: impl IntoIterator<Item = &'static ChangeUnit>) -> Self {
         self.options.units = Some(units.into_iter().collect());
         self
@@ -286,7 +289,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                     applied = report.executed().len(),
                     skipped = report.skipped().count(),
                     ms = report.elapsed.as_millis() as u64,
-                    status = ?report.status,
+                    status = crate::text::run_status_text(report.status),
                     "migration run finished"
                 );
                 listeners.emit(&Event::Succeeded(report));
@@ -323,10 +326,10 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             .read_history_for_planning()
             .await
             .map_err(|e| Error::store("reading the migration history", e))?;
-        if !options.allow_unknown_history {
-            check_unknown_history(&input.units, history.rows())?;
-        }
         let plan = Plan::new(&input, history.rows())?;
+        if !options.allow_unknown_history {
+            check_unknown_history(&plan, history.rows())?;
+        }
         drift::enforce(&plan, options.checksum_policy)?;
         if !plan.has_pending() {
             tracing::info!("no pending change units");

@@ -1,15 +1,17 @@
 //! The state of every unit as the history records it: what `Runner::status` returns.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::SystemTime;
 
 use crate::drift::Drift;
-use crate::history::{newest_by_key, EntryType, ExecutedSet, HistoryEntry, State, BEFORE_SUFFIX};
+use crate::history::{newest_by_key, EntryType, ExecutedSet, HistoryEntry, State};
 use crate::ids::format_utc;
-use crate::plan::{Decision, Plan};
+use crate::plan::{unknown_applied, Decision, KnownUnits, Plan};
 use crate::report::SkipReason;
 use crate::text::{skip_text, write_table};
+use crate::unit::ChangeUnit;
+use crate::validate::order_inversions;
 
 /// Every unit of the binary with its recorded state, and the history rows of units the binary
 /// does not contain.
@@ -17,8 +19,9 @@ use crate::text::{skip_text, write_table};
 pub struct Status {
     /// Every unit in execution order.
     pub units: Vec<UnitStatus>,
-    /// History rows whose unit is not in this binary (deleted units, other services, other
-    /// runtimes), newest row per (changeId, author), oldest first.
+    /// History rows whose unit (id and author) is not in this binary (deleted units, other
+    /// services, other runtimes), newest row per (changeId, author), oldest first. Those with
+    /// [`blocks_run`](UnknownEntry::blocks_run) set make a run refuse to start.
     pub unknown: Vec<UnknownEntry>,
 }
 
@@ -44,6 +47,10 @@ pub struct UnitStatus {
     /// Whether it is pending while a unit ordered after it is applied: it will run after
     /// units that were meant to follow it.
     pub out_of_order: bool,
+    /// The units that run after this one although their numeric orders are smaller than its
+    /// own (ids, in run order): orders compare as text, so `"10"` runs before `"9"`. Empty
+    /// unless numeric orders of different widths are mixed; pad them to one width.
+    pub runs_before_smaller_orders: Vec<String>,
 }
 
 /// The recorded state of a unit.
@@ -61,8 +68,9 @@ pub enum UnitState {
         /// How long its execution took, in milliseconds.
         millis: i64,
     },
-    /// Its last run failed (and it has not been applied since); its changes were undone by
-    /// the transaction or its rollback methods unless `rollback_failed`.
+    /// Its last run failed and it has not been applied since, or, for a `run_always` unit,
+    /// the newest recorded rerun failed (the next run runs it again); its changes were undone
+    /// by the transaction or its rollback methods unless `rollback_failed`.
     Failed {
         /// When it failed.
         at: SystemTime,
@@ -93,15 +101,35 @@ pub struct UnknownEntry {
     pub state: State,
     /// When it was written.
     pub at: SystemTime,
+    /// Whether this row makes a run refuse to start with
+    /// [`Error::UnknownHistory`](crate::Error::UnknownHistory): it records a step of Rust code
+    /// that is still applied, and the runner does not allow unknown history. Rows of other
+    /// runtimes (Java class names), system changes and units undone before they were deleted
+    /// never block.
+    pub blocks_run: bool,
 }
 
 impl Status {
-    /// Builds the status of `plan`'s units from `history`.
-    pub(crate) fn new<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Self {
+    /// Builds the status of `plan`'s units from `history`; `allow_unknown_history` is the
+    /// runner's option.
+    pub(crate) fn new<M>(
+        plan: &Plan,
+        history: &[HistoryEntry<M>],
+        allow_unknown_history: bool,
+    ) -> Self {
         let executed = ExecutedSet::from_entries(history);
         let newest = newest_by_key(history.iter().filter(|entry| {
             entry.entry_type == EntryType::Execution && entry.state != State::Ignored
         }));
+        let ordered: Vec<_> = plan.units().iter().map(|p| p.unit).collect();
+        // Keyed by the unit's address: ids are unique only together with the author.
+        let mut inversions: HashMap<*const ChangeUnit, Vec<String>> = order_inversions(&ordered)
+            .into_iter()
+            .map(|(early, late)| {
+                let late = late.iter().map(|unit| unit.id().to_owned()).collect();
+                (std::ptr::from_ref(early), late)
+            })
+            .collect();
         let last_applied = plan
             .units()
             .iter()
@@ -112,13 +140,28 @@ impl Status {
             .enumerate()
             .map(|(position, planned)| {
                 let id = planned.unit.id();
-                let state = match executed.executed(id, &planned.author) {
-                    Some(entry) => UnitState::Executed {
+                let newest_row = newest.get(&(id, &planned.author));
+                let state = match (executed.executed(id, &planned.author), newest_row) {
+                    // A `run_always` unit runs again on every run, and only its failures are
+                    // recorded after its first execution: a failure newer than that is its
+                    // state.
+                    (Some(entry), Some(row))
+                        if planned.unit.run_always()
+                            && row.timestamp > entry.timestamp
+                            && failed(row) =>
+                    {
+                        UnitState::Failed {
+                            at: row.timestamp,
+                            error: row.error_trace.clone(),
+                            rollback_failed: row.state == State::RollbackFailed,
+                        }
+                    }
+                    (Some(entry), _) => UnitState::Executed {
                         at: entry.timestamp,
                         host: entry.execution_hostname.clone(),
                         millis: entry.execution_millis,
                     },
-                    None => match (newest.get(&(id, &planned.author)), &planned.decision) {
+                    (None, _) => match (newest_row, &planned.decision) {
                         // An undo records no error; the rollback of a failed execution
                         // records the failure, so that unit failed.
                         (Some(entry), _)
@@ -128,18 +171,11 @@ impl Status {
                                 at: entry.timestamp,
                             }
                         }
-                        (Some(entry), _)
-                            if matches!(
-                                entry.state,
-                                State::Failed | State::RollbackFailed | State::RolledBack
-                            ) =>
-                        {
-                            UnitState::Failed {
-                                at: entry.timestamp,
-                                error: entry.error_trace.clone(),
-                                rollback_failed: entry.state == State::RollbackFailed,
-                            }
-                        }
+                        (Some(entry), _) if failed(entry) => UnitState::Failed {
+                            at: entry.timestamp,
+                            error: entry.error_trace.clone(),
+                            rollback_failed: entry.state == State::RollbackFailed,
+                        },
                         (_, Decision::Skip(reason)) => UnitState::Skipped(reason.clone()),
                         _ => UnitState::Pending,
                     },
@@ -155,12 +191,15 @@ impl Status {
                     run_always: planned.unit.run_always(),
                     drift: planned.drift.clone(),
                     out_of_order: pending && last_applied.is_some_and(|last| position < last),
+                    runs_before_smaller_orders: inversions
+                        .remove(&std::ptr::from_ref(planned.unit))
+                        .unwrap_or_default(),
                 }
             })
             .collect();
         Status {
             units,
-            unknown: unknown_entries(plan, history),
+            unknown: unknown_entries(plan, history, allow_unknown_history),
         }
     }
 
@@ -174,9 +213,27 @@ impl Status {
         self.units.iter().filter(|u| u.drift.is_some())
     }
 
-    /// Whether the database is up to date with the binary: nothing pending, nothing drifted.
+    /// The history rows that make a run refuse to start (see [`UnknownEntry::blocks_run`]).
+    pub fn blocking(&self) -> impl Iterator<Item = &UnknownEntry> {
+        self.unknown.iter().filter(|e| e.blocks_run)
+    }
+
+    /// The units whose numeric order is larger than that of a unit that runs after them (see
+    /// [`UnitStatus::runs_before_smaller_orders`]).
+    pub fn misordered(&self) -> impl Iterator<Item = &UnitStatus> {
+        self.units
+            .iter()
+            .filter(|u| !u.runs_before_smaller_orders.is_empty())
+    }
+
+    /// Whether the database is up to date with the binary: nothing pending, nothing drifted,
+    /// and no history that makes a run refuse to start ([`blocking`](Self::blocking)), so
+    /// that a deploy gate (`migrate status --check`) does not pass a release whose run then
+    /// fails at start-up.
     pub fn is_up_to_date(&self) -> bool {
-        self.pending().next().is_none() && self.drifted().next().is_none()
+        self.pending().next().is_none()
+            && self.drifted().next().is_none()
+            && self.blocking().next().is_none()
     }
 
     /// The unit `id`.
@@ -185,16 +242,37 @@ impl Status {
     }
 }
 
-/// The newest row of every (changeId, author) whose unit `plan` does not contain.
-fn unknown_entries<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Vec<UnknownEntry> {
-    let known: HashSet<&str> = plan.units().iter().map(|p| p.unit.id()).collect();
-    let is_known = |change_id: &str| {
-        known.contains(change_id)
-            || change_id
-                .strip_suffix(BEFORE_SUFFIX)
-                .is_some_and(|id| known.contains(id))
+/// Whether `entry` records a failure: FAILED, ROLLBACK_FAILED, or the ROLLED_BACK of a failed
+/// execution (an undo records no error).
+fn failed<M>(entry: &HistoryEntry<M>) -> bool {
+    match entry.state {
+        State::Failed | State::RollbackFailed => true,
+        State::RolledBack => entry.error_trace.is_some(),
+        State::Executed | State::Ignored => false,
+    }
+}
+
+/// The newest row of every (changeId, author) whose unit (id and author) `plan` does not
+/// contain, each marked when it makes a run refuse to start.
+fn unknown_entries<M>(
+    plan: &Plan,
+    history: &[HistoryEntry<M>],
+    allow_unknown_history: bool,
+) -> Vec<UnknownEntry> {
+    let known = KnownUnits::new(plan);
+    let blocking: HashSet<(&str, &str)> = if allow_unknown_history {
+        HashSet::new()
+    } else {
+        unknown_applied(plan, history)
+            .into_iter()
+            .map(|e| (e.change_id.as_str(), e.author.as_str()))
+            .collect()
     };
-    let newest = newest_by_key(history.iter().filter(|e| !is_known(&e.change_id)));
+    let newest = newest_by_key(
+        history
+            .iter()
+            .filter(|e| !known.contains(&e.change_id, e.entry_type, &e.author)),
+    );
     let mut unknown: Vec<UnknownEntry> = newest
         .into_values()
         .map(|e| UnknownEntry {
@@ -203,6 +281,7 @@ fn unknown_entries<M>(plan: &Plan, history: &[HistoryEntry<M>]) -> Vec<UnknownEn
             change_log_class: e.change_log_class.clone(),
             state: e.state,
             at: e.timestamp,
+            blocks_run: blocking.contains(&(e.change_id.as_str(), e.author.as_str())),
         })
         .collect();
     unknown.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.id.cmp(&b.id)));
@@ -262,6 +341,16 @@ impl UnitStatus {
         if self.out_of_order {
             parts.push("ordered before an applied unit".into());
         }
+        if !self.runs_before_smaller_orders.is_empty() {
+            parts.push(format!(
+                "runs before {} although its order is larger (pad orders to one width)",
+                self.runs_before_smaller_orders
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         parts.join("; ")
     }
 }
@@ -294,6 +383,7 @@ impl fmt::Display for Status {
                 "AUTHOR".to_owned(),
                 "STATE".to_owned(),
                 "AT (UTC)".to_owned(),
+                "BLOCKS RUN".to_owned(),
                 "CLASS".to_owned(),
             ]];
             for entry in &self.unknown {
@@ -302,10 +392,21 @@ impl fmt::Display for Status {
                     entry.author.clone(),
                     entry.state.as_str().to_owned(),
                     format_utc(entry.at),
+                    if entry.blocks_run { "yes" } else { "no" }.to_owned(),
                     entry.change_log_class.clone(),
                 ]);
             }
             write_table(f, &rows)?;
+            let blocking = self.blocking().count();
+            if blocking > 0 {
+                writeln!(
+                    f,
+                    "a run refuses to start: {blocking} of these record applied change units of \
+                     Rust code; if they live in a library crate, reference it from the \
+                     application (`use my_migrations as _;`); if they were deleted on purpose, \
+                     set `allow_unknown_history(true)`"
+                )?;
+            }
         }
         let pending = self.pending().count();
         let drifted = self.drifted().count();

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::report::SkipReason;
+use crate::report::{RunStatus, SkipReason};
+use crate::unlock::ReleaseReason;
 
 /// A skip reason in words, for tables and logs.
 pub(crate) fn skip_text(reason: &SkipReason) -> String {
@@ -13,6 +14,24 @@ pub(crate) fn skip_text(reason: &SkipReason) -> String {
         }
         SkipReason::Profile => "profile not active".into(),
         SkipReason::AfterTarget { target } => format!("ordered after `{target}`"),
+    }
+}
+
+/// Why a lock was released by hand, in words, for logs.
+pub(crate) fn release_reason_text(reason: ReleaseReason) -> &'static str {
+    match reason {
+        ReleaseReason::Expired => "its lease had ended",
+        ReleaseReason::OwnedByThisProcess => "it belonged to this process",
+        ReleaseReason::Forced => "forced while its lease was still running",
+    }
+}
+
+/// How a run ended, in words, for logs.
+pub(crate) fn run_status_text(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Completed => "completed",
+        RunStatus::Disabled => "disabled",
+        RunStatus::LockUnavailable => "lock unavailable",
     }
 }
 

@@ -1,9 +1,10 @@
 //! Checks of the units and options that need no database: what `Runner::validate` returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::Error;
+use crate::registry;
 use crate::unit::ChangeUnit;
 use crate::version::Version;
 
@@ -65,24 +66,48 @@ impl Validation {
     }
 }
 
-/// Checks `units` as authored by `default_author`; `options` is the result of validating the
-/// runner's options, whose error (other than a duplicate, reported here in full) is a finding.
+/// Checks `units` as authored by `default_author`; `problems` are what validating the
+/// runner's options found, each a finding (but duplicates and before-step clashes, which are
+/// reported here in full).
 pub(crate) fn validate(
     units: &[&'static ChangeUnit],
     default_author: &str,
-    options: Result<(), Error>,
+    problems: Vec<Error>,
 ) -> Validation {
     let mut validation = Validation {
         findings: Vec::new(),
         units: units.len(),
     };
-    match options {
-        Ok(()) | Err(Error::DuplicateChangeUnit { .. }) => {}
-        Err(error) => validation.push(Severity::Error, None, error.to_string()),
+    for problem in problems {
+        match problem {
+            Error::DuplicateChangeUnit { .. } | Error::BeforeStepIdClash { .. } => {}
+            error => validation.push(Severity::Error, None, error.to_string()),
+        }
     }
     let mut sorted = units.to_vec();
     sorted.sort_by(|a, b| a.order().cmp(b.order()).then_with(|| a.id().cmp(b.id())));
     duplicates(&sorted, default_author, &mut validation);
+    for clash in registry::before_step_clashes(&sorted, default_author) {
+        if let Error::BeforeStepIdClash {
+            id,
+            author,
+            unit,
+            before_of,
+            before_of_type,
+        } = clash
+        {
+            validation.push(
+                Severity::Error,
+                Some(&id),
+                format!(
+                    "declared by `{unit}`, it has the id that the history gives the \
+                     `#[before_execution]` step of change unit `{before_of}` \
+                     (`{before_of_type}`), both by `{author}`, so it would count as applied \
+                     once that unit ran; rename one of them"
+                ),
+            );
+        }
+    }
     for unit in &sorted {
         if let Err(e) = Version::parse(unit.system_version()) {
             validation.push(
@@ -161,59 +186,75 @@ fn profile_problem(expression: &str) -> Option<&'static str> {
 }
 
 /// Numeric orders of different widths sort as text, so `"10"` runs before `"9"`: one warning
-/// per pair of widths whose ranges interleave.
+/// per unit that runs before units with smaller numbers.
 fn mixed_width_orders(units: &[&'static ChangeUnit], validation: &mut Validation) {
-    // width -> (smallest, largest) numeric order of that width, with the unit
-    let mut by_width: BTreeMap<usize, (Numbered, Numbered)> = BTreeMap::new();
-    for unit in units {
-        let order = unit.order();
-        if order.is_empty() || !order.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(value) = order.parse::<u128>() else {
-            continue;
-        };
-        let numbered = Numbered { value, unit };
-        by_width
-            .entry(order.len())
-            .and_modify(|(low, high)| {
-                if value < low.value {
-                    *low = numbered;
-                }
-                if value > high.value {
-                    *high = numbered;
-                }
-            })
-            .or_insert((numbered, numbered));
-    }
-    let widths: Vec<_> = by_width.values().collect();
-    for pair in widths.windows(2) {
-        let (_, narrow_high) = pair[0];
-        let (wide_low, _) = pair[1];
-        // The wide order is the larger number, yet sorts first as text.
-        if wide_low.unit.order() < narrow_high.unit.order() && wide_low.value > narrow_high.value {
-            validation.push(
-                Severity::Warning,
-                Some(wide_low.unit.id()),
-                format!(
-                    "order `{}` runs before `{}` (unit `{}`): orders compare as text, so \
-                     numbers of different widths run out of numeric order; pad them to one \
-                     width (`{:0width$}`)",
-                    wide_low.unit.order(),
-                    narrow_high.unit.order(),
-                    narrow_high.unit.id(),
-                    narrow_high.value,
-                    width = wide_low.unit.order().len(),
-                ),
-            );
-        }
+    let inversions = order_inversions(units);
+    let Some(width) = inversions
+        .iter()
+        .flat_map(|(early, late)| std::iter::once(early).chain(late))
+        .map(|unit| unit.order().len())
+        .max()
+    else {
+        return;
+    };
+    for (early, late) in inversions {
+        validation.push(
+            Severity::Warning,
+            Some(early.id()),
+            format!(
+                "order `{}` runs before {}: orders compare as text, so numbers of different \
+                 widths run out of numeric order; pad them to one width (`{:0width$}`)",
+                early.order(),
+                listed(&late),
+                late[0].order().parse::<u128>().unwrap_or_default(),
+            ),
+        );
     }
 }
 
-#[derive(Clone, Copy)]
-struct Numbered {
-    value: u128,
-    unit: &'static ChangeUnit,
+/// `` `9` (unit `nine`), `8` (unit `eight`) and 2 more ``: at most three units by order and id.
+fn listed(units: &[&ChangeUnit]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = units
+        .iter()
+        .take(SHOWN)
+        .map(|unit| format!("`{}` (unit `{}`)", unit.order(), unit.id()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if units.len() > SHOWN {
+        text.push_str(&format!(" and {} more", units.len() - SHOWN));
+    }
+    text
+}
+
+/// Every unit with a numeric order (digits only) that runs before units whose numbers are
+/// smaller, with those units: orders compare as text, so `"10"` runs before `"9"`. Both in
+/// run order; system units are left out (they run first anyway).
+pub(crate) fn order_inversions<'u>(
+    units: &[&'u ChangeUnit],
+) -> Vec<(&'u ChangeUnit, Vec<&'u ChangeUnit>)> {
+    let mut numbered: Vec<(u128, &'u ChangeUnit)> = units
+        .iter()
+        .filter(|unit| !unit.is_system())
+        .filter_map(|&unit| {
+            let order = unit.order();
+            let digits = !order.is_empty() && order.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| order.parse::<u128>().ok().map(|value| (value, unit)))?
+        })
+        .collect();
+    numbered.sort_by(|(_, a), (_, b)| a.sort_key().cmp(&b.sort_key()));
+    numbered
+        .iter()
+        .enumerate()
+        .filter_map(|(at, &(value, early))| {
+            let late: Vec<_> = numbered[at + 1..]
+                .iter()
+                .filter(|(later, _)| *later < value)
+                .map(|&(_, unit)| unit)
+                .collect();
+            (!late.is_empty()).then_some((early, late))
+        })
+        .collect()
 }
 
 impl fmt::Display for Validation {

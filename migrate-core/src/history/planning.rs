@@ -234,6 +234,10 @@ impl<'h> Recorded<'h> for PlanningRow<'h> {
         self.row.state
     }
     #[inline]
+    fn entry_type(self) -> EntryType {
+        self.row.entry_type
+    }
+    #[inline]
     fn change_log_class(self) -> &'h str {
         self.text(self.row.change_log_class)
     }

@@ -20,6 +20,7 @@ use crate::registry;
 use crate::report::{Report, RunStatus};
 use crate::status::Status;
 use crate::store::{LockStore, TransactionStore};
+use crate::text::release_reason_text;
 use crate::unlock::{release_reason, Unlock};
 use crate::validate::{self, Validation};
 
@@ -46,10 +47,10 @@ impl<S: TransactionStore + LockStore> Runner<S> {
             input.up_to = up_to;
         }
         let history = read_history(&self.store).await?;
-        if !self.options.allow_unknown_history {
-            check_unknown_history(&input.units, &history)?;
-        }
         let plan = Plan::new(&input, &history)?;
+        if !self.options.allow_unknown_history {
+            check_unknown_history(&plan, &history)?;
+        }
         drift::enforce(&plan, self.options.checksum_policy)?;
         if plan.has_pending() {
             let mut provided = Dependencies::new();
@@ -64,7 +65,9 @@ impl<S: TransactionStore + LockStore> Runner<S> {
     }
 
     /// Every unit of the binary with its recorded state, drift and order problems, and the
-    /// history rows of units the binary does not contain. One read, no lock.
+    /// history rows of units the binary does not contain, marking those that make a run
+    /// refuse to start unless [`allow_unknown_history`](Self::allow_unknown_history) is set
+    /// ([`Status::blocking`]; [`Status::is_up_to_date`] is then `false`). One read, no lock.
     pub async fn status(&self) -> Result<Status, Error> {
         Ok(self.status_and_history().await?.0)
     }
@@ -77,7 +80,8 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         let input = self.options.check()?;
         let history = read_history(&self.store).await?;
         let plan = Plan::new(&input, &history)?;
-        Ok((Status::new(&plan, &history), history))
+        let status = Status::new(&plan, &history, self.options.allow_unknown_history);
+        Ok((status, history))
     }
 
     /// Every history entry, newest first.
@@ -87,16 +91,20 @@ impl<S: TransactionStore + LockStore> Runner<S> {
         Ok(history)
     }
 
-    /// Checks the units and options without a database: duplicate ids, numeric orders of
-    /// different widths, profile and version expressions, transactional executions that take
-    /// no session.
+    /// Checks the units and options without a database: every invalid option, duplicate
+    /// ids, ids that clash with another unit's before-step (`<id>_before`), numeric orders of
+    /// different widths that run out of numeric order, profile and version expressions,
+    /// transactional executions that take no session.
     pub fn validate(&self) -> Validation {
         let units: Vec<_> = match &self.options.units {
             Some(units) => units.clone(),
             None => registry::registered().iter().collect(),
         };
-        let options = self.options.check().map(drop);
-        validate::validate(&units, &self.options.default_author, options)
+        validate::validate(
+            &units,
+            &self.options.default_author,
+            self.options.problems(),
+        )
     }
 
     /// Releases the lock if its lease has ended or a runner of this process holds it. A live
@@ -140,7 +148,7 @@ impl<S: TransactionStore + LockStore> Runner<S> {
                 }),
             };
         }
-        tracing::warn!(owner = %held.owner, ?reason, "migration lock released by hand");
+        tracing::warn!(owner = %held.owner, reason = release_reason_text(reason), "migration lock released by hand");
         Ok(Unlock::Released {
             owner: held.owner,
             expires_at: held.expires_at,

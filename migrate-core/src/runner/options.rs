@@ -70,14 +70,37 @@ impl Default for Options {
 impl Options {
     /// Validates the options and the units (registered, or set with `Runner::units`).
     pub(crate) fn check(&self) -> Result<PlanInput<'_>, Error> {
+        if let Some(error) = self.option_errors().into_iter().next() {
+            return Err(error);
+        }
+        Ok(PlanInput {
+            units: self.checked_units()?,
+            window: self.window()?,
+            profiles: &self.profiles,
+            default_author: &self.default_author,
+            up_to: self.up_to.as_deref(),
+        })
+    }
+
+    /// Every problem [`check`](Self::check) would fail with: each invalid option, and the
+    /// first problem with the units.
+    pub(crate) fn problems(&self) -> Vec<Error> {
+        let mut errors = self.option_errors();
+        errors.extend(self.checked_units().err());
+        errors
+    }
+
+    /// One error per invalid option.
+    fn option_errors(&self) -> Vec<Error> {
+        let mut errors = Vec::new();
         if self.timing.lease < MIN_LOCK_LEASE {
-            return Err(Error::InvalidConfig {
+            errors.push(Error::InvalidConfig {
                 option: "lock_lease",
                 reason: format!("{:?} is below the minimum of 3 s", self.timing.lease),
             });
         }
         if self.timing.try_frequency < MIN_LOCK_TRY_FREQUENCY {
-            return Err(Error::InvalidConfig {
+            errors.push(Error::InvalidConfig {
                 option: "lock_try_frequency",
                 reason: format!(
                     "{:?} is below the minimum of 500 ms",
@@ -85,15 +108,48 @@ impl Options {
                 ),
             });
         }
-        let parse = |text: &str| {
-            Version::parse(text).map_err(|e| Error::InvalidConfig {
-                option: "system_versions",
-                reason: e.to_string(),
-            })
+        errors.extend(self.window().err());
+        if self.default_author.trim().is_empty() {
+            errors.push(Error::InvalidConfig {
+                option: "default_author",
+                reason: "it is empty or only whitespace, so units that name no author would \
+                         be recorded without one"
+                    .into(),
+            });
+        }
+        errors
+    }
+
+    /// The system-version window: a valid start below a valid end.
+    fn window(&self) -> Result<VersionWindow, Error> {
+        let invalid = |reason: String| Error::InvalidConfig {
+            option: "system_versions",
+            reason,
         };
+        let parse = |text: &str| Version::parse(text).map_err(|e| invalid(e.to_string()));
         let start = parse(&self.versions.0)?;
         let end = self.versions.1.as_deref().map(parse).transpose()?;
+        if let Some(end) = end.as_ref().filter(|end| start >= **end) {
+            return Err(invalid(format!(
+                "the start `{start}` is not below the end `{end}`, so no unit is in the window \
+                 (a unit runs when start <= its version < end)"
+            )));
+        }
+        Ok(VersionWindow::new(start, end))
+    }
+
+    /// The units of the run, validated, with the import of earlier history when set.
+    fn checked_units(&self) -> Result<Vec<&'static ChangeUnit>, Error> {
         let mut units = match &self.units {
+            Some(units) if units.is_empty() => {
+                return Err(Error::InvalidConfig {
+                    option: "units",
+                    reason: "the list given to `Runner::units` is empty; pass the change units \
+                             to run, or leave `units` out to run every unit registered in this \
+                             binary"
+                        .into(),
+                });
+            }
             Some(units) => units.clone(),
             None => registry::registered().iter().collect(),
         };
@@ -102,12 +158,6 @@ impl Options {
             legacy.check()?;
             units.push(legacy.unit());
         }
-        Ok(PlanInput {
-            units,
-            window: VersionWindow::new(start, end),
-            profiles: &self.profiles,
-            default_author: &self.default_author,
-            up_to: self.up_to.as_deref(),
-        })
+        Ok(units)
     }
 }

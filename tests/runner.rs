@@ -1332,27 +1332,6 @@ async fn duplicate_ids_name_both_types() {
 }
 
 #[tokio::test]
-async fn an_empty_units_list_is_invalid_configuration() {
-    // The empty registry and its advice on linking a units crate: `unlinked_library.rs`.
-    let error = Runner::new(MemoryStore::new())
-        .units([])
-        .run()
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::InvalidConfig {
-                option: "units",
-                ..
-            }
-        ),
-        "{error}"
-    );
-    assert!(!error.to_string().contains("use my_migrations as _;"));
-}
-
-#[tokio::test]
 async fn history_of_units_missing_from_the_binary_is_an_error() {
     let (store, log) = (MemoryStore::new(), Recorder::default());
     runner(&store, &log)

@@ -108,7 +108,7 @@
 //!                "error": string | null, "skip_reason": skip | null,
 //!                "pending": bool, "run_always": bool, "runs_again": bool, "out_of_order": bool,
 //!                "drift": { "recorded", "current" } | null } ],
-//!   "unknown": [ { "id", "author", "class", "state", "at" } ],
+//!   "unknown": [ { "id", "author", "class", "state", "at", "blocks_run": bool } ],
 //!   "checkpoints": [ { "name", "namespace": string | null, "last_id": value | null,
 //!                      "done": int, "complete": bool, "execution_id": string | null,
 //!                      "change_id": string | null, "step": string | null,
@@ -117,7 +117,9 @@
 //!
 //! where `skip` is `{ "reason": "already_executed" | "profile" | "system_version" |
 //! "after_target", "version": string (system_version only), "target": string (after_target
-//! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...).
+//! only) }`, and `state` of an unknown entry is the stored history state (`"EXECUTED"`, ...);
+//! `blocks_run` says that a run refuses to start because of it (a unit of this runtime that
+//! is applied, and the runner does not allow unknown history).
 //! `host` and `millis` are those of the row that recorded the unit's state (also for a failed
 //! unit); `error` is the message of a failed unit's recorded error trace.
 //! `checkpoints` are the [batch checkpoints](crate::batch::StoredCheckpoint) kept in the

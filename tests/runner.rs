@@ -495,6 +495,13 @@ async fn a_second_run_applies_nothing() {
 
     assert_eq!(log.lines(), ["first"]);
     assert!(report.executed().is_empty());
+    let summary = report.to_string();
+    let heading = format!("run {} (completed in ", report.execution_id);
+    assert!(summary.starts_with(&heading), "{summary}");
+    assert!(
+        summary.contains("first") && summary.contains("already executed"),
+        "{summary}"
+    );
     assert_eq!(
         report.unit("first").unwrap().outcome,
         Outcome::Skipped(SkipReason::AlreadyExecuted)

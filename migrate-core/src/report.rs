@@ -165,8 +165,10 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "run {} ({:?}, {:?})",
-            self.execution_id, self.status, self.elapsed
+            "run {} ({} in {} ms)",
+            self.execution_id,
+            crate::text::run_status_text(self.status),
+            self.elapsed.as_millis()
         )?;
         for unit in &self.units {
             let outcome = match &unit.outcome {

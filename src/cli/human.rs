@@ -101,11 +101,18 @@ impl Output {
             if status.is_up_to_date() {
                 outln!("{}", self.colour.paint(GREEN, "up to date"));
             } else {
-                let verdict = format!(
+                let mut verdict = format!(
                     "not up to date: {} pending, {} changed since they ran",
                     status.pending().count(),
                     status.drifted().count()
                 );
+                let blocking = status.blocking().count();
+                if blocking > 0 {
+                    verdict.push_str(&format!(
+                        ", {blocking} applied in the history but not in this binary (a run \
+                         refuses to start)"
+                    ));
+                }
                 outln!("{}", self.colour.paint(YELLOW, &verdict));
             }
         }

@@ -155,6 +155,7 @@ pub(super) fn status(
                 "class": e.change_log_class,
                 "state": e.state.as_str(),
                 "at": recorded_time(e.at),
+                "blocks_run": e.blocks_run,
             })
         })
         .collect();

@@ -189,6 +189,7 @@ both_modes!(
     unlock_force_deletes_a_corrupt_lock_document,
     an_id_shared_by_two_authors_needs_the_author,
     fields_a_history_row_leaves_out_stay_absent,
+    status_check_fails_on_history_a_run_refuses,
 );
 
 async fn status_check_fails_until_run_applies_everything(mode: Mode) {
@@ -1251,5 +1252,26 @@ async fn fields_a_history_row_leaves_out_stay_absent(mode: Mode) {
 
     let none = migrate(&t, &["history", "--limit", "0"]).expect(0);
     assert_eq!(none.stdout, "2 history entries, none shown\n");
+    t.finish().await;
+}
+
+async fn status_check_fails_on_history_a_run_refuses(mode: Mode) {
+    let t = test_db(mode, "cli_blocking_history").await;
+    // `count-runs` is applied, then left out of the binary.
+    migrate_with(&t, &["run"], &[("FIXTURE_ALWAYS", "1")]).expect(0);
+
+    let check = migrate(&t, &["status", "--check"]).expect(4);
+    assert!(
+        check.stdout.contains(
+            "not up to date: 0 pending, 0 changed since they ran, 1 applied in the history but \
+             not in this binary (a run refuses to start)"
+        ),
+        "{check:?}"
+    );
+    let status = migrate(&t, &["--json", "status"]).expect(0).json();
+    assert_eq!(status["up_to_date"], false);
+    assert_eq!(status["unknown"][0]["id"], "count-runs");
+    assert_eq!(status["unknown"][0]["blocks_run"], true);
+    migrate(&t, &["run"]).expect(1);
     t.finish().await;
 }

@@ -5,9 +5,9 @@ mod support;
 use std::time::{Duration, SystemTime};
 
 use migrate::{
-    before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
-    BoxError, ChangeUnit, Dep, DescribeUnit, EntryType, Error, Event, Outcome, RunContext,
-    RunStatus, SkipReason, State, Step, TransactionStrategy,
+    before_execution, change_log, change_set, change_unit, execution, rollback_before_execution,
+    rollback_execution, BoxError, ChangeUnit, Dep, DescribeChangeLog, DescribeUnit, EntryType,
+    Error, Event, Outcome, RunContext, RunStatus, SkipReason, State, Step, TransactionStrategy,
 };
 use migrate_core::memory::{MemorySession, MemoryStore};
 use migrate_core::{LockInfo, Runner};
@@ -1321,6 +1321,55 @@ async fn invalid_options_are_rejected_before_any_store_operation() {
             "{option}: {error}"
         );
     }
+}
+
+/// Declares the change set `twice` in two impl blocks: each block checks its own ids only.
+#[change_log]
+struct TwiceDeclared;
+
+#[change_log]
+impl TwiceDeclared {
+    #[change_set(id = "twice", author = "team")]
+    async fn first_declaration(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[change_log]
+impl TwiceDeclared {
+    #[change_set(id = "twice", author = "team")]
+    async fn second_declaration(&self) -> Result {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn duplicate_change_sets_name_both_methods() {
+    let error = Runner::new(MemoryStore::new())
+        .units(TwiceDeclared::change_sets())
+        .run()
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("TwiceDeclared::first_declaration`")
+            && message.contains("TwiceDeclared::second_declaration`"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_unit_listed_twice_is_named_as_such() {
+    let error = Runner::new(MemoryStore::new())
+        .units([unit::<DuplicateOne>(), unit::<DuplicateOne>()])
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidConfig { option: "units", reason }
+            if reason == "change unit `duplicate` is in the list twice"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

@@ -28,10 +28,10 @@ pub enum Error {
         id: String,
         /// The shared author.
         author: String,
-        /// The first type declaring it.
-        first: &'static str,
-        /// The second type declaring it.
-        second: &'static str,
+        /// The first declaration: its type, or `Type::method` for a change set.
+        first: String,
+        /// The second declaration, named the same way.
+        second: String,
     },
 
     /// A unit's id is the history id of another unit's `#[before_execution]` step

@@ -54,17 +54,32 @@ pub(crate) fn validate(units: &[&'static ChangeUnit], default_author: &str) -> R
             .declared_author_bytes()
             .unwrap_or(default_author.as_bytes());
         if let Some(first) = seen.insert((unit.id_bytes(), author), unit) {
+            if std::ptr::eq(first, *unit) {
+                return Err(Error::InvalidConfig {
+                    option: "units",
+                    reason: format!("change unit `{}` is in the list twice", unit.id()),
+                });
+            }
             return Err(Error::DuplicateChangeUnit {
                 id: unit.id().to_owned(),
                 author: unit.declared_author().unwrap_or(default_author).to_owned(),
-                first: first.type_path(),
-                second: unit.type_path(),
+                first: declaration(first),
+                second: declaration(unit),
             });
         }
     }
     match before_step_clashes(units, default_author).pop() {
         Some(clash) => Err(clash),
         None => Ok(()),
+    }
+}
+
+/// Where `unit` is declared: its type, and for a change set also its method.
+fn declaration(unit: &ChangeUnit) -> String {
+    if unit.is_change_set() {
+        format!("{}::{}", unit.type_path(), unit.execution_method())
+    } else {
+        unit.type_path().to_owned()
     }
 }
 

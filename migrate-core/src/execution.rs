@@ -187,6 +187,15 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         Ok(reports)
     }
 
+    /// Whether a success of `planned` is recorded: see [`Recorded::records`].
+    fn records(&self, planned: &PlannedUnit) -> bool {
+        self.recorded
+            .get()
+            .map_or(planned.decision == Decision::Run, |recorded| {
+                recorded.records(planned)
+            })
+    }
+
     async fn check_lease(&self, planned: &PlannedUnit) -> Result<(), Error> {
         self.guard(planned, "before running").await
     }
@@ -226,7 +235,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
         session: &mut S::Session,
     ) -> Result<(), StepError> {
         let unit = planned.unit;
-        let record = planned.decision == Decision::Run;
+        let record = self.records(planned);
 
         let before_ran = self.run_before(planned, instance, session, record).await?;
         let result = if self.transactions && unit.transactional() {

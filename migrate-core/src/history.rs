@@ -129,6 +129,16 @@ impl<M> HistoryEntry<M> {
             && self.state == state
             && self.change_id == change_id(id, entry_type)
     }
+
+    /// Whether this entry records a failure: FAILED, ROLLBACK_FAILED, or ROLLED_BACK with an
+    /// error (the rollback of a failed step; an undo records none).
+    pub fn records_failure(&self) -> bool {
+        match self.state {
+            State::Failed | State::RollbackFailed => true,
+            State::RolledBack => self.error_trace.is_some(),
+            State::Executed | State::Ignored => false,
+        }
+    }
 }
 
 /// The type and the state of the entry that records `step` as done.

@@ -148,7 +148,7 @@ impl Status {
                     (Some(entry), Some(row))
                         if planned.unit.run_always()
                             && row.timestamp > entry.timestamp
-                            && failed(row) =>
+                            && row.records_failure() =>
                     {
                         UnitState::Failed {
                             at: row.timestamp,
@@ -171,7 +171,7 @@ impl Status {
                                 at: entry.timestamp,
                             }
                         }
-                        (Some(entry), _) if failed(entry) => UnitState::Failed {
+                        (Some(entry), _) if entry.records_failure() => UnitState::Failed {
                             at: entry.timestamp,
                             error: entry.error_trace.clone(),
                             rollback_failed: entry.state == State::RollbackFailed,
@@ -239,16 +239,6 @@ impl Status {
     /// The unit `id`.
     pub fn unit(&self, id: &str) -> Option<&UnitStatus> {
         self.units.iter().find(|u| u.id == id)
-    }
-}
-
-/// Whether `entry` records a failure: FAILED, ROLLBACK_FAILED, or the ROLLED_BACK of a failed
-/// execution (an undo records no error).
-fn failed<M>(entry: &HistoryEntry<M>) -> bool {
-    match entry.state {
-        State::Failed | State::RollbackFailed => true,
-        State::RolledBack => entry.error_trace.is_some(),
-        State::Executed | State::Ignored => false,
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 
 use migrate::memory::{MemorySession, MemoryStore};
 use migrate::{
-    BoxError, ChangeUnit, ChecksumPolicy, Dep, DescribeUnit, Error, LockInfo, Runner, Severity,
-    UnitState,
+    BoxError, ChangeUnit, ChecksumPolicy, Dep, DescribeUnit, EntryType, Error, LockInfo, Runner,
+    Severity, State, UnitState,
 };
 use migrate_macros::{
     before_execution, change_unit, execution, rollback_before_execution, rollback_execution,
@@ -473,6 +473,46 @@ async fn status_shows_a_failed_rerun_of_a_run_always_unit() {
     assert!(matches!(always.state, UnitState::Failed { .. }), "{status}");
     assert_eq!(always.state.label(), "failed");
     assert!(always.runs_again, "the next run runs it again: {status}");
+}
+
+#[tokio::test]
+async fn a_run_always_unit_that_recovers_from_a_failed_rerun_is_recorded_once_more() {
+    for store in [MemoryStore::new(), MemoryStore::without_transactions()] {
+        let runner = |fail: bool| {
+            Runner::new(store.clone())
+                .dependency(Broken(AtomicBool::new(fail)))
+                .units([unit::<Always>()])
+        };
+        runner(false).run().await.unwrap();
+        runner(true).run().await.unwrap_err();
+        runner(false).run().await.unwrap();
+        runner(false).run().await.unwrap();
+
+        let states: Vec<State> = store
+            .history()
+            .iter()
+            .filter(|e| e.change_id == "always" && e.entry_type == EntryType::Execution)
+            .map(|e| e.state)
+            .collect();
+        assert_eq!(
+            states[0],
+            State::Executed,
+            "the first run is recorded: {states:?}"
+        );
+        assert_eq!(
+            states.last(),
+            Some(&State::Executed),
+            "the rerun after the failure is recorded, the one after that is not: {states:?}"
+        );
+        assert_eq!(
+            states.iter().filter(|s| **s == State::Executed).count(),
+            2,
+            "{states:?}"
+        );
+        let status = runner(false).status().await.unwrap();
+        let always = status.unit("always").unwrap();
+        assert_eq!(always.state.label(), "executed", "{status}");
+    }
 }
 
 // ---------------------------------------------------------------- messages

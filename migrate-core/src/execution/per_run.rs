@@ -33,7 +33,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
                 .instantiate(self.deps)
                 .map_err(|error| Failure::new(Step::Execution, error).into_error(planned))?;
             let started = Instant::now();
-            let record = planned.decision == Decision::Run;
+            let record = self.records(planned);
             match self
                 .run_before(planned, &*instance, &mut session, record)
                 .await

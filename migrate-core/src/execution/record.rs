@@ -1,11 +1,11 @@
 //! The history entries a run writes, built as pure functions of what happened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::history::{self, EntryType, HistoryEntry, State, BEFORE_SUFFIX};
-use crate::plan::PlannedUnit;
+use crate::plan::{Decision, PlannedUnit};
 use crate::unit::Step;
 
 /// What every entry of one run shares.
@@ -129,10 +129,23 @@ mod tests {
 ///
 /// [`RunContext::recorded_by`]: crate::RunContext::recorded_by
 #[derive(Default)]
-pub(crate) struct Recorded(HashMap<(String, String, EntryType, State), Vec<String>>);
+pub(crate) struct Recorded {
+    runs: HashMap<(String, String, EntryType, State), Vec<String>>,
+    /// The (changeId, author) of every unit whose newest execution entry records a failure.
+    failed_last: HashSet<(String, String)>,
+}
 
 impl Recorded {
     pub(crate) fn new<M>(history: &[HistoryEntry<M>]) -> Self {
+        let failed_last = history::newest_by_key(
+            history
+                .iter()
+                .filter(|e| e.entry_type == EntryType::Execution && e.state != State::Ignored),
+        )
+        .into_iter()
+        .filter(|(_, entry)| entry.records_failure())
+        .map(|((id, author), _)| (id.to_owned(), author.to_owned()))
+        .collect();
         let mut runs: HashMap<_, Vec<String>> = HashMap::new();
         for entry in history {
             if matches!(entry.state, State::Executed | State::RolledBack) {
@@ -147,7 +160,20 @@ impl Recorded {
                     .push(entry.execution_id.clone());
             }
         }
-        Recorded(runs)
+        Recorded { runs, failed_last }
+    }
+
+    /// Whether the run records `planned` when it succeeds: on its first run, and when it
+    /// runs again (`run_always`) after its last run failed, so that the history says it
+    /// recovered.
+    pub(crate) fn records(&self, planned: &PlannedUnit) -> bool {
+        match planned.decision {
+            Decision::Run => true,
+            Decision::RunAgain => self
+                .failed_last
+                .contains(&(planned.unit.id().to_owned(), planned.author.to_string())),
+            Decision::Skip(_) => false,
+        }
     }
 
     /// The runs that recorded `step` of `planned` as done.
@@ -155,7 +181,7 @@ impl Recorded {
         let (entry_type, state) = history::recorded_as(step);
         let change_id = history::change_id(planned.unit.id(), entry_type);
         let key = (change_id, planned.author.to_string(), entry_type, state);
-        self.0
+        self.runs
             .get(&key)
             .map_or_else(Arc::default, |runs| runs.as_slice().into())
     }

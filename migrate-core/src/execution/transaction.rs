@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::{lock_lost, Execution};
 use crate::error::{Chain, Error, TransactionTooLong};
 use crate::history::{EntryType, HistoryEntry, State};
-use crate::plan::{Decision, PlannedUnit};
+use crate::plan::PlannedUnit;
 use crate::retry::Backoff;
 use crate::store::{LockStore, TransactionStore};
 use crate::unit::{BoxError, ChangeUnitInstance, Step};
@@ -164,7 +164,7 @@ impl<S: TransactionStore + LockStore> Execution<'_, S> {
             }
             elapsed[index] = started.elapsed();
             let state = match work {
-                Work::Apply if planned.decision == Decision::Run => State::Executed,
+                Work::Apply if self.records(planned) => State::Executed,
                 Work::Apply => continue,
                 Work::Undo => State::RolledBack,
             };

@@ -457,14 +457,17 @@ async fn a_run_always_unit_edited_since_it_ran_reports_no_drift() {
     assert_eq!(report.executed(), ["always"]);
 }
 
+/// A runner of [`Always`] on `store`, failing when `fail` is set.
+fn always(store: &MemoryStore, fail: bool) -> Runner<MemoryStore> {
+    Runner::new(store.clone())
+        .dependency(Broken(AtomicBool::new(fail)))
+        .units([unit::<Always>()])
+}
+
 #[tokio::test]
 async fn status_shows_a_failed_rerun_of_a_run_always_unit() {
     let store = MemoryStore::new();
-    let runner = |fail: bool| {
-        Runner::new(store.clone())
-            .dependency(Broken(AtomicBool::new(fail)))
-            .units([unit::<Always>()])
-    };
+    let runner = |fail: bool| always(&store, fail);
     runner(false).run().await.unwrap();
     runner(true).run().await.unwrap_err();
 
@@ -478,11 +481,7 @@ async fn status_shows_a_failed_rerun_of_a_run_always_unit() {
 #[tokio::test]
 async fn a_run_always_unit_that_recovers_from_a_failed_rerun_is_recorded_once_more() {
     for store in [MemoryStore::new(), MemoryStore::without_transactions()] {
-        let runner = |fail: bool| {
-            Runner::new(store.clone())
-                .dependency(Broken(AtomicBool::new(fail)))
-                .units([unit::<Always>()])
-        };
+        let runner = |fail: bool| always(&store, fail);
         runner(false).run().await.unwrap();
         runner(true).run().await.unwrap_err();
         runner(false).run().await.unwrap();

@@ -218,6 +218,31 @@ async fn an_empty_units_list_is_an_error_about_that_list() {
 }
 
 #[tokio::test]
+async fn an_active_profile_must_be_a_name() {
+    for profile in ["", "!dev", "dev ops"] {
+        let store = MemoryStore::new();
+        let error = Runner::new(store.clone())
+            .units([unit::<Order9>()])
+            .profiles([profile])
+            .run()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidConfig { option: "profiles", reason }
+                if reason.starts_with(&format!("`{profile}` is not a profile name"))),
+            "{error}"
+        );
+        assert!(store.history().is_empty());
+    }
+    Runner::new(MemoryStore::new())
+        .units([unit::<Order9>()])
+        .profiles(["dev", "prod"])
+        .run()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_empty_default_author_is_rejected() {
     for author in ["", "  \t"] {
         let store = MemoryStore::new();

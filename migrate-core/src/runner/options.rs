@@ -117,6 +117,21 @@ impl Options {
                     .into(),
             });
         }
+        for profile in &self.profiles {
+            if profile.is_empty()
+                || profile.starts_with('!')
+                || profile.chars().any(char::is_whitespace)
+            {
+                errors.push(Error::InvalidConfig {
+                    option: "profiles",
+                    reason: format!(
+                        "`{profile}` is not a profile name: active profiles are non-empty names \
+                         without spaces; `!name` belongs in a unit's profiles, to keep it out of \
+                         a profile"
+                    ),
+                });
+            }
+        }
         errors
     }
 

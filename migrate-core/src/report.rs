@@ -178,7 +178,9 @@ impl fmt::Display for Report {
                 Outcome::Skipped(SkipReason::SystemVersion { version }) => {
                     format!("skipped: system version {version} outside the window")
                 }
-                Outcome::Skipped(SkipReason::Profile) => "skipped: profile not active".to_owned(),
+                Outcome::Skipped(SkipReason::Profile) => {
+                    "skipped: not selected by the active profiles".to_owned()
+                }
                 Outcome::Skipped(SkipReason::AfterTarget { target }) => {
                     format!("not run: ordered after `{target}`")
                 }

@@ -12,7 +12,7 @@ pub(crate) fn skip_text(reason: &SkipReason) -> String {
         SkipReason::SystemVersion { version } => {
             format!("system version {version} outside the window")
         }
-        SkipReason::Profile => "profile not active".into(),
+        SkipReason::Profile => "not selected by the active profiles".into(),
         SkipReason::AfterTarget { target } => format!("ordered after `{target}`"),
     }
 }

@@ -57,6 +57,12 @@ unit!(
     author = "other"
 );
 unit!(Order01, id = "o-01", order = "01");
+unit!(
+    DevNotProd,
+    id = "dev-not-prod",
+    order = "03",
+    profiles = ["dev", "!prod"]
+);
 unit!(Order05, id = "o-05", order = "05");
 unit!(Order9, id = "o-9", order = "9");
 unit!(Order10, id = "o-10", order = "10");
@@ -240,6 +246,21 @@ async fn an_active_profile_must_be_a_name() {
         .run()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_unit_kept_out_of_an_active_profile_is_not_called_inactive() {
+    let plan = Runner::new(MemoryStore::new())
+        .units([unit::<DevNotProd>()])
+        .profiles(["dev", "prod"])
+        .plan()
+        .await
+        .unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains("skip: not selected by the active profiles"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

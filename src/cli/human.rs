@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mongodb::bson::Document;
 
+use super::failure::{Exit, Failure};
 use super::out::{out, outln};
-use super::{json, Done, Entry, Exit, Failure};
+use super::{json, Done, Entry};
 use crate::__private::{format_utc, write_table};
 use crate::batch::{LeftOver, StoredCheckpoint, CHECKPOINT_COLLECTION};
 use crate::{

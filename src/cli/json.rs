@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 use mongodb::bson::{Bson, DateTime, Document};
 use serde_json::{json, Map, Value};
 
+use super::failure::{CorruptLock, Exit, Failure};
 use super::out::outln;
-use super::{CorruptLock, Done, Entry, Exit, Failure};
+use super::{Done, Entry};
 use crate::batch::{LeftOver, StoredCheckpoint};
 use crate::{
     AcceptedChecksum, Decision, Drift, HistoryEntry, Outcome, Plan, ReleaseReason, Report,

@@ -90,21 +90,39 @@ pub(crate) fn before_step_clashes(
     units: &[&'static ChangeUnit],
     default_author: &str,
 ) -> Vec<Error> {
-    let author = |unit: &'static ChangeUnit| unit.declared_author().unwrap_or(default_author);
-    let mut by_key: FxHashMap<(&str, &str), &'static ChangeUnit> =
+    // Only a unit whose id ends with the suffix can clash, and such ids are rare: the others
+    // are not looked at beyond their id, so that a start does not read every unit's generated
+    // code (its names) for nothing.
+    let suffix = BEFORE_SUFFIX.as_bytes();
+    let author = |unit: &'static ChangeUnit| {
+        unit.declared_author_bytes()
+            .unwrap_or(default_author.as_bytes())
+    };
+    let candidates: Vec<&'static ChangeUnit> = units
+        .iter()
+        .copied()
+        .filter(|unit| unit.id_bytes().ends_with(suffix))
+        .collect();
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let mut by_key: FxHashMap<(&[u8], &[u8]), &'static ChangeUnit> =
         hash::map_with_capacity(units.len());
     for &unit in units {
-        by_key.entry((unit.id(), author(unit))).or_insert(unit);
+        by_key
+            .entry((unit.id_bytes(), author(unit)))
+            .or_insert(unit);
     }
-    units
-        .iter()
-        .filter(|unit| unit.before_method().is_some())
-        .filter_map(|&with_before| {
-            let id = format!("{}{BEFORE_SUFFIX}", with_before.id());
-            let clash = *by_key.get(&(id.as_str(), author(with_before)))?;
+    candidates
+        .into_iter()
+        .filter_map(|clash| {
+            let id = clash.id_bytes();
+            let base = &id[..id.len() - suffix.len()];
+            let with_before = *by_key.get(&(base, author(clash)))?;
+            with_before.before_method()?;
             Some(Error::BeforeStepIdClash {
-                id,
-                author: author(with_before).to_owned(),
+                id: clash.id().to_owned(),
+                author: clash.declared_author().unwrap_or(default_author).to_owned(),
                 unit: clash.type_path(),
                 before_of: with_before.id().to_owned(),
                 before_of_type: with_before.type_path(),

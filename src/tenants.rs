@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use mongodb::{Client, Database};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::{Error, Report, Runner};
 
@@ -178,7 +179,9 @@ impl Tenants {
                     break;
                 };
                 let operation = Arc::clone(&operation);
-                running.spawn(async move { (index, operation(db).await) });
+                // Runs of several databases interleave in the log: each says its own.
+                let span = tracing::info_span!("tenant", database = db.name());
+                running.spawn(async move { (index, operation(db).instrument(span).await) });
             }
             let Some(joined) = running.join_next().await else {
                 break;
@@ -224,20 +227,42 @@ impl TenantsError {
 }
 
 impl fmt::Display for TenantsError {
+    /// Names the failed databases and ends with the one whose error is the
+    /// [`source`](std::error::Error::source), so that an error chain reads as that database's
+    /// cause: "the migration failed in 2 of 6 databases (`a`, `b`), first in `a`: ...".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed: Vec<String> = self.failures().map(|(db, _)| format!("`{db}`")).collect();
-        write!(
-            f,
-            "the migration failed in {} of {} databases: {}",
-            failed.len(),
-            self.outcomes.len(),
-            failed.join(", ")
-        )?;
-        let not_run = self.not_run().count();
-        if not_run > 0 {
-            write!(f, "; {not_run} did not start")?;
+        let failed: Vec<&str> = self.failures().map(|(db, _)| db).collect();
+        let total = self.outcomes.len();
+        let not_run = match self.not_run().count() {
+            0 => String::new(),
+            n => format!("{n} did not start"),
+        };
+        match failed.as_slice() {
+            [only] => {
+                write!(
+                    f,
+                    "the migration failed in 1 of {total} databases, `{only}`"
+                )?;
+                if !not_run.is_empty() {
+                    write!(f, " ({not_run})")?;
+                }
+                Ok(())
+            }
+            [first, ..] => {
+                let names: Vec<String> = failed.iter().map(|db| format!("`{db}`")).collect();
+                write!(
+                    f,
+                    "the migration failed in {} of {total} databases ({}",
+                    failed.len(),
+                    names.join(", ")
+                )?;
+                if !not_run.is_empty() {
+                    write!(f, "; {not_run}")?;
+                }
+                write!(f, "), first in `{first}`")
+            }
+            [] => write!(f, "the migration did not complete in {total} databases"),
         }
-        Ok(())
     }
 }
 
@@ -297,7 +322,30 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, Error, TenantOutcome, TenantResult, TenantsError};
+
+    #[test]
+    fn a_tenants_error_ends_with_the_database_its_source_belongs_to() {
+        let outcome = |database: &str, result| TenantOutcome {
+            database: database.to_owned(),
+            result,
+        };
+        let failed =
+            |id: &str| TenantResult::Failed(Error::UnknownChangeUnit { id: id.to_owned() });
+        let error = TenantsError {
+            outcomes: vec![
+                outcome("a", failed("x")),
+                outcome("b", failed("y")),
+                outcome("c", TenantResult::NotRun),
+            ],
+        };
+        assert_eq!(
+            error.to_string(),
+            "the migration failed in 2 of 3 databases (`a`, `b`; 1 did not start), first in `a`"
+        );
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(source.is_some_and(|s| s.contains("`x`")));
+    }
 
     #[test]
     fn globs() {

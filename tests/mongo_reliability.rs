@@ -112,6 +112,33 @@ impl Long {
     }
 }
 
+/// Works for 1.2 s, then writes: past a transaction lifetime of 1 s. Its error is an
+/// `anyhow::Error`, which hides the driver's error from a downcast.
+#[change_unit(id = "late-write", order = "001", author = "reliability")]
+struct LateWrite {
+    db: Database,
+    recorder: Dep<Recorder>,
+}
+
+impl LateWrite {
+    #[execution]
+    async fn execute(&self, session: &mut ClientSession) -> Result {
+        self.recorder.attempt();
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        self.db
+            .collection::<Document>("late")
+            .insert_one(doc! { "written": true })
+            .session(session)
+            .await?;
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
 /// Upserts a document (an `update`, never an `insert`, so a fail point on `insert` hits only
 /// the history); its rollback deletes it.
 #[change_unit(id = "inserted", order = "001", author = "reliability")]
@@ -263,6 +290,47 @@ async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() 
     assert_eq!(recorder.attempts(), 1, "not retried");
     let history = t.history().await;
     assert_eq!(executed_rows(&history, "long"), 0);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_unit_whose_own_write_finds_its_transaction_aged_out_fails_once_and_says_why() {
+    let Some(t) = transactional_db("too_long_write").await else {
+        return;
+    };
+    let _turn = FAIL_POINT.lock().await;
+    // The unit's own insert finds the transaction gone, and the unit returns that error
+    // through `anyhow`.
+    fail_point(
+        &t,
+        doc! { "times": 1 }.into(),
+        doc! {
+            "failCommands": ["insert"],
+            "errorCode": 251,
+            "errorLabels": ["TransientTransactionError"],
+        },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let store = MongoStore::new(&t.db).transaction_lifetime(Duration::from_millis(1000));
+    let error = Runner::new(store)
+        .dependency(recorder.clone())
+        .units([unit::<LateWrite>()])
+        .run()
+        .await
+        .unwrap_err();
+    fail_point_off(&t).await;
+
+    let failure = error.as_execution().expect("the unit failed");
+    assert!(
+        failure
+            .source
+            .downcast_ref::<TransactionTooLong>()
+            .is_some(),
+        "the cause says the transaction was too long: {:#}",
+        anyhow::Error::from(error)
+    );
+    assert_eq!(recorder.attempts(), 1, "not retried");
     t.finish().await;
 }
 

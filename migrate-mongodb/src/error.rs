@@ -270,13 +270,22 @@ pub(crate) fn has_label(error: &(dyn StdError + 'static), label: &str) -> bool {
 }
 
 /// Whether some driver error in the chain of `error` carries one of the server `codes`.
+///
+/// Errors that hide their source, as `anyhow::Error` does once converted into a boxed error,
+/// are matched by the code as the driver's message prints it (`Error code 251 (`).
 pub(crate) fn has_code(error: &(dyn StdError + 'static), codes: &[i32]) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
-        if as_driver_error(e)
-            .and_then(code)
-            .is_some_and(|c| codes.contains(&c))
-        {
+        let coded = match as_driver_error(e) {
+            Some(driver) => code(driver).is_some_and(|c| codes.contains(&c)),
+            None => {
+                let text = e.to_string();
+                codes
+                    .iter()
+                    .any(|c| text.contains(&format!("Error code {c} (")))
+            }
+        };
+        if coded {
             return true;
         }
         current = e.source();

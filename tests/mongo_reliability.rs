@@ -250,18 +250,19 @@ async fn a_cancelled_run_releases_its_lock_on_a_standalone_server() {
     a_cancelled_run_releases_its_lock(Mode::Standalone, "cancelled_sa").await;
 }
 
-#[tokio::test]
-async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() {
-    let Some(t) = transactional_db("too_long").await else {
+/// Runs `unit` with a transaction lifetime of 1 s while the server answers the next
+/// `command` with NoSuchTransaction, as it does once it aborted a transaction for its age:
+/// the unit must fail once, with an error that says why.
+async fn an_aged_out_transaction_fails_once(name: &str, command: &str, unit: &'static ChangeUnit) {
+    let Some(t) = transactional_db(name).await else {
         return;
     };
     let _turn = FAIL_POINT.lock().await;
-    // The server aborts a transaction older than its lifetime; the commit then finds none.
     fail_point(
         &t,
         doc! { "times": 1 }.into(),
         doc! {
-            "failCommands": ["commitTransaction"],
+            "failCommands": [command],
             "errorCode": 251,
             "errorLabels": ["TransientTransactionError"],
         },
@@ -271,7 +272,7 @@ async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() 
     let store = MongoStore::new(&t.db).transaction_lifetime(Duration::from_millis(1000));
     let error = Runner::new(store)
         .dependency(recorder.clone())
-        .units([unit::<Long>()])
+        .units([unit])
         .run()
         .await
         .unwrap_err();
@@ -281,7 +282,7 @@ async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() 
     let too_long = failure
         .source
         .downcast_ref::<TransactionTooLong>()
-        .expect("the cause says the transaction was too long");
+        .unwrap_or_else(|| panic!("the cause says the transaction was too long: {error}"));
     assert_eq!(too_long.lifetime, Duration::from_secs(1));
     assert!(
         too_long.to_string().contains("split the unit"),
@@ -289,49 +290,21 @@ async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() 
     );
     assert_eq!(recorder.attempts(), 1, "not retried");
     let history = t.history().await;
-    assert_eq!(executed_rows(&history, "long"), 0);
+    assert_eq!(executed_rows(&history, unit.id()), 0);
     t.finish().await;
 }
 
 #[tokio::test]
-async fn a_unit_whose_own_write_finds_its_transaction_aged_out_fails_once_and_says_why() {
-    let Some(t) = transactional_db("too_long_write").await else {
-        return;
-    };
-    let _turn = FAIL_POINT.lock().await;
-    // The unit's own insert finds the transaction gone, and the unit returns that error
-    // through `anyhow`.
-    fail_point(
-        &t,
-        doc! { "times": 1 }.into(),
-        doc! {
-            "failCommands": ["insert"],
-            "errorCode": 251,
-            "errorLabels": ["TransientTransactionError"],
-        },
-    )
-    .await;
-    let recorder = Recorder::default();
-    let store = MongoStore::new(&t.db).transaction_lifetime(Duration::from_millis(1000));
-    let error = Runner::new(store)
-        .dependency(recorder.clone())
-        .units([unit::<LateWrite>()])
-        .run()
-        .await
-        .unwrap_err();
-    fail_point_off(&t).await;
+async fn a_transaction_the_server_aborted_for_its_age_fails_once_and_says_why() {
+    // The commit finds the transaction gone.
+    an_aged_out_transaction_fails_once("too_long", "commitTransaction", unit::<Long>()).await;
+}
 
-    let failure = error.as_execution().expect("the unit failed");
-    assert!(
-        failure
-            .source
-            .downcast_ref::<TransactionTooLong>()
-            .is_some(),
-        "the cause says the transaction was too long: {:#}",
-        anyhow::Error::from(error)
-    );
-    assert_eq!(recorder.attempts(), 1, "not retried");
-    t.finish().await;
+#[tokio::test]
+async fn a_unit_whose_own_write_finds_its_transaction_aged_out_fails_once_and_says_why() {
+    // The unit's own insert finds it gone, and the unit returns that error through
+    // `anyhow`, which hides the driver's error from a downcast.
+    an_aged_out_transaction_fails_once("too_long_write", "insert", unit::<LateWrite>()).await;
 }
 
 #[tokio::test]

@@ -308,6 +308,39 @@ async fn a_unit_whose_own_write_finds_its_transaction_aged_out_fails_once_and_sa
 }
 
 #[tokio::test]
+async fn a_recorded_driver_error_leaves_out_the_raw_server_reply() {
+    let Some(t) = transactional_db("raw_reply").await else {
+        return;
+    };
+    let _turn = FAIL_POINT.lock().await;
+    // The unit's insert fails with a command error, which the driver prints with the
+    // server's whole reply as hex.
+    fail_point(
+        &t,
+        doc! { "times": 1 }.into(),
+        doc! { "failCommands": ["insert"], "errorCode": 2 },
+    )
+    .await;
+    let recorder = Recorder::default();
+    let error = runner(&t, &recorder)
+        .units([unit::<Long>()])
+        .run()
+        .await
+        .unwrap_err();
+    fail_point_off(&t).await;
+    assert!(error.as_execution().is_some(), "{error}");
+
+    let history = t.history().await;
+    let trace = history
+        .iter()
+        .find_map(|e| e.get_str("errorTrace").ok())
+        .expect("the failure is recorded");
+    assert!(trace.contains("Error code 2 "), "{trace}");
+    assert!(!trace.contains("RawDocumentBuf"), "{trace}");
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn a_commit_that_keeps_reporting_an_error_although_it_committed_is_not_applied_twice() {
     let Some(t) = transactional_db("committed_anyway").await else {
         return;

@@ -4,7 +4,7 @@
 pub use linkme;
 
 pub use crate::ids::format_utc;
-pub use crate::text::write_table;
+pub use crate::text::{without_raw_replies, write_table};
 
 pub use crate::inject::{Dependencies, Inject, InjectSession, Requirement};
 pub use crate::registry::{DescribeChangeLog, DescribeUnit, CHANGE_UNITS};

@@ -312,11 +312,15 @@ pub struct NotRecorded {
 pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
+    /// Each error's message, without the raw server replies of driver errors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let text = |error: &dyn std::error::Error| {
+            crate::text::without_raw_replies(&error.to_string()).into_owned()
+        };
+        f.write_str(&text(self.0))?;
         let mut source = self.0.source();
         while let Some(error) = source {
-            write!(f, ": {error}")?;
+            write!(f, ": {}", text(error))?;
             source = error.source();
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! Plain-text rendering shared by the `Display` impls: aligned tables, skip reasons.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::report::{RunStatus, SkipReason};
@@ -15,6 +16,29 @@ pub(crate) fn skip_text(reason: &SkipReason) -> String {
         SkipReason::Profile => "not selected by the active profiles".into(),
         SkipReason::AfterTarget { target } => format!("ordered after `{target}`"),
     }
+}
+
+/// `text` without the raw server replies that the MongoDB driver prints in its errors'
+/// messages (`, server response: Some(RawDocumentBuf { data: "2b01…" })`): hundreds of hex
+/// digits that say nothing to a reader of a log or of a recorded error.
+pub fn without_raw_replies(text: &str) -> Cow<'_, str> {
+    const START: &str = ", server response: Some(RawDocumentBuf { data: \"";
+    const END: &str = "\" })";
+    if !text.contains(START) {
+        return Cow::Borrowed(text);
+    }
+    let mut kept = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(START) {
+        kept.push_str(&rest[..at]);
+        let reply = &rest[at + START.len()..];
+        rest = match reply.find(END) {
+            Some(end) => &reply[end + END.len()..],
+            None => "",
+        };
+    }
+    kept.push_str(rest);
+    Cow::Owned(kept)
 }
 
 /// Why a lock was released by hand, in words, for logs.
@@ -61,4 +85,22 @@ pub fn write_table(f: &mut fmt::Formatter<'_>, rows: &[Vec<String>]) -> fmt::Res
         writeln!(f, "{}", line.trim_end())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_raw_replies;
+
+    #[test]
+    fn raw_server_replies_are_left_out() {
+        let driver = "Kind: Command failed: Error code 2 (BadValue): no, labels: {}, source: \
+                      None, server response: Some(RawDocumentBuf { data: \"2b0100\" })";
+        assert_eq!(
+            without_raw_replies(driver),
+            "Kind: Command failed: Error code 2 (BadValue): no, labels: {}, source: None"
+        );
+        let twice = format!("{driver}: {driver}");
+        assert!(!without_raw_replies(&twice).contains("RawDocumentBuf"));
+        assert_eq!(without_raw_replies("plain"), "plain");
+    }
 }

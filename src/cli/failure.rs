@@ -6,6 +6,7 @@ use std::fmt;
 use mongodb::Database;
 
 use super::human;
+use crate::__private::without_raw_replies;
 use crate::Error;
 
 /// The process exit codes.
@@ -76,9 +77,11 @@ impl Failure {
         }
     }
 
-    /// The error's causes, outermost first.
-    pub(super) fn causes(&self) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+    /// The messages of the error's causes, outermost first, without the raw server replies
+    /// the driver's errors print.
+    pub(super) fn causes(&self) -> impl Iterator<Item = String> + '_ {
         std::iter::successors(self.error.source(), |e| (*e).source())
+            .map(|e| without_raw_replies(&e.to_string()).into_owned())
     }
 }
 

@@ -381,7 +381,7 @@ fn row(entry: &Entry) -> (&'static str, Option<usize>, Option<usize>, String) {
             let mut error = failure.error.to_string();
             for cause in failure.causes() {
                 error.push_str(": ");
-                error.push_str(&cause.to_string());
+                error.push_str(&cause);
             }
             (outcome, Some(counts.applied), counts.pending, error)
         }

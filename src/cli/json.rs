@@ -376,7 +376,7 @@ pub(super) fn accepted(accepted: &[AcceptedChecksum]) -> Value {
 
 /// The object printed in place of `command`'s when it fails.
 pub(super) fn failure(command: &str, failure: &Failure) -> Value {
-    let causes: Vec<String> = failure.causes().map(|e| e.to_string()).collect();
+    let causes: Vec<String> = failure.causes().collect();
     let mut value = json!({
         "command": command,
         "exit_code": failure.exit as u8,

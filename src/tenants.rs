@@ -9,6 +9,7 @@ use mongodb::{Client, Database};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+use crate::__private::without_raw_replies;
 use crate::{Error, Report, Runner};
 
 /// The default number of databases migrated at once.
@@ -281,7 +282,7 @@ fn chain(error: &Error) -> String {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         text.push_str(": ");
-        text.push_str(&cause.to_string());
+        text.push_str(&without_raw_replies(&cause.to_string()));
         source = cause.source();
     }
     text

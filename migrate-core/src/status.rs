@@ -142,9 +142,9 @@ impl Status {
                 let id = planned.unit.id();
                 let newest_row = newest.get(&(id, &planned.author));
                 let state = match (executed.executed(id, &planned.author), newest_row) {
-                    // A `run_always` unit runs again on every run, and only its failures are
-                    // recorded after its first execution: a failure newer than that is its
-                    // state.
+                    // A `run_always` unit runs again on every run; after its first execution
+                    // only its failures, and the first success after one, are recorded. So
+                    // its newest row is its state when that row is a failure.
                     (Some(entry), Some(row))
                         if planned.unit.run_always()
                             && row.timestamp > entry.timestamp

@@ -47,10 +47,13 @@ pub struct UnitStatus {
     /// Whether it is pending while a unit ordered after it is applied: it will run after
     /// units that were meant to follow it.
     pub out_of_order: bool,
-    /// The units that run after this one although their numeric orders are smaller than its
-    /// own (ids, in run order): orders compare as text, so `"10"` runs before `"9"`. Empty
-    /// unless numeric orders of different widths are mixed; pad them to one width.
+    /// The first three units that run after this one although their numeric orders are
+    /// smaller than its own (ids, in run order): orders compare as text, so `"10"` runs
+    /// before `"9"`. Empty unless numeric orders of different widths are mixed; pad them to
+    /// one width.
     pub runs_before_smaller_orders: Vec<String>,
+    /// How many units run after this one although their numeric orders are smaller.
+    pub runs_before_smaller_count: usize,
 }
 
 /// The recorded state of a unit.
@@ -123,13 +126,14 @@ impl Status {
         }));
         let ordered: Vec<_> = plan.units().iter().map(|p| p.unit).collect();
         // Keyed by the unit's address: ids are unique only together with the author.
-        let mut inversions: HashMap<*const ChangeUnit, Vec<String>> = order_inversions(&ordered)
-            .into_iter()
-            .map(|(early, late)| {
-                let late = late.iter().map(|unit| unit.id().to_owned()).collect();
-                (std::ptr::from_ref(early), late)
-            })
-            .collect();
+        let mut inversions: HashMap<*const ChangeUnit, (Vec<String>, usize)> =
+            order_inversions(&ordered)
+                .into_iter()
+                .map(|inversion| {
+                    let late = inversion.shown.iter().map(|u| u.id().to_owned()).collect();
+                    (std::ptr::from_ref(inversion.early), (late, inversion.count))
+                })
+                .collect();
         let last_applied = plan
             .units()
             .iter()
@@ -181,6 +185,9 @@ impl Status {
                     },
                 };
                 let pending = planned.decision == Decision::Run;
+                let (runs_before_smaller_orders, runs_before_smaller_count) = inversions
+                    .remove(&std::ptr::from_ref(planned.unit))
+                    .unwrap_or_default();
                 UnitStatus {
                     id: id.to_owned(),
                     author: planned.author.clone().into_owned(),
@@ -191,9 +198,8 @@ impl Status {
                     run_always: planned.unit.run_always(),
                     drift: planned.drift.clone(),
                     out_of_order: pending && last_applied.is_some_and(|last| position < last),
-                    runs_before_smaller_orders: inversions
-                        .remove(&std::ptr::from_ref(planned.unit))
-                        .unwrap_or_default(),
+                    runs_before_smaller_orders,
+                    runs_before_smaller_count,
                 }
             })
             .collect();
@@ -332,13 +338,20 @@ impl UnitStatus {
             parts.push("ordered before an applied unit".into());
         }
         if !self.runs_before_smaller_orders.is_empty() {
+            let mut units = self
+                .runs_before_smaller_orders
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = self
+                .runs_before_smaller_count
+                .saturating_sub(self.runs_before_smaller_orders.len());
+            if more > 0 {
+                units.push_str(&format!(" and {more} more"));
+            }
             parts.push(format!(
-                "runs before {} although its order is larger (pad orders to one width)",
-                self.runs_before_smaller_orders
-                    .iter()
-                    .map(|id| format!("`{id}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "runs before {units} although its order is larger (pad orders to one width)"
             ));
         }
         parts.join("; ")

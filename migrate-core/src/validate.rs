@@ -191,48 +191,55 @@ fn mixed_width_orders(units: &[&'static ChangeUnit], validation: &mut Validation
     let inversions = order_inversions(units);
     let Some(width) = inversions
         .iter()
-        .flat_map(|(early, late)| std::iter::once(early).chain(late))
+        .flat_map(|inversion| std::iter::once(&inversion.early).chain(&inversion.shown))
         .map(|unit| unit.order().len())
         .max()
     else {
         return;
     };
-    for (early, late) in inversions {
+    for inversion in inversions {
         validation.push(
             Severity::Warning,
-            Some(early.id()),
+            Some(inversion.early.id()),
             format!(
                 "order `{}` runs before {}: orders compare as text, so numbers of different \
                  widths run out of numeric order; pad them to one width (`{:0width$}`)",
-                early.order(),
-                listed(&late),
-                late[0].order().parse::<u128>().unwrap_or_default(),
+                inversion.early.order(),
+                listed(&inversion),
+                inversion.shown[0]
+                    .order()
+                    .parse::<u128>()
+                    .unwrap_or_default(),
             ),
         );
     }
 }
 
-/// `` `9` (unit `nine`), `8` (unit `eight`) and 2 more ``: at most three units by order and id.
-fn listed(units: &[&ChangeUnit]) -> String {
-    const SHOWN: usize = 3;
-    let mut text = units
+/// `` `9` (unit `nine`), `8` (unit `eight`) and 2 more ``: the units shown, by order and id.
+fn listed(inversion: &Inversion<'_>) -> String {
+    let mut text = inversion
+        .shown
         .iter()
-        .take(SHOWN)
         .map(|unit| format!("`{}` (unit `{}`)", unit.order(), unit.id()))
         .collect::<Vec<_>>()
         .join(", ");
-    if units.len() > SHOWN {
-        text.push_str(&format!(" and {} more", units.len() - SHOWN));
+    if inversion.count > inversion.shown.len() {
+        text.push_str(&format!(
+            " and {} more",
+            inversion.count - inversion.shown.len()
+        ));
     }
     text
 }
 
 /// Every unit with a numeric order (digits only) that runs before units whose numbers are
-/// smaller, with those units: orders compare as text, so `"10"` runs before `"9"`. Both in
-/// run order; system units are left out (they run first anyway).
-pub(crate) fn order_inversions<'u>(
-    units: &[&'u ChangeUnit],
-) -> Vec<(&'u ChangeUnit, Vec<&'u ChangeUnit>)> {
+/// smaller, with the first [`INVERSIONS_SHOWN`] of those units and how many there are:
+/// orders compare as text, so `"10"` runs before `"9"`. Both in run order; system units are
+/// left out (they run first anyway).
+///
+/// The smallest number after each unit is computed once, so a unit that runs before no
+/// smaller number costs one comparison; only those that do are compared with the rest.
+pub(crate) fn order_inversions<'u>(units: &[&'u ChangeUnit]) -> Vec<Inversion<'u>> {
     let mut numbered: Vec<(u128, &'u ChangeUnit)> = units
         .iter()
         .filter(|unit| !unit.is_system())
@@ -243,18 +250,41 @@ pub(crate) fn order_inversions<'u>(
         })
         .collect();
     numbered.sort_by(|(_, a), (_, b)| a.sort_key().cmp(&b.sort_key()));
+    // smallest_after[i]: the smallest number among the units after the i-th.
+    let mut smallest_after = vec![u128::MAX; numbered.len()];
+    for at in (0..numbered.len().saturating_sub(1)).rev() {
+        smallest_after[at] = smallest_after[at + 1].min(numbered[at + 1].0);
+    }
     numbered
         .iter()
         .enumerate()
-        .filter_map(|(at, &(value, early))| {
-            let late: Vec<_> = numbered[at + 1..]
+        .filter(|&(at, &(value, _))| smallest_after[at] < value)
+        .map(|(at, &(value, early))| {
+            let mut late = numbered[at + 1..]
                 .iter()
                 .filter(|(later, _)| *later < value)
-                .map(|&(_, unit)| unit)
-                .collect();
-            (!late.is_empty()).then_some((early, late))
+                .map(|&(_, unit)| unit);
+            let shown: Vec<_> = late.by_ref().take(INVERSIONS_SHOWN).collect();
+            let count = shown.len() + late.count();
+            Inversion {
+                early,
+                shown,
+                count,
+            }
         })
         .collect()
+}
+
+/// How many of the units a unit runs before are named.
+pub(crate) const INVERSIONS_SHOWN: usize = 3;
+
+/// A unit that runs before units with smaller numeric orders ([`order_inversions`]).
+pub(crate) struct Inversion<'u> {
+    pub(crate) early: &'u ChangeUnit,
+    /// The first of those units, in run order.
+    pub(crate) shown: Vec<&'u ChangeUnit>,
+    /// How many there are.
+    pub(crate) count: usize,
 }
 
 impl fmt::Display for Validation {

@@ -68,6 +68,9 @@ unit!(Order9, id = "o-9", order = "9");
 unit!(Order10, id = "o-10", order = "10");
 unit!(Order11, id = "o-11", order = "11");
 unit!(Order12, id = "o-12", order = "12");
+unit!(Order2, id = "o-2", order = "2");
+unit!(Order3, id = "o-3", order = "3");
+unit!(Order4, id = "o-4", order = "4");
 
 /// A unit with a before-step, whose history id is `x_before`.
 #[change_unit(id = "x", order = "001")]
@@ -402,6 +405,38 @@ async fn status_is_not_up_to_date_while_a_run_would_refuse_the_history() {
 }
 
 // ---------------------------------------------------------------- orders
+
+#[tokio::test]
+async fn a_unit_that_runs_before_many_smaller_orders_names_the_first_three() {
+    let units = [
+        unit::<Order10>(),
+        unit::<Order2>(),
+        unit::<Order3>(),
+        unit::<Order4>(),
+        unit::<Order9>(),
+    ];
+    let runner = || Runner::new(MemoryStore::new()).units(units);
+    let validation = runner().validate();
+    let warning = validation
+        .warnings()
+        .find(|f| f.unit.as_deref() == Some("o-10"))
+        .expect("`10` runs before smaller numbers");
+    assert!(
+        warning.message.contains(
+            "runs before `2` (unit `o-2`), `3` (unit `o-3`), `4` (unit `o-4`) and 1 more"
+        ),
+        "{validation}"
+    );
+    let status = runner().status().await.unwrap();
+    let ten = status.unit("o-10").unwrap();
+    assert_eq!(ten.runs_before_smaller_orders, ["o-2", "o-3", "o-4"]);
+    assert_eq!(ten.runs_before_smaller_count, 4);
+    assert!(
+        ten.detail()
+            .contains("runs before `o-2`, `o-3`, `o-4` and 1 more"),
+        "{status}"
+    );
+}
 
 #[tokio::test]
 async fn every_numeric_order_that_runs_before_a_smaller_one_is_flagged() {

@@ -450,8 +450,15 @@ async fn a_transaction_left_open_on_the_lock_bounds_the_wait_and_then_releases_i
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, Error::Locked { owner, expires_at: None } if owner == "an open transaction"),
+        matches!(&error, Error::Locked { owner, expires_at: None }
+            if owner.starts_with("an open transaction of a runner")),
         "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("the migration lock is held by an open transaction of a runner"),
+        "a description, not an owner id in backticks: {error}"
     );
     assert_eq!(recorder.attempts(), 0);
 

@@ -128,9 +128,10 @@ pub enum Error {
     },
 
     /// Another runner held the lock for longer than `lock_quit_trying_after`.
-    #[error("the migration lock is held by `{owner}`{} and could not be acquired in time", match .expires_at { Some(t) => format!(" until {}", DisplayTime(*t)), None => String::new() })]
+    #[error("the migration lock is held by {} and could not be acquired in time", match .expires_at { Some(t) => format!("`{owner}` until {}", DisplayTime(*t)), None => owner.clone() })]
     Locked {
-        /// The holder.
+        /// The holder: its owner id when `expires_at` is known, else who holds it in words
+        /// (`another runner`, or an open transaction of a runner that stopped inside it).
         owner: String,
         /// When the holder's lease ends, when known.
         expires_at: Option<SystemTime>,

@@ -193,7 +193,7 @@ impl Holder {
                 expires_at: None,
             },
             Holder::Transaction => Error::Locked {
-                owner: "an open transaction".into(),
+                owner: Holder::Transaction.to_string(),
                 expires_at: None,
             },
         }

@@ -95,6 +95,48 @@ impl BumpCounters {
     }
 }
 
+/// The last progress [`FlagCounters`] reported, as (done, total), and what its batch changed.
+static FLAG_PROGRESS: std::sync::Mutex<Option<(u64, Option<u64>, u64)>> =
+    std::sync::Mutex::new(None);
+
+/// Sets `flag` on every counter through a checkpoint; counters that have it already match
+/// but do not change.
+#[change_unit(
+    id = "flag-counters",
+    order = "001",
+    author = "batches",
+    transactional = false
+)]
+struct FlagCounters {
+    db: Database,
+}
+
+impl FlagCounters {
+    #[execution]
+    async fn execute(&self, context: &RunContext) -> Result {
+        let last = Arc::new(std::sync::Mutex::new((0, None)));
+        let seen = Arc::clone(&last);
+        let report = BatchUpdate::new(
+            &self.db.collection::<Document>("counters"),
+            doc! {},
+            doc! { "$set": { "flag": true } },
+        )
+        .checkpointed()
+        .batch_size(BATCH)
+        .on_progress(move |p| *seen.lock().unwrap() = (p.done, p.total))
+        .run(context)
+        .await?;
+        let (done, total) = *last.lock().unwrap();
+        *FLAG_PROGRESS.lock().unwrap() = Some((done, total, report.changed));
+        Ok(())
+    }
+
+    #[rollback_execution]
+    async fn rollback(&self) -> Result {
+        Ok(())
+    }
+}
+
 /// Set while [`BumpThenStall`] should stop after its batches, before it returns.
 static STALL: AtomicBool = AtomicBool::new(true);
 /// Set once [`BumpThenStall`] has finished its batches and stalls.
@@ -576,6 +618,37 @@ async fn a_checkpointed_batch_resumes_and_removes_its_checkpoint() -> Result {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpointed_batch_changes_ids_of_every_type() -> Result {
     a_checkpointed_batch_survives_kills("batch_mixed_checkpoint", Ids::Mixed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpointed_progress_counts_the_documents_walked() -> Result {
+    let Some(t) = transactional_db("batch_progress_walked").await else {
+        return Ok(());
+    };
+    seed(&t, "counters").await;
+    t.collection("counters")
+        .update_many(
+            doc! { "_id": { "$mod": [2, 0] } },
+            doc! { "$set": { "flag": true } },
+        )
+        .await?;
+    Runner::new(&t.db)
+        .units([FlagCounters::change_unit()])
+        .run()
+        .await?;
+    let (done, total, changed) = FLAG_PROGRESS.lock().unwrap().expect("the unit ran");
+    assert_eq!(
+        (done, total),
+        (DOCUMENTS as u64, Some(DOCUMENTS as u64)),
+        "progress reaches its total, although half the documents needed no change"
+    );
+    assert_eq!(
+        changed,
+        DOCUMENTS as u64 / 2,
+        "the report counts the changes"
+    );
+    t.finish().await;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

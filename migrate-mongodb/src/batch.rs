@@ -172,6 +172,7 @@ impl BatchUpdate {
             total,
             done_before: 0,
             changed: 0,
+            walked: 0,
             batches: 0,
         };
         let resumed = match &self.checkpoint {
@@ -203,9 +204,12 @@ struct Walk<'a> {
     namespace: String,
     started: Instant,
     total: u64,
-    /// Documents earlier runs changed (from the checkpoint).
+    /// Documents earlier runs walked (from the checkpoint).
     done_before: u64,
+    /// Documents this run changed.
     changed: u64,
+    /// Documents this run's batches matched, changed or not.
+    walked: u64,
     batches: u64,
 }
 
@@ -226,7 +230,7 @@ impl Walk<'_> {
                 .update_many(selected, self.update.update.clone())
                 .await
                 .map_err(|e| self.failed("changing a batch", e))?;
-            self.batch_done(result.modified_count);
+            self.batch_done(result.modified_count, result.matched_count);
             after = Some(last);
         }
     }
@@ -342,13 +346,16 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn batch_done(&mut self, changed: u64) {
+    /// Counts a batch that changed `changed` of the `walked` documents it matched: progress
+    /// counts the documents walked, as the total counts those the filter matched.
+    fn batch_done(&mut self, changed: u64, walked: u64) {
         self.changed += changed;
+        self.walked += walked;
         self.batches += 1;
         let progress = Progress {
-            done: self.done_before + self.changed,
+            done: self.done_before + self.walked,
             total: Some(self.total),
-            done_now: self.changed,
+            done_now: self.walked,
             elapsed: self.started.elapsed(),
         };
         if let Some(f) = &self.update.on_progress {

@@ -22,6 +22,10 @@ pub struct StoredCheckpoint {
     pub last_id: Option<Bson>,
     /// Documents changed by every run so far.
     pub done: u64,
+    /// Documents the batches of every run so far matched, changed or not: what progress
+    /// counts against the documents the filter matched (`done` for checkpoints written
+    /// before it was kept).
+    pub walked: u64,
     /// Whether the work is done and the checkpoint waits for its unit to be recorded. One
     /// that stays complete outlived its cleanup (the process stopped after the record).
     pub complete: bool,
@@ -35,6 +39,12 @@ pub struct StoredCheckpoint {
 
 impl StoredCheckpoint {
     fn from_document(stored: &Document) -> Self {
+        let count = |field| {
+            stored
+                .get_i64(field)
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+        };
         StoredCheckpoint {
             name: match stored.get("_id") {
                 Some(Bson::String(name)) => name.clone(),
@@ -43,11 +53,8 @@ impl StoredCheckpoint {
             },
             namespace: stored.get_str("namespace").ok().map(str::to_owned),
             last_id: stored.get("lastId").cloned(),
-            done: stored
-                .get_i64("done")
-                .ok()
-                .and_then(|d| u64::try_from(d).ok())
-                .unwrap_or(0),
+            done: count("done").unwrap_or(0),
+            walked: count("walked").or_else(|| count("done")).unwrap_or(0),
             complete: stored.get_bool("complete").unwrap_or(false),
             execution_id: stored.get_str("executionId").ok().map(str::to_owned),
             change_id: stored.get_str("changeId").ok().map(str::to_owned),
@@ -138,7 +145,7 @@ impl Walk<'_> {
         };
         let resumed = stored.is_some();
         let mut checkpoint = stored.unwrap_or_default();
-        self.done_before = checkpoint.done;
+        self.done_before = checkpoint.walked;
         let client = self.update.collection.client().clone();
         let mut session = client
             .start_session()
@@ -158,8 +165,8 @@ impl Walk<'_> {
                         last: &last,
                     };
                     match self.commit_batch(&mut session, batch, selected).await? {
-                        Some(changed) => {
-                            self.batch_done(changed);
+                        Some((changed, walked)) => {
+                            self.batch_done(changed, walked);
                             checkpoint.last_id = Some(last);
                             true
                         }
@@ -191,7 +198,7 @@ impl Walk<'_> {
                             ),
                         )
                     })?;
-                self.done_before = checkpoint.done.saturating_sub(self.changed);
+                self.done_before = checkpoint.walked.saturating_sub(self.walked);
             }
         }
         let name = name.to_owned();
@@ -270,14 +277,14 @@ impl Walk<'_> {
     /// Applies one batch and advances the checkpoint from `batch.after` in one transaction,
     /// retrying transient failures for the run's retry deadline (longer, by default, than the
     /// 60 s a server keeps a transaction that a stopped run left open on these documents).
-    /// Returns the documents changed, or `None` (and changes nothing) if the checkpoint no
-    /// longer ends at `batch.after`.
+    /// Returns the documents changed and those matched, or `None` (and changes nothing) if
+    /// the checkpoint no longer ends at `batch.after`.
     async fn commit_batch(
         &self,
         session: &mut ClientSession,
         batch: Batch<'_>,
         selected: Document,
-    ) -> Result<Option<u64>, RunError> {
+    ) -> Result<Option<(u64, u64)>, RunError> {
         let mut backoff = self.context.backoff();
         loop {
             let attempt = async {
@@ -294,7 +301,10 @@ impl Walk<'_> {
                         checkpoint_filter(batch.name, batch.after),
                         doc! {
                             "$set": self.stamped(doc! { "lastId": batch.last.clone() }),
-                            "$inc": { "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX) },
+                            "$inc": {
+                                "done": i64::try_from(result.modified_count).unwrap_or(i64::MAX),
+                                "walked": i64::try_from(result.matched_count).unwrap_or(i64::MAX),
+                            },
                         },
                     )
                     // The first batch creates the checkpoint; later ones find it.
@@ -305,11 +315,11 @@ impl Walk<'_> {
                     return Ok(None);
                 }
                 session.commit_transaction().await?;
-                Ok::<_, mongodb::error::Error>(Some(result.modified_count))
+                Ok::<_, mongodb::error::Error>(Some((result.modified_count, result.matched_count)))
             }
             .await;
             match attempt {
-                Ok(Some(changed)) => return Ok(Some(changed)),
+                Ok(Some(counts)) => return Ok(Some(counts)),
                 Ok(None) => {
                     let _ = session.abort_transaction().await;
                     return Ok(None);

@@ -60,17 +60,6 @@ impl BackfillPeople {
     }
 }
 
-/// Increments every counter once: no filter becomes false, so it walks a checkpoint.
-#[change_unit(
-    id = "bump-counters",
-    order = "002",
-    author = "batches",
-    transactional = false
-)]
-struct BumpCounters {
-    db: Database,
-}
-
 /// The checkpointed update the counter units share: `$inc` on every counter.
 fn bump_every_counter(db: &Database) -> BatchUpdate {
     BatchUpdate::new(
@@ -82,18 +71,44 @@ fn bump_every_counter(db: &Database) -> BatchUpdate {
     .batch_size(BATCH)
 }
 
-impl BumpCounters {
-    #[execution]
-    async fn execute(&self, context: &RunContext) -> Result {
-        bump_every_counter(&self.db).run(context).await?;
-        Ok(())
-    }
+/// Declares a unit whose execution increments every counter once through
+/// [`bump_every_counter`], and whose rollback does nothing.
+macro_rules! bump_unit {
+    ($(#[$doc:meta])* $name:ident, id = $id:literal $(, $key:ident = $value:tt)*) => {
+        $(#[$doc])*
+        #[change_unit(id = $id, author = "batches", transactional = false $(, $key = $value)*)]
+        struct $name {
+            db: Database,
+        }
 
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
+        impl $name {
+            #[execution]
+            async fn execute(&self, context: &RunContext) -> Result {
+                bump_every_counter(&self.db).run(context).await?;
+                Ok(())
+            }
+
+            #[rollback_execution]
+            async fn rollback(&self) -> Result {
+                Ok(())
+            }
+        }
+    };
 }
+
+bump_unit!(
+    /// Increments every counter once: no filter becomes false, so it walks a checkpoint.
+    BumpCounters,
+    id = "bump-counters",
+    order = "002"
+);
+bump_unit!(
+    /// Increments every counter once each run.
+    BumpAlways,
+    id = "bump-always",
+    order = "001",
+    run_always = true
+);
 
 /// The last progress [`FlagCounters`] reported, as (done, total), and what its batch changed.
 static FLAG_PROGRESS: std::sync::Mutex<Option<(u64, Option<u64>, u64)>> =
@@ -258,31 +273,6 @@ impl BumpAlwaysThenStall {
             RAN_AGAIN.fetch_add(1, Ordering::SeqCst);
         }
         bump_after_a_stall(&self.db, context, &STALL_AFTER_RERUN, &STALLED_AFTER_RERUN).await
-    }
-
-    #[rollback_execution]
-    async fn rollback(&self) -> Result {
-        Ok(())
-    }
-}
-
-/// Increments every counter once each run.
-#[change_unit(
-    id = "bump-always",
-    order = "001",
-    author = "batches",
-    transactional = false,
-    run_always = true
-)]
-struct BumpAlways {
-    db: Database,
-}
-
-impl BumpAlways {
-    #[execution]
-    async fn execute(&self, context: &RunContext) -> Result {
-        bump_every_counter(&self.db).run(context).await?;
-        Ok(())
     }
 
     #[rollback_execution]

@@ -9,7 +9,7 @@ use mongodb::{Client, Database};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::__private::without_raw_replies;
+use crate::__private::Chain;
 use crate::{Error, Report, Runner};
 
 /// The default number of databases migrated at once.
@@ -195,7 +195,7 @@ impl Tenants {
             results[index] = match result {
                 Ok(value) => TenantResult::Done(value),
                 Err(error) => {
-                    tracing::error!(database = %names[index], error = %chain(&error), "migration failed in this database");
+                    tracing::error!(database = %names[index], error = %Chain(&error), "migration failed in this database");
                     stopped |= self.fail_fast;
                     TenantResult::Failed(error)
                 }
@@ -274,18 +274,6 @@ impl std::error::Error for TenantsError {
             .next()
             .map(|(_, error)| error as &(dyn std::error::Error + 'static))
     }
-}
-
-/// `error` and its sources, `: `-separated, for the log.
-fn chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&without_raw_replies(&cause.to_string()));
-        source = cause.source();
-    }
-    text
 }
 
 fn driver_error(error: mongodb::error::Error) -> migrate_mongodb::DriverError {

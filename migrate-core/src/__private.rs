@@ -3,6 +3,7 @@
 
 pub use linkme;
 
+pub use crate::error::Chain;
 pub use crate::ids::format_utc;
 pub use crate::text::{without_raw_replies, write_table};
 

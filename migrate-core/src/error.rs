@@ -310,7 +310,7 @@ pub struct NotRecorded {
 
 /// Displays an error followed by its `source()` chain, `: `-separated: for logs and history
 /// traces, where there is no reporter to walk the chain.
-pub(crate) struct Chain<'a>(pub(crate) &'a (dyn std::error::Error + 'static));
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
     /// Each error's message, without the raw server replies of driver errors.
